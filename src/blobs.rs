@@ -1,0 +1,166 @@
+//! A content-addressed blob directory (`blobs/sha256/<hex>`, image-spec image-layout.md). Every blob is written to
+//! a temporary name in the same directory and renamed to its digest only when complete, so a reader never sees a
+//! partial blob under a digest name.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, DigestWriter};
+use crate::error::{Error, Result};
+
+pub struct BlobStore {
+    /// The layout root: the directory holding `blobs/`.
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the blob directory of the layout rooted at `root`.
+    pub fn open(root: &Path) -> Result<BlobStore> {
+        let dir = root.join("blobs").join("sha256");
+        fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        Ok(BlobStore {
+            root: root.to_path_buf(),
+            dir,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Starts a blob whose digest is known only at the end.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let temp = tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| Error::io("cannot create a blob in", &self.dir, e))?;
+        let (file, path) = temp.into_parts();
+        Ok(BlobWriter {
+            writer: DigestWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            temp: path,
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// Stores a small blob (a config, a manifest) given whole.
+    pub fn put(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
+        let mut writer = self.writer()?;
+        writer
+            .write_all(bytes)
+            .map_err(|e| Error::io("cannot write a blob in", &self.dir, e))?;
+        writer.commit()
+    }
+
+    /// Puts the blob `digest` of `from` into this store: a hardlink where the file system allows, else a copy.
+    pub fn import(&self, from: &BlobStore, digest: &Digest) -> Result<()> {
+        let target = self.path(digest);
+        if target.is_file() {
+            return Ok(());
+        }
+        let source = from.path(digest);
+        let temp = self
+            .dir
+            .join(format!(".import-{}-{}", std::process::id(), digest.hex()));
+        let _ = fs::remove_file(&temp);
+        if fs::hard_link(&source, &temp).is_err() {
+            fs::copy(&source, &temp).map_err(|e| Error::io("cannot copy blob to", &temp, e))?;
+        }
+        fs::rename(&temp, &target).map_err(|e| Error::io("cannot store blob", &target, e))
+    }
+
+    /// The digests of every complete blob in the store.
+    pub fn digests(&self) -> Result<Vec<Digest>> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| Error::io("cannot read", &self.dir, e))?;
+        let mut digests: Vec<Digest> = entries
+            .filter_map(|e| {
+                format!("sha256:{}", e.ok()?.file_name().to_str()?)
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        digests.sort();
+        Ok(digests)
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.path(digest);
+        File::open(&path).map_err(|e| Error::io("cannot open blob", &path, e))
+    }
+
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read blob", self.path(digest), e))?;
+        Ok(bytes)
+    }
+}
+
+/// A blob being written; dropped without [`BlobWriter::commit`], its temporary file is removed.
+pub struct BlobWriter {
+    writer: DigestWriter<BufWriter<File>>,
+    temp: tempfile::TempPath,
+    dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Flushes, names the blob by its digest and returns the digest and size.
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let (buffered, digest, size) = self.writer.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(|e| Error::io("cannot write blob in", &self.dir, e.into_error()))?;
+        // Blobs are content for every user of the layout, not private temporary files (tempfile makes them 0600).
+        file.set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io("cannot chmod", &self.temp, e))?;
+        drop(file);
+        let target = self.dir.join(digest.hex());
+        self.temp
+            .persist(&target)
+            .map_err(|e| Error::io("cannot store blob", &target, e.error))?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_are_named_by_digest_and_partial_ones_vanish() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (digest, size) = store.put(b"{}").unwrap();
+        assert_eq!((digest.clone(), size), (Digest::of(b"{}"), 2));
+        assert_eq!(store.read(&digest).unwrap(), b"{}");
+        let mut abandoned = store.writer().unwrap();
+        abandoned.write_all(b"half").unwrap();
+        drop(abandoned);
+        let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(digest.hex())]);
+    }
+}

@@ -1,0 +1,161 @@
+//! Command-line definitions (clap types only, no I/O). Every flag is defined once here with its documentation;
+//! `--help` is generated from it.
+
+use clap::{Args, Parser, Subcommand};
+
+use imgcraft::arch::Platform;
+use imgcraft::compression::LayerCompression;
+use imgcraft::reference::{ImageName, ImageRef};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rootfs2image",
+    version,
+    about = "Turn a root filesystem (a tarball or a directory) into an exact, reproducible container image",
+    long_about = "Turn a root filesystem (a tarball or a directory) into an exact, reproducible container image.\n\n\
+        The input is a tar archive (plain, gzip, xz, zstd or bzip2, recognised by content), a directory, or `-` for \
+        standard input. The output is an OCI image layout, or one archive that `docker load`, `podman load` and \
+        skopeo all accept.",
+    after_help = "Examples:\n  \
+        rootfs2image core-image-minimal-qemuarm64.rootfs.tar.zst --arch arm64 --tag myorg/minimal:1.0\n  \
+        rootfs2image rootfs.tar.gz -o oci:layout:1.0 -o docker-archive:image.tar:myorg/app:1.0\n  \
+        rootfs2image inspect oci-archive:image.tar",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Verify every blob of an image (digest, size, diff_id) and describe it
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:REF] or docker-archive:FILE[:REF]
+    pub image: ImageRef,
+    /// Print a JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The rootfs: a tarball (tar, tar.gz, tar.xz, tar.zst, tar.bz2), a directory, or `-` for standard input
+    #[arg(value_name = "ROOTFS", required = true)]
+    pub rootfs: Option<String>,
+
+    /// Target architecture: amd64, arm64, arm/v7, riscv64, ... or aarch64, armv7a, x86_64, ...
+    /// [default: detected from the rootfs's ELF binaries]
+    #[arg(long, value_name = "ARCH", help_heading = "Platform")]
+    pub arch: Option<Platform>,
+
+    /// Keep --arch even when the rootfs's binaries are for another architecture
+    #[arg(long, help_heading = "Platform")]
+    pub no_arch_check: bool,
+
+    /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF]
+    /// [default: oci-archive:<input stem>-<arch>.oci.tar]
+    #[arg(short, long = "output", value_name = "DEST", help_heading = "Output")]
+    pub outputs: Vec<ImageRef>,
+
+    /// The image's name in archives, so that `docker load` and `podman load` list it under it
+    #[arg(short, long, value_name = "NAME[:TAG]", help_heading = "Output")]
+    pub tag: Option<ImageName>,
+
+    /// Layer compression
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip", help_heading = "Output",
+          value_parser = ["gzip", "zstd", "none"])]
+    pub compression: String,
+
+    /// Compression level [default: 6 for gzip, 3 for zstd]
+    #[arg(long, value_name = "N", help_heading = "Output")]
+    pub compression_level: Option<i32>,
+
+    /// Compression threads [default: every core]; the output is the same for any number
+    #[arg(long, value_name = "N", help_heading = "Output")]
+    pub threads: Option<usize>,
+
+    /// Image creation time in seconds since the epoch; newer mtimes are clamped to it
+    /// [default: $SOURCE_DATE_EPOCH, else the newest mtime in the rootfs]
+    #[arg(long, value_name = "SECONDS", help_heading = "Output")]
+    pub source_date_epoch: Option<i64>,
+
+    /// Entrypoint: a JSON array (["/bin/app","-v"]) or a shell-like string (/bin/app -v)
+    #[arg(long, value_name = "COMMAND", help_heading = "Image config")]
+    pub entrypoint: Option<String>,
+
+    /// Default command: a JSON array or a shell-like string [default: /bin/sh when the rootfs has it]
+    #[arg(long, value_name = "COMMAND", help_heading = "Image config")]
+    pub cmd: Option<String>,
+
+    /// Environment variable (repeatable) [default: PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin]
+    #[arg(long = "env", value_name = "KEY=VALUE", help_heading = "Image config")]
+    pub env: Vec<String>,
+
+    /// Working directory of the container's process
+    #[arg(long, value_name = "DIR", help_heading = "Image config")]
+    pub workdir: Option<String>,
+
+    /// User (and group) the process runs as: NAME, UID, NAME:GROUP or UID:GID
+    #[arg(long, value_name = "USER", help_heading = "Image config")]
+    pub user: Option<String>,
+
+    /// Config label (repeatable)
+    #[arg(
+        long = "label",
+        value_name = "KEY=VALUE",
+        help_heading = "Image config"
+    )]
+    pub labels: Vec<String>,
+
+    /// Manifest annotation (repeatable)
+    #[arg(
+        long = "annotation",
+        value_name = "KEY=VALUE",
+        help_heading = "Image config"
+    )]
+    pub annotations: Vec<String>,
+
+    /// Port the container listens on (repeatable): PORT, PORT/tcp or PORT/udp
+    #[arg(
+        long = "expose",
+        value_name = "PORT[/PROTO]",
+        help_heading = "Image config"
+    )]
+    pub expose: Vec<String>,
+
+    /// Mount point for a volume (repeatable)
+    #[arg(long = "volume", value_name = "PATH", help_heading = "Image config")]
+    pub volumes: Vec<String>,
+
+    /// Signal that stops the container (SIGTERM, SIGINT, ...)
+    #[arg(long, value_name = "SIGNAL", help_heading = "Image config")]
+    pub stop_signal: Option<String>,
+
+    /// Author of the image
+    #[arg(long, value_name = "AUTHOR", help_heading = "Image config")]
+    pub author: Option<String>,
+
+    /// Print a JSON summary on standard output
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress and no summary; errors only
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl ConvertArgs {
+    pub fn compression(&self) -> LayerCompression {
+        self.compression
+            .parse()
+            .expect("clap allows only known values")
+    }
+}

@@ -1,0 +1,282 @@
+//! The conversion pipeline: rootfs -> normalised entries -> layer blob -> image documents -> every output.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::arch::{ARM_ATTRIBUTES_LIMIT, ELF_HEAD, ElfCensus, ElfIdent, Platform};
+use crate::blobs::BlobStore;
+use crate::compression::LayerCompression;
+use crate::digest::Digest;
+use crate::entry::EntryKind;
+use crate::error::{Error, Result};
+use crate::image::{
+    ANNOTATION_CREATED, ContainerConfig, History, Image, ImageConfig, RootFs, rfc3339,
+};
+use crate::input;
+use crate::layer::{Layer, LayerWriter};
+use crate::normalize::Normalizer;
+use crate::progress::Progress;
+use crate::reference::{ImageName, ImageRef};
+use crate::sink;
+use crate::tar_reader::input_fault;
+
+/// Everything a conversion needs, validated.
+#[derive(Clone, Debug, Default)]
+pub struct ConvertOptions {
+    /// A tarball path, a directory, or `-` for standard input.
+    pub rootfs: String,
+    /// The target platform; detected from the rootfs's ELF binaries when `None`.
+    pub platform: Option<Platform>,
+    /// Refuse a `platform` that the rootfs's binaries contradict.
+    pub check_platform: bool,
+    pub config: ContainerConfig,
+    pub author: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub compression: LayerCompression,
+    pub compression_level: Option<i32>,
+    /// Compression threads; 0 means every core.
+    pub threads: usize,
+    /// Creation time, and the ceiling for every mtime.
+    pub source_date_epoch: Option<i64>,
+    /// Destinations; when empty, `<stem>-<arch>.oci.tar` in `default_output_dir`.
+    pub outputs: Vec<ImageRef>,
+    pub default_output_dir: PathBuf,
+    pub name: Option<ImageName>,
+    pub progress: Progress,
+}
+
+/// What a conversion produced, as `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConvertReport {
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub architecture: String,
+    pub variant: Option<String>,
+    pub os: String,
+    pub created: Option<String>,
+    pub layers: Vec<Layer>,
+    pub outputs: Vec<String>,
+    /// Where the platform came from: `option`, or `detected from <file>`.
+    pub platform_source: String,
+}
+
+pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1),
+        n => n,
+    };
+    let level = options
+        .compression_level
+        .unwrap_or_else(|| options.compression.default_level());
+    options.compression.check_level(level)?;
+
+    let mut rootfs = input::open(&options.rootfs, &options.progress)?;
+    let outputs_known = !options.outputs.is_empty();
+    // Blobs are staged beside the first output so that they can be hardlinked, not copied, into a layout.
+    let staging_parent = match options.outputs.first() {
+        Some(output) => sink::layout::parent_dir(output.path()),
+        None => options.default_output_dir.clone(),
+    };
+    let staging_dir = tempfile::Builder::new()
+        .prefix(".rootfs2image-staging-")
+        .tempdir_in(&staging_parent)
+        .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
+    let staging = BlobStore::open(staging_dir.path())?;
+
+    let mut normalizer = Normalizer::new(&rootfs.name, options.source_date_epoch);
+    let mut census = ElfCensus::default();
+    let mut layer = LayerWriter::create(&staging, options.compression, level, threads)?;
+    let mut has_bin_sh = false;
+    while let Some(entry) = rootfs.entries.next_entry()? {
+        let Some(entry) = normalizer.normalize(entry)? else {
+            continue;
+        };
+        if entry.path == b"bin/sh" {
+            has_bin_sh = true;
+        }
+        let size = matches!(entry.kind, EntryKind::File { .. }).then(|| entry.size());
+        let mut data = ElfSniffer::new(rootfs.entries.data(), &census, size);
+        layer
+            .append(&entry, &mut data)
+            .map_err(|e| match input_fault(&e) {
+                Some(problem) => Error::BadInput {
+                    input: rootfs.name.clone(),
+                    problem: problem.to_string(),
+                },
+                None => Error::io("cannot write a layer in", staging_dir.path(), e),
+            })?;
+        let (head, whole) = data.into_captured();
+        census.observe(&entry.path, &head);
+        if let Some(whole) = whole {
+            census.observe_arm_file(&whole);
+        }
+    }
+    let layer = layer.commit()?;
+    options.progress.message("writing outputs");
+
+    let (platform, platform_source) = resolve_platform(options, &census, &rootfs.name)?;
+    let created_epoch = options
+        .source_date_epoch
+        .or(normalizer.newest_mtime())
+        .unwrap_or(0);
+    let created = rfc3339(created_epoch);
+    let mut config = options.config.clone();
+    if config.env.is_none() {
+        // Docker's default PATH: engines add it only when they build an image, not when they load one.
+        config.env = Some(vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ]);
+    }
+    if config.cmd.is_none() && config.entrypoint.is_none() && has_bin_sh {
+        config.cmd = Some(vec!["/bin/sh".into()]);
+    }
+    let image_config = ImageConfig {
+        created: Some(created.clone()),
+        author: options.author.clone(),
+        architecture: platform.architecture.clone(),
+        variant: platform.variant.clone(),
+        os: "linux".into(),
+        config,
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![],
+        },
+        history: vec![History {
+            created: Some(created.clone()),
+            created_by: Some("rootfs2image".into()),
+            author: None,
+            comment: Some("root filesystem".into()),
+            empty_layer: None,
+        }],
+    };
+    let mut annotations = options.annotations.clone();
+    annotations
+        .entry(ANNOTATION_CREATED.into())
+        .or_insert_with(|| created.clone());
+    let image = Image::assemble(&staging, image_config, vec![layer], annotations)?;
+
+    let outputs = if outputs_known {
+        options.outputs.clone()
+    } else {
+        let file = options.default_output_dir.join(format!(
+            "{}-{}.oci.tar",
+            rootfs.stem,
+            platform.file_stem()
+        ));
+        vec![ImageRef::OciArchive {
+            file,
+            reference: None,
+        }]
+    };
+    let prepared = outputs
+        .iter()
+        .map(|output| sink::prepare(output, &image, &staging, options.name.as_ref()))
+        .collect::<Result<Vec<_>>>()?;
+    for output in prepared {
+        output.commit()?;
+    }
+    options.progress.finish();
+    Ok(ConvertReport {
+        manifest_digest: image.manifest_descriptor.digest.clone(),
+        config_digest: image.config_descriptor.digest.clone(),
+        architecture: image.config.architecture.clone(),
+        variant: image.config.variant.clone(),
+        os: image.config.os.clone(),
+        created: image.config.created.clone(),
+        layers: image.layers.clone(),
+        outputs: outputs.iter().map(ToString::to_string).collect(),
+        platform_source,
+    })
+}
+
+/// The platform from the option, checked against the binaries; or detected from them.
+fn resolve_platform(
+    options: &ConvertOptions,
+    census: &ElfCensus,
+    input: &str,
+) -> Result<(Platform, String)> {
+    let detected = census.platform();
+    match (&options.platform, detected) {
+        (Some(requested), Some((found, file))) => {
+            if options.check_platform && requested.architecture != found.architecture {
+                return Err(Error::ArchMismatch {
+                    input: input.to_string(),
+                    requested: requested.to_string(),
+                    found: found.to_string(),
+                    file,
+                });
+            }
+            let mut platform = requested.clone();
+            if platform.variant.is_none() && platform.architecture == found.architecture {
+                platform.variant = found.variant;
+            }
+            Ok((platform.with_default_variant(), "option".into()))
+        }
+        (Some(requested), None) => Ok((requested.clone().with_default_variant(), "option".into())),
+        (None, Some((found, file))) => Ok((
+            found.with_default_variant(),
+            format!("detected from `{file}`"),
+        )),
+        (None, None) => Err(Error::BadInput {
+            input: input.to_string(),
+            problem: "no ELF executables found to detect the architecture from: give --arch".into(),
+        }),
+    }
+}
+
+/// Passes a file's data through while keeping its head for the [`ElfCensus`], and the whole file where the census
+/// needs it (32-bit ARM binaries, whose architecture level sits in a section near the end).
+struct ElfSniffer<R> {
+    inner: R,
+    head: Vec<u8>,
+    whole: Option<Vec<u8>>,
+}
+
+impl<R: Read> ElfSniffer<R> {
+    fn new(inner: R, census: &ElfCensus, size: Option<u64>) -> Self {
+        let capture =
+            census.wants_arm_attributes() && size.is_some_and(|s| s <= ARM_ATTRIBUTES_LIMIT as u64);
+        ElfSniffer {
+            inner,
+            head: Vec::new(),
+            whole: capture.then(Vec::new),
+        }
+    }
+
+    fn is_arm32(&self) -> bool {
+        ElfIdent::parse(&self.head).is_some_and(|e| e.architecture() == Some("arm"))
+    }
+
+    fn into_captured(self) -> (Vec<u8>, Option<Vec<u8>>) {
+        let whole = if self.is_arm32() { self.whole } else { None };
+        (self.head, whole)
+    }
+}
+
+impl<R: Read> Read for ElfSniffer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let had = self.head.len();
+        if had < ELF_HEAD {
+            self.head.extend_from_slice(&buf[..n.min(ELF_HEAD - had)]);
+        }
+        if let Some(whole) = &mut self.whole {
+            whole.extend_from_slice(&buf[..n]);
+        }
+        // Stop capturing as soon as the head shows this is not a 32-bit ARM binary.
+        if had < ELF_HEAD && self.head.len() >= ELF_HEAD && !self.is_arm32() {
+            self.whole = None;
+        }
+        Ok(n)
+    }
+}
+
+/// Default directory for outputs when none is given.
+pub fn current_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| Path::new(".").to_path_buf())
+}

@@ -1,0 +1,29 @@
+//! imgcraft: turn a root filesystem (a tarball or a directory) into exact, reproducible OCI container images.
+//!
+//! Data flows one way, one module per step:
+//! [`input`] (open, sniff, decode) -> [`tar_reader`] / [`directory`] (rootfs entries) -> [`normalize`] (policy)
+//! -> [`layer`] ([`tar_writer`] -> [`digest`] -> [`compression`] -> [`blobs`]) -> [`image`] (documents)
+//! -> [`sink`] (OCI layout, archive). [`convert`] wires the pipeline; [`source`] reads images back for [`inspect`].
+
+pub mod arch;
+pub mod blobs;
+pub mod compression;
+pub mod convert;
+pub mod digest;
+pub mod directory;
+pub mod entry;
+pub mod error;
+pub mod image;
+pub mod input;
+pub mod inspect;
+pub mod layer;
+pub mod normalize;
+pub mod parallel_gzip;
+pub mod progress;
+pub mod reference;
+pub mod sink;
+pub mod source;
+pub mod tar_reader;
+pub mod tar_writer;
+
+pub use error::{Error, Result};

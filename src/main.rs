@@ -1,0 +1,71 @@
+//! `rootfs2image`: the command-line front end. Parses flags, calls the library, prints the result.
+
+mod cli;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use imgcraft::convert::{ConvertReport, convert};
+use imgcraft::inspect::{human_size, inspect};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Inspect(args)) => inspect(&args.image).map(|report| {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("a report serialises")
+                );
+            } else {
+                print!("{}", report.to_text());
+            }
+        }),
+        None => settings::resolve(&cli.convert).and_then(|options| {
+            let report = convert(&options);
+            options.progress.finish();
+            report.map(|report| print_report(&report, cli.convert.json, cli.convert.quiet))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, naming the input and the problem (ripgrep prints the whole chain once and exits).
+            eprintln!("rootfs2image: error: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("a report serialises")
+        );
+        return;
+    }
+    if quiet {
+        return;
+    }
+    let platform = match &report.variant {
+        Some(v) => format!("{}/{}/{v}", report.os, report.architecture),
+        None => format!("{}/{}", report.os, report.architecture),
+    };
+    let size: u64 = report.layers.iter().map(|l| l.size).sum();
+    let uncompressed: u64 = report.layers.iter().map(|l| l.uncompressed_size).sum();
+    println!("manifest  {}", report.manifest_digest);
+    println!("platform  {platform} ({})", report.platform_source);
+    println!(
+        "layers    {} ({} compressed, {} uncompressed)",
+        report.layers.len(),
+        human_size(size),
+        human_size(uncompressed)
+    );
+    for output in &report.outputs {
+        println!("wrote     {output}");
+    }
+}

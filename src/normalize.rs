@@ -1,0 +1,299 @@
+//! The rootfs policy applied to every entry before it becomes part of a layer: one normal form for paths, refusal of
+//! what no layer can represent or what would escape the root, hardlink checks, mtime clamping and xattr fixes.
+
+use std::collections::HashSet;
+
+use crate::entry::{Entry, EntryKind};
+use crate::error::{Error, display_bytes};
+
+/// image-spec layer.md: whiteouts are files named `.wh.<name>`; a rootfs holding such a name cannot be a layer.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+
+pub struct Normalizer {
+    input: String,
+    source_date_epoch: Option<i64>,
+    /// Paths of every earlier non-directory entry: hardlink targets must be among them.
+    linkable: HashSet<Vec<u8>>,
+    newest_mtime: Option<i64>,
+}
+
+impl Normalizer {
+    /// `source_date_epoch`: newer mtimes are clamped to it (reproducible-builds.org's SOURCE_DATE_EPOCH).
+    pub fn new(input: &str, source_date_epoch: Option<i64>) -> Normalizer {
+        Normalizer {
+            input: input.to_string(),
+            source_date_epoch,
+            linkable: HashSet::new(),
+            newest_mtime: None,
+        }
+    }
+
+    /// The newest mtime of all entries seen (after clamping).
+    pub fn newest_mtime(&self) -> Option<i64> {
+        self.newest_mtime
+    }
+
+    fn refuse(&self, path: &[u8], problem: impl Into<String>) -> Error {
+        Error::BadEntry {
+            input: self.input.clone(),
+            entry: display_bytes(path),
+            problem: problem.into(),
+        }
+    }
+
+    /// Returns the entry in normal form, `None` for the root directory itself (a layer describes what is under
+    /// the root), or an error naming what cannot go into a layer.
+    pub fn normalize(&mut self, mut entry: Entry) -> Result<Option<Entry>, Error> {
+        let path = match normal_path(&entry.path) {
+            Ok(path) => path,
+            Err(PathProblem::Escapes) => {
+                return Err(self.refuse(&entry.path, "the path climbs out of the root"));
+            }
+            Err(PathProblem::DotDot) => {
+                return Err(self.refuse(&entry.path, "the path has a `..` component"));
+            }
+        };
+        if path.is_empty() {
+            return match entry.kind {
+                EntryKind::Directory => Ok(None),
+                _ => Err(self.refuse(
+                    &entry.path,
+                    format!("the root is a {}, not a directory", entry.kind.name()),
+                )),
+            };
+        }
+        if path
+            .split(|&b| b == b'/')
+            .any(|c| c.starts_with(WHITEOUT_PREFIX))
+        {
+            return Err(self.refuse(
+                &path,
+                "the name starts with `.wh.`, which container engines read as an overlay whiteout: no layer can hold it",
+            ));
+        }
+        match &mut entry.kind {
+            EntryKind::CharDevice { major: 0, minor: 0 } => {
+                return Err(self.refuse(
+                    &path,
+                    "a 0/0 character device is an overlayfs whiteout, not a file: no layer can hold it",
+                ));
+            }
+            EntryKind::Hardlink { target } => {
+                let normal = normal_path(target).map_err(|_| {
+                    self.refuse(
+                        &path,
+                        format!(
+                            "the hardlink target `{}` is outside the root",
+                            display_bytes(target)
+                        ),
+                    )
+                })?;
+                if normal == path {
+                    return Err(self.refuse(&path, "the entry is a hardlink to itself"));
+                }
+                // image-spec layer.md: a hardlink's target must come first in the layer.
+                if !self.linkable.contains(&normal) {
+                    return Err(self.refuse(
+                        &path,
+                        format!(
+                            "the hardlink target `{}` is not an earlier file of the archive",
+                            display_bytes(&normal)
+                        ),
+                    ));
+                }
+                *target = normal;
+            }
+            _ => {}
+        }
+        if entry.kind == EntryKind::Directory {
+            self.linkable.remove(&path);
+        } else {
+            self.linkable.insert(path.clone());
+        }
+        entry.path = path;
+        if let Some(epoch) = self.source_date_epoch {
+            entry.mtime = entry.mtime.min(epoch);
+        }
+        self.newest_mtime = Some(
+            self.newest_mtime
+                .map_or(entry.mtime, |m| m.max(entry.mtime)),
+        );
+        if let Some(capability) = entry.xattrs.get_mut("security.capability") {
+            to_v2_capability(capability);
+        }
+        Ok(Some(entry))
+    }
+}
+
+enum PathProblem {
+    Escapes,
+    DotDot,
+}
+
+/// Drops leading `/` and `./`, empty and `.` components and a trailing `/`. `..` is refused: no rootfs needs it,
+/// and resolving it lexically would be wrong where a component is a symlink.
+fn normal_path(path: &[u8]) -> Result<Vec<u8>, PathProblem> {
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    let mut depth = 0i64;
+    let mut dotdot = false;
+    for component in path.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                dotdot = true;
+                if depth < 0 {
+                    return Err(PathProblem::Escapes);
+                }
+            }
+            name => {
+                depth += 1;
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(name);
+            }
+        }
+    }
+    if dotdot {
+        Err(PathProblem::DotDot)
+    } else {
+        Ok(out)
+    }
+}
+
+/// VFS_CAP_REVISION_3 capabilities carry the user namespace's root uid; engines apply file capabilities only in
+/// the namespace-less v2 form (linux/capability.h), so v3 is rewritten to v2, keeping the effective flag.
+fn to_v2_capability(value: &mut Vec<u8>) {
+    const REVISION_MASK: u32 = 0xff00_0000;
+    const REVISION_2: u32 = 0x0200_0000;
+    const REVISION_3: u32 = 0x0300_0000;
+    if value.len() != 24 {
+        return;
+    }
+    let magic = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+    if magic & REVISION_MASK == REVISION_3 {
+        let v2 = (magic & !REVISION_MASK) | REVISION_2;
+        value[..4].copy_from_slice(&v2.to_le_bytes());
+        value.truncate(20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn entry(path: &str, kind: EntryKind) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 100,
+            xattrs: BTreeMap::new(),
+        }
+    }
+
+    fn file(path: &str) -> Entry {
+        entry(path, EntryKind::File { size: 0 })
+    }
+
+    fn error(n: &mut Normalizer, e: Entry) -> String {
+        n.normalize(e).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn leading_dot_slash_and_slash_give_one_form() {
+        let mut n = Normalizer::new("in.tar", None);
+        for p in ["./usr/bin/x", "/usr/bin/x", "usr//bin/./x", "usr/bin/x/"] {
+            assert_eq!(n.normalize(file(p)).unwrap().unwrap().path, b"usr/bin/x");
+        }
+        assert_eq!(
+            n.normalize(entry("./", EntryKind::Directory)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn escaping_paths_and_hardlinks_are_refused() {
+        let mut n = Normalizer::new("in.tar", None);
+        assert_eq!(
+            error(&mut n, file("../etc/passwd")),
+            "`in.tar`: entry `../etc/passwd`: the path climbs out of the root"
+        );
+        assert!(error(&mut n, file("a/../b")).contains("`..` component"));
+        let link = entry(
+            "x",
+            EntryKind::Hardlink {
+                target: b"../../etc/shadow".to_vec(),
+            },
+        );
+        assert!(error(&mut n, link).contains("outside the root"));
+    }
+
+    #[test]
+    fn hardlinks_need_an_earlier_target_and_are_normalised() {
+        let mut n = Normalizer::new("in.tar", None);
+        let link = entry(
+            "b",
+            EntryKind::Hardlink {
+                target: b"./a".to_vec(),
+            },
+        );
+        assert!(error(&mut n, link.clone()).contains("not an earlier file"));
+        n.normalize(file("./a")).unwrap();
+        let out = n.normalize(link).unwrap().unwrap();
+        assert_eq!(
+            out.kind,
+            EntryKind::Hardlink {
+                target: b"a".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn whiteouts_are_refused() {
+        let mut n = Normalizer::new("in.tar", None);
+        assert!(error(&mut n, file("etc/.wh.passwd")).contains("whiteout"));
+        assert!(
+            error(
+                &mut n,
+                entry("dev/x", EntryKind::CharDevice { major: 0, minor: 0 })
+            )
+            .contains("whiteout")
+        );
+        assert!(
+            n.normalize(entry(
+                "dev/null",
+                EntryKind::CharDevice { major: 1, minor: 3 }
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn mtimes_are_clamped_to_the_epoch_and_the_newest_is_tracked() {
+        let mut n = Normalizer::new("in.tar", Some(150));
+        let mut newer = file("a");
+        newer.mtime = 200;
+        assert_eq!(n.normalize(newer).unwrap().unwrap().mtime, 150);
+        n.normalize(file("b")).unwrap();
+        assert_eq!(n.newest_mtime(), Some(150));
+    }
+
+    #[test]
+    fn v3_capabilities_become_v2() {
+        let mut v3 = vec![
+            0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xe8, 0x03, 0, 0,
+        ];
+        to_v2_capability(&mut v3);
+        assert_eq!(
+            v3,
+            vec![
+                0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            ]
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Resolves command-line flags and the environment into validated [`ConvertOptions`].
+
+use std::collections::BTreeMap;
+
+use imgcraft::convert::{ConvertOptions, current_dir};
+use imgcraft::error::Error;
+use imgcraft::image::{ContainerConfig, Empty};
+use imgcraft::progress::Progress;
+
+use crate::cli::ConvertArgs;
+
+pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
+    let source_date_epoch = match args.source_date_epoch {
+        Some(epoch) => Some(epoch),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(text) if !text.trim().is_empty() => Some(text.trim().parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "SOURCE_DATE_EPOCH=`{text}` is not a number of seconds"
+                ))
+            })?),
+            _ => None,
+        },
+    };
+    let config = ContainerConfig {
+        user: args.user.clone(),
+        exposed_ports: set(args
+            .expose
+            .iter()
+            .map(|p| port(p))
+            .collect::<Result<Vec<_>, _>>()?),
+        env: (!args.env.is_empty())
+            .then(|| {
+                args.env
+                    .iter()
+                    .map(|e| key_value("--env", e).map(|_| e.clone()))
+                    .collect()
+            })
+            .transpose()?,
+        entrypoint: args
+            .entrypoint
+            .as_deref()
+            .map(|c| command("--entrypoint", c))
+            .transpose()?,
+        cmd: args
+            .cmd
+            .as_deref()
+            .map(|c| command("--cmd", c))
+            .transpose()?,
+        volumes: set(args
+            .volumes
+            .iter()
+            .map(|v| volume(v))
+            .collect::<Result<Vec<_>, _>>()?),
+        working_dir: args.workdir.clone(),
+        labels: map("--label", &args.labels)?,
+        stop_signal: args.stop_signal.clone(),
+    };
+    Ok(ConvertOptions {
+        rootfs: args.rootfs.clone().unwrap_or_default(),
+        platform: args.arch.clone(),
+        check_platform: !args.no_arch_check,
+        config,
+        author: args.author.clone(),
+        annotations: map("--annotation", &args.annotations)?.unwrap_or_default(),
+        compression: args.compression(),
+        compression_level: args.compression_level,
+        threads: args.threads.unwrap_or(0),
+        source_date_epoch,
+        outputs: args.outputs.clone(),
+        default_output_dir: current_dir(),
+        name: args.tag.clone(),
+        progress: Progress::new(!args.quiet && !args.json),
+    })
+}
+
+fn key_value<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str), Error> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key, value)),
+        _ => Err(Error::Invalid(format!(
+            "{flag} `{text}`: expected KEY=VALUE"
+        ))),
+    }
+}
+
+fn map(flag: &str, items: &[String]) -> Result<Option<BTreeMap<String, String>>, Error> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (k, v) = key_value(flag, item)?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(Some(out))
+}
+
+fn set(items: Vec<String>) -> Option<BTreeMap<String, Empty>> {
+    (!items.is_empty()).then(|| items.into_iter().map(|i| (i, Empty {})).collect())
+}
+
+/// A JSON array of strings, or a shell-like string split into words.
+fn command(flag: &str, text: &str) -> Result<Vec<String>, Error> {
+    if text.trim_start().starts_with('[') {
+        serde_json::from_str(text).map_err(|e| {
+            Error::Invalid(format!("{flag} `{text}`: not a JSON array of strings: {e}"))
+        })
+    } else {
+        shell_words::split(text).map_err(|e| Error::Invalid(format!("{flag} `{text}`: {e}")))
+    }
+}
+
+/// `80` -> `80/tcp`; `53/udp` stays.
+fn port(text: &str) -> Result<String, Error> {
+    let (number, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+    let valid_number = number.parse::<u16>().is_ok_and(|n| n > 0);
+    if !valid_number || !["tcp", "udp", "sctp"].contains(&protocol) {
+        return Err(Error::Invalid(format!(
+            "--expose `{text}`: expected PORT, PORT/tcp or PORT/udp"
+        )));
+    }
+    Ok(format!("{number}/{protocol}"))
+}
+
+fn volume(text: &str) -> Result<String, Error> {
+    if text.starts_with('/') {
+        Ok(text.to_string())
+    } else {
+        Err(Error::Invalid(format!(
+            "--volume `{text}`: a volume is an absolute path in the container"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_as_json_or_shell_words() {
+        assert_eq!(
+            command("--cmd", r#"["/bin/app","-v x"]"#).unwrap(),
+            vec!["/bin/app", "-v x"]
+        );
+        assert_eq!(
+            command("--cmd", "/bin/app -v 'x y'").unwrap(),
+            vec!["/bin/app", "-v", "x y"]
+        );
+        assert!(command("--cmd", "[1, 2]").is_err());
+    }
+
+    #[test]
+    fn ports_default_to_tcp_and_are_checked() {
+        assert_eq!(port("80").unwrap(), "80/tcp");
+        assert_eq!(port("53/udp").unwrap(), "53/udp");
+        assert!(port("0").is_err());
+        assert!(port("80/icmp").is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The archive sink (`oci-archive:` and `docker-archive:`): one tar holding a full OCI layout (`oci-layout`,
+//! `index.json`, `blobs/sha256/`) and Docker's `manifest.json` and `repositories`, the way Docker 25 writes
+//! `docker save`. Docker 20.10+ reads `manifest.json`; podman and skopeo read either half.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::layout::parent_dir;
+use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
+use crate::blobs::BlobStore;
+use crate::entry::{Entry, EntryKind};
+use crate::error::{Error, Result};
+use crate::image::{Image, Index};
+use crate::reference::ImageName;
+use crate::tar_writer::TarWriter;
+
+/// docker/image/tarexport: one element of `manifest.json`.
+#[derive(Serialize)]
+struct DockerManifest {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags")]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+pub fn prepare(
+    file: &Path,
+    ref_name: Option<&str>,
+    name: Option<&ImageName>,
+    image: &Image,
+    staging: &BlobStore,
+) -> Result<Box<dyn PreparedOutput>> {
+    if file.is_dir() {
+        return Err(Error::Invalid(format!(
+            "`{}` is a directory: an archive output needs a file name",
+            file.display()
+        )));
+    }
+    let dir = parent_dir(file);
+    let temp = tempfile::Builder::new()
+        .prefix(".rootfs2image-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("cannot create a file in", &dir, e))?;
+    let write_error = |e| Error::io("cannot write", temp.path(), e);
+    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, temp.as_file()));
+
+    let blob_name = |digest: &crate::digest::Digest| format!("blobs/sha256/{}", digest.hex());
+    let docker_manifest = vec![DockerManifest {
+        config: blob_name(&image.config_descriptor.digest),
+        repo_tags: name.map(|n| vec![n.familiar()]),
+        layers: image.layers.iter().map(|l| blob_name(&l.digest)).collect(),
+    }];
+    let index = Index::new(vec![index_descriptor(image, ref_name, name)]);
+
+    let member = |path: &str, kind: EntryKind| Entry {
+        path: path.as_bytes().to_vec(),
+        mode: if kind == EntryKind::Directory {
+            0o755
+        } else {
+            0o644
+        },
+        kind,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        xattrs: BTreeMap::new(),
+    };
+    let add_bytes = |tar: &mut TarWriter<_>, path: &str, bytes: &[u8]| {
+        tar.append(
+            &member(
+                path,
+                EntryKind::File {
+                    size: bytes.len() as u64,
+                },
+            ),
+            &mut &bytes[..],
+        )
+    };
+    tar.append(
+        &member("blobs", EntryKind::Directory),
+        &mut std::io::empty(),
+    )
+    .map_err(write_error)?;
+    tar.append(
+        &member("blobs/sha256", EntryKind::Directory),
+        &mut std::io::empty(),
+    )
+    .map_err(write_error)?;
+    for digest in image.blob_digests() {
+        let mut blob = staging.open_blob(&digest)?;
+        let size = blob
+            .metadata()
+            .map_err(|e| Error::io("cannot read", staging.path(&digest), e))?
+            .len();
+        tar.append(
+            &member(&blob_name(&digest), EntryKind::File { size }),
+            &mut blob,
+        )
+        .map_err(write_error)?;
+    }
+    add_bytes(
+        &mut tar,
+        "index.json",
+        &serde_json::to_vec(&index).expect("an index serialises"),
+    )
+    .map_err(write_error)?;
+    add_bytes(
+        &mut tar,
+        "manifest.json",
+        &serde_json::to_vec(&docker_manifest).expect("serialises"),
+    )
+    .map_err(write_error)?;
+    add_bytes(&mut tar, "oci-layout", OCI_LAYOUT).map_err(write_error)?;
+    if let (Some(name), Some(top)) = (name, image.layers.last()) {
+        // The legacy `repositories` file maps repository -> tag -> top layer id.
+        let repositories = BTreeMap::from([(
+            name.familiar_repository(),
+            BTreeMap::from([(name.tag.clone(), top.diff_id.hex().to_string())]),
+        )]);
+        add_bytes(
+            &mut tar,
+            "repositories",
+            &serde_json::to_vec(&repositories).expect("serialises"),
+        )
+        .map_err(write_error)?;
+    }
+    let mut out = tar.finish().map_err(write_error)?;
+    out.flush().map_err(write_error)?;
+    drop(out);
+    Ok(Box::new(PreparedArchive {
+        temp,
+        file: file.to_path_buf(),
+    }))
+}
+
+struct PreparedArchive {
+    temp: tempfile::NamedTempFile,
+    file: PathBuf,
+}
+
+impl PreparedOutput for PreparedArchive {
+    fn commit(self: Box<Self>) -> Result<()> {
+        let PreparedArchive { temp, file } = *self;
+        // Archives are read by other users' tools: the usual 0644, not the temporary file's 0600.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = temp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+        temp.persist(&file)
+            .map_err(|e| Error::io("cannot write", &file, e.error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! The OCI image layout sink (`oci:DIR[:TAG]`). A new layout is built in a temporary directory beside `DIR` and
+//! renamed into place. Writing into an existing layout adds the blobs, then replaces `index.json` atomically under
+//! an exclusive lock on the directory, so that concurrent writers never lose each other's tags.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
+use crate::blobs::BlobStore;
+use crate::error::{Error, Result};
+use crate::image::{ANNOTATION_REF_NAME, Descriptor, Image, Index};
+use crate::reference::ImageName;
+
+pub fn prepare(
+    dir: &Path,
+    tag: &str,
+    name: Option<&ImageName>,
+    image: &Image,
+    staging: &BlobStore,
+) -> Result<Box<dyn PreparedOutput>> {
+    let descriptor = index_descriptor(image, Some(tag), name);
+    if is_nonempty_dir(dir) {
+        check_layout(dir)?;
+        let blobs = BlobStore::open(dir)?;
+        for digest in image.blob_digests() {
+            blobs.import(staging, &digest)?;
+        }
+        return Ok(Box::new(ExistingLayout {
+            dir: dir.to_path_buf(),
+            tag: tag.to_string(),
+            descriptor,
+        }));
+    }
+    let parent = parent_dir(dir);
+    let temp = tempfile::Builder::new()
+        .prefix(".rootfs2image-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io("cannot create a directory in", &parent, e))?;
+    let blobs = BlobStore::open(temp.path())?;
+    for digest in image.blob_digests() {
+        blobs.import(staging, &digest)?;
+    }
+    write_file(&temp.path().join("oci-layout"), OCI_LAYOUT)?;
+    write_index(temp.path(), &Index::new(vec![descriptor.clone()]))?;
+    Ok(Box::new(NewLayout {
+        temp,
+        dir: dir.to_path_buf(),
+        tag: tag.to_string(),
+        descriptor,
+    }))
+}
+
+struct NewLayout {
+    temp: tempfile::TempDir,
+    dir: PathBuf,
+    tag: String,
+    descriptor: Descriptor,
+}
+
+impl PreparedOutput for NewLayout {
+    fn commit(self: Box<Self>) -> Result<()> {
+        let temp = self.temp.keep();
+        // tempfile creates private (0700) directories; a layout is meant to be shared.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(&temp, fs::Permissions::from_mode(0o755));
+        match fs::rename(&temp, &self.dir) {
+            Ok(()) => Ok(()),
+            // Another writer created the layout meanwhile: merge into it like into any existing layout.
+            Err(e) if is_nonempty_dir(&self.dir) && e.kind() != io::ErrorKind::PermissionDenied => {
+                let result = (|| {
+                    check_layout(&self.dir)?;
+                    let blobs = BlobStore::open(&self.dir)?;
+                    let ours = BlobStore::open(&temp)?;
+                    for digest in ours.digests()? {
+                        blobs.import(&ours, &digest)?;
+                    }
+                    update_index(&self.dir, &self.tag, &self.descriptor)
+                })();
+                let _ = fs::remove_dir_all(&temp);
+                result
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&temp);
+                Err(Error::io("cannot create", &self.dir, e))
+            }
+        }
+    }
+}
+
+struct ExistingLayout {
+    dir: PathBuf,
+    tag: String,
+    descriptor: Descriptor,
+}
+
+impl PreparedOutput for ExistingLayout {
+    fn commit(self: Box<Self>) -> Result<()> {
+        update_index(&self.dir, &self.tag, &self.descriptor)
+    }
+}
+
+/// Replaces the manifest tagged `tag` (or adds it) in the layout's index, under an exclusive lock.
+fn update_index(dir: &Path, tag: &str, descriptor: &Descriptor) -> Result<()> {
+    let lock = File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
+    // SAFETY: flock on a file descriptor we own; the lock is released when `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(Error::io("cannot lock", dir, io::Error::last_os_error()));
+    }
+    let mut index = read_index(dir)?;
+    index.manifests.retain(|m| {
+        m.annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REF_NAME))
+            .map(String::as_str)
+            != Some(tag)
+    });
+    index.manifests.push(descriptor.clone());
+    write_index(dir, &index)
+}
+
+pub fn read_index(dir: &Path) -> Result<Index> {
+    let path = dir.join("index.json");
+    let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_image(path.display(), format!("invalid index.json: {e}")))
+}
+
+fn write_index(dir: &Path, index: &Index) -> Result<()> {
+    write_file(
+        &dir.join("index.json"),
+        &serde_json::to_vec(index).expect("an index always serialises"),
+    )
+}
+
+/// Writes a file atomically: a temporary file in the same directory, renamed over the target.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent_dir(path);
+    let mut temp = tempfile::Builder::new()
+        .prefix(".rootfs2image-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("cannot create a file in", &dir, e))?;
+    temp.write_all(bytes)
+        .map_err(|e| Error::io("cannot write", temp.path(), e))?;
+    temp.persist(path)
+        .map_err(|e| Error::io("cannot write", path, e.error))?;
+    Ok(())
+}
+
+fn check_layout(dir: &Path) -> Result<()> {
+    if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
+        Ok(())
+    } else {
+        Err(Error::bad_image(
+            dir.display(),
+            "the directory exists and is not an OCI image layout (no oci-layout and index.json): choose another destination",
+        ))
+    }
+}
+
+fn is_nonempty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false)
+}
+
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

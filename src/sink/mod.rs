@@ -1,0 +1,70 @@
+//! Outputs: each writes an [`Image`] whose blobs sit in a staging [`BlobStore`] to one destination, in two phases.
+//! `prepare` does all the work beside the destination; `commit` makes it visible with a rename (or, for an existing
+//! layout, an atomic index update). A failed run therefore leaves every destination as it was.
+
+pub mod archive;
+pub mod layout;
+
+use std::collections::BTreeMap;
+
+use crate::blobs::BlobStore;
+use crate::error::Result;
+use crate::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Image};
+use crate::reference::{ImageName, ImageRef};
+
+/// Work done beside a destination, waiting to be made visible.
+pub trait PreparedOutput {
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// Prepares `image` for `output`. `name` is the image's name (`--tag`), used where the reference names none.
+pub fn prepare(
+    output: &ImageRef,
+    image: &Image,
+    staging: &BlobStore,
+    name: Option<&ImageName>,
+) -> Result<Box<dyn PreparedOutput>> {
+    match output {
+        ImageRef::Layout { dir, tag } => {
+            // Layouts are addressed by tag (skopeo `oci:DIR:TAG`, umoci `--image DIR:TAG`).
+            let tag = tag
+                .clone()
+                .or_else(|| name.map(|n| n.tag.clone()))
+                .unwrap_or_else(|| "latest".into());
+            layout::prepare(dir, &tag, name, image, staging)
+        }
+        ImageRef::OciArchive { file, reference } => {
+            // podman load names an OCI archive's image after its ref.name, so a known name is written in full.
+            let ref_name = reference.clone().or_else(|| name.map(ToString::to_string));
+            archive::prepare(file, ref_name.as_deref(), name, image, staging)
+        }
+        ImageRef::DockerArchive { file, reference } => {
+            let name = reference.as_ref().or(name);
+            archive::prepare(
+                file,
+                name.map(ToString::to_string).as_deref(),
+                name,
+                image,
+                staging,
+            )
+        }
+    }
+}
+
+/// The manifest descriptor as an index lists it: platform, ref.name and containerd's full name.
+fn index_descriptor(image: &Image, ref_name: Option<&str>, name: Option<&ImageName>) -> Descriptor {
+    let mut annotations = BTreeMap::new();
+    if let Some(name) = name {
+        annotations.insert(ANNOTATION_CONTAINERD_NAME.to_string(), name.to_string());
+    }
+    if let Some(ref_name) = ref_name {
+        annotations.insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
+    }
+    Descriptor {
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..image.manifest_descriptor.clone()
+    }
+}
+
+/// image-layout.md: the `oci-layout` file.
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;

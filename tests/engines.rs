@@ -1,0 +1,1 @@
+// Real-engine tests: written next.
