@@ -88,11 +88,21 @@ pub struct ConvertArgs {
     pub source_date_epoch: Option<i64>,
 
     /// Entrypoint: a JSON array (["/bin/app","-v"]) or a shell-like string (/bin/app -v)
-    #[arg(long, value_name = "COMMAND", help_heading = "Image config")]
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        help_heading = "Image config",
+        allow_hyphen_values = true
+    )]
     pub entrypoint: Option<String>,
 
     /// Default command: a JSON array or a shell-like string [default: /bin/sh when the rootfs has it]
-    #[arg(long, value_name = "COMMAND", help_heading = "Image config")]
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        help_heading = "Image config",
+        allow_hyphen_values = true
+    )]
     pub cmd: Option<String>,
 
     /// Environment variable (repeatable) [default: PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin]

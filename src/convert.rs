@@ -75,6 +75,9 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         .unwrap_or_else(|| options.compression.default_level());
     options.compression.check_level(level)?;
 
+    for output in &options.outputs {
+        sink::check_destination(output)?;
+    }
     let mut rootfs = input::open(&options.rootfs, &options.progress)?;
     let outputs_known = !options.outputs.is_empty();
     // Blobs are staged beside the first output so that they can be hardlinked, not copied, into a layout.

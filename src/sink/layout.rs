@@ -159,6 +159,15 @@ fn check_layout(dir: &Path) -> Result<()> {
     }
 }
 
+/// An existing directory is a valid destination when it is empty or already a layout.
+pub fn check_existing(dir: &Path) -> Result<()> {
+    if is_nonempty_dir(dir) {
+        check_layout(dir)
+    } else {
+        Ok(())
+    }
+}
+
 fn is_nonempty_dir(dir: &Path) -> bool {
     fs::read_dir(dir)
         .map(|mut entries| entries.next().is_some())

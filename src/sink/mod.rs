@@ -8,7 +8,7 @@ pub mod layout;
 use std::collections::BTreeMap;
 
 use crate::blobs::BlobStore;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Image};
 use crate::reference::{ImageName, ImageRef};
 
@@ -49,6 +49,41 @@ pub fn prepare(
             )
         }
     }
+}
+
+/// Checks, before any work, that `output` can be written: a layout is a directory (new, empty or a layout), an
+/// archive a file in an existing directory.
+pub fn check_destination(output: &ImageRef) -> Result<()> {
+    let path = output.path();
+    let refuse = |problem: &str| {
+        Err(Error::Invalid(format!(
+            "cannot write `{output}`: `{}` {problem}",
+            path.display()
+        )))
+    };
+    match output {
+        ImageRef::Layout { .. } => {
+            if path.exists() && !path.is_dir() {
+                return refuse("exists and is not a directory: an oci: layout is a directory");
+            }
+            if path.is_dir() {
+                layout::check_existing(path)?;
+            }
+        }
+        ImageRef::OciArchive { .. } | ImageRef::DockerArchive { .. } => {
+            if path.is_dir() {
+                return refuse("is a directory: an archive output needs a file name");
+            }
+        }
+    }
+    let parent = layout::parent_dir(path);
+    if !parent.is_dir() {
+        return Err(Error::Invalid(format!(
+            "cannot write `{output}`: the directory `{}` does not exist or is not a directory",
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The manifest descriptor as an index lists it: platform, ref.name and containerd's full name.
