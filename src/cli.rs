@@ -3,7 +3,6 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use imgcraft::arch::Platform;
 use imgcraft::compression::LayerCompression;
 use imgcraft::reference::{ImageName, ImageRef};
 
@@ -54,7 +53,7 @@ pub struct ConvertArgs {
     /// Target architecture: amd64, arm64, arm/v7, riscv64, ... or aarch64, armv7a, x86_64, ...
     /// [default: detected from the rootfs's ELF binaries]
     #[arg(long, value_name = "ARCH", help_heading = "Platform")]
-    pub arch: Option<Platform>,
+    pub arch: Option<String>,
 
     /// Keep --arch even when the rootfs's binaries are for another architecture
     #[arg(long, help_heading = "Platform")]

@@ -57,7 +57,8 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
     };
     Ok(ConvertOptions {
         rootfs: args.rootfs.clone().unwrap_or_default(),
-        platform: args.arch.clone(),
+        // Parsed here rather than by clap: an unknown architecture is bad input (exit 1), not a usage error.
+        platform: args.arch.as_deref().map(str::parse).transpose()?,
         check_platform: !args.no_arch_check,
         config,
         author: args.author.clone(),

@@ -287,3 +287,40 @@ fn a_directory_and_its_yocto_style_tarball_give_the_same_layer_content() {
         &unpack(&dir.path().join("layout"), "b"),
     );
 }
+
+#[test]
+fn inspect_reads_what_docker_save_writes() {
+    let out = convert(
+        "rootfs-amd64.tar",
+        &[
+            "-t",
+            "imgcraft-test/saved:1",
+            "-o",
+            "docker-archive:image.tar",
+        ],
+    );
+    run(docker()
+        .arg("load")
+        .arg("-i")
+        .arg(out.path().join("image.tar")));
+    let saved = out.path().join("saved.tar");
+    run(docker()
+        .args(["save", "-o"])
+        .arg(&saved)
+        .arg("imgcraft-test/saved:1"));
+    let report = run(bin()
+        .arg("inspect")
+        .arg("--json")
+        .arg(format!("docker-archive:{}", saved.display())));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let ours = run(bin().arg("inspect").arg("--json").arg(format!(
+        "docker-archive:{}",
+        out.path().join("image.tar").display()
+    )));
+    let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
+    // Docker keeps the config byte for byte and stores the layer uncompressed: same config, same diff_id.
+    assert_eq!(report["config_digest"], ours["config_digest"]);
+    assert_eq!(report["layers"][0]["diff_id"], ours["layers"][0]["diff_id"]);
+    assert_eq!(report["names"][0], "imgcraft-test/saved:1");
+    run(docker().args(["rmi", "imgcraft-test/saved:1"]));
+}
