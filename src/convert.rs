@@ -91,77 +91,17 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
     let staging = BlobStore::open(staging_dir.path())?;
 
-    let mut normalizer = Normalizer::new(&rootfs.name, options.source_date_epoch);
-    let mut census = ElfCensus::default();
-    let mut layer = LayerWriter::create(&staging, options.compression, level, threads)?;
-    let mut has_bin_sh = false;
-    while let Some(entry) = rootfs.entries.next_entry()? {
-        let Some(entry) = normalizer.normalize(entry)? else {
-            continue;
-        };
-        if entry.path == b"bin/sh" {
-            has_bin_sh = true;
-        }
-        let size = matches!(entry.kind, EntryKind::File { .. }).then(|| entry.size());
-        let mut data = ElfSniffer::new(rootfs.entries.data(), &census, size);
-        layer
-            .append(&entry, &mut data)
-            .map_err(|e| match input_fault(&e) {
-                Some(problem) => Error::BadInput {
-                    input: rootfs.name.clone(),
-                    problem: problem.to_string(),
-                },
-                None => Error::io("cannot write a layer in", staging_dir.path(), e),
-            })?;
-        let (head, whole) = data.into_captured();
-        census.observe(&entry.path, &head);
-        if let Some(whole) = whole {
-            census.observe_arm_file(&whole);
-        }
-    }
-    let layer = layer.commit()?;
+    let scan = write_layer(&mut rootfs, options, &staging, level, threads)?;
     options.progress.message("writing outputs");
 
-    let (platform, platform_source) = resolve_platform(options, &census, &rootfs.name)?;
-    let created_epoch = options
-        .source_date_epoch
-        .or(normalizer.newest_mtime())
-        .unwrap_or(0);
-    let created = rfc3339(created_epoch);
-    let mut config = options.config.clone();
-    if config.env.is_none() {
-        // Docker's default PATH: engines add it only when they build an image, not when they load one.
-        config.env = Some(vec![
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        ]);
-    }
-    if config.cmd.is_none() && config.entrypoint.is_none() && has_bin_sh {
-        config.cmd = Some(vec!["/bin/sh".into()]);
-    }
-    let image_config = ImageConfig {
-        created: Some(created.clone()),
-        author: options.author.clone(),
-        architecture: platform.architecture.clone(),
-        variant: platform.variant.clone(),
-        os: "linux".into(),
-        config,
-        rootfs: RootFs {
-            kind: "layers".into(),
-            diff_ids: vec![],
-        },
-        history: vec![History {
-            created: Some(created.clone()),
-            created_by: Some("rootfs2image".into()),
-            author: None,
-            comment: Some("root filesystem".into()),
-            empty_layer: None,
-        }],
-    };
+    let (platform, platform_source) = resolve_platform(options, &scan.census, &rootfs.name)?;
+    let created = rfc3339(options.source_date_epoch.or(scan.newest_mtime).unwrap_or(0));
+    let image_config = image_config(options, &platform, &created, scan.has_bin_sh);
     let mut annotations = options.annotations.clone();
     annotations
         .entry(ANNOTATION_CREATED.into())
         .or_insert_with(|| created.clone());
-    let image = Image::assemble(&staging, image_config, vec![layer], annotations)?;
+    let image = Image::assemble(&staging, image_config, vec![scan.layer], annotations)?;
 
     let outputs = if outputs_known {
         options.outputs.clone()
@@ -195,6 +135,94 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         outputs: outputs.iter().map(ToString::to_string).collect(),
         platform_source,
     })
+}
+
+/// What streaming the rootfs through the pipeline produced besides the layer itself.
+struct Scan {
+    layer: Layer,
+    census: ElfCensus,
+    newest_mtime: Option<i64>,
+    has_bin_sh: bool,
+}
+
+/// Streams every entry through the normaliser into one layer, watching ELF headers on the way.
+fn write_layer(
+    rootfs: &mut input::Rootfs,
+    options: &ConvertOptions,
+    staging: &BlobStore,
+    level: i32,
+    threads: usize,
+) -> Result<Scan> {
+    let mut normalizer = Normalizer::new(&rootfs.name, options.source_date_epoch);
+    let mut census = ElfCensus::default();
+    let mut layer = LayerWriter::create(staging, options.compression, level, threads)?;
+    let mut has_bin_sh = false;
+    while let Some(entry) = rootfs.entries.next_entry()? {
+        let Some(entry) = normalizer.normalize(entry)? else {
+            continue;
+        };
+        has_bin_sh |= entry.path == b"bin/sh";
+        let size = matches!(entry.kind, EntryKind::File { .. }).then(|| entry.size());
+        let mut data = ElfSniffer::new(rootfs.entries.data(), &census, size);
+        layer
+            .append(&entry, &mut data)
+            .map_err(|e| match input_fault(&e) {
+                Some(problem) => Error::BadInput {
+                    input: rootfs.name.clone(),
+                    problem: problem.to_string(),
+                },
+                None => Error::io("cannot write a layer in", staging.root(), e),
+            })?;
+        let (head, whole) = data.into_captured();
+        census.observe(&entry.path, &head);
+        if let Some(whole) = whole {
+            census.observe_arm_file(&whole);
+        }
+    }
+    Ok(Scan {
+        layer: layer.commit()?,
+        census,
+        newest_mtime: normalizer.newest_mtime(),
+        has_bin_sh,
+    })
+}
+
+/// The image config: the user's execution parameters with engine-like defaults, and one history entry.
+fn image_config(
+    options: &ConvertOptions,
+    platform: &Platform,
+    created: &str,
+    has_bin_sh: bool,
+) -> ImageConfig {
+    let mut config = options.config.clone();
+    if config.env.is_none() {
+        // Docker's default PATH: engines add it only when they build an image, not when they load one.
+        config.env = Some(vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ]);
+    }
+    if config.cmd.is_none() && config.entrypoint.is_none() && has_bin_sh {
+        config.cmd = Some(vec!["/bin/sh".into()]);
+    }
+    ImageConfig {
+        created: Some(created.to_string()),
+        author: options.author.clone(),
+        architecture: platform.architecture.clone(),
+        variant: platform.variant.clone(),
+        os: "linux".into(),
+        config,
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![],
+        },
+        history: vec![History {
+            created: Some(created.to_string()),
+            created_by: Some("rootfs2image".into()),
+            author: None,
+            comment: Some("root filesystem".into()),
+            empty_layer: None,
+        }],
+    }
 }
 
 /// The platform from the option, checked against the binaries; or detected from them.
