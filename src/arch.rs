@@ -19,10 +19,7 @@ const KNOWN: &str = "amd64, arm64, arm/v7, arm/v6, arm/v5, 386, riscv64, ppc64le
 
 impl Platform {
     pub fn new(architecture: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            architecture: architecture.to_string(),
-            variant: variant.map(str::to_string),
-        }
+        Platform { architecture: architecture.to_string(), variant: variant.map(str::to_string) }
     }
 
     /// The variant engines assume when none is given (containerd's platforms normalisation): arm64 is v8; 32-bit
@@ -66,8 +63,7 @@ impl FromStr for Platform {
             Some((name, variant)) => (name, Some(variant)),
             None => (lower, None),
         };
-        let unknown =
-            || Error::Invalid(format!("unknown architecture `{text}`: use one of {KNOWN}"));
+        let unknown = || Error::Invalid(format!("unknown architecture `{text}`: use one of {KNOWN}"));
         let (architecture, implied) = match name {
             "amd64" | "x86_64" | "x86-64" | "x64" => ("amd64", None),
             "386" | "i386" | "i486" | "i586" | "i686" | "x86" => ("386", None),
@@ -85,14 +81,8 @@ impl FromStr for Platform {
             "mips64le" | "mips64el" => ("mips64le", None),
             "loong64" | "loongarch64" => ("loong64", None),
             // Yocto's and GNU's ARM spellings carry the level: armv7a, armv7ahf, armv7vet2hf-neon, armv6, armv5te...
-            other => match other
-                .strip_prefix("armv")
-                .and_then(|rest| rest.chars().next())
-            {
-                Some(level @ '5'..='8') => (
-                    "arm",
-                    Some(["v5", "v6", "v7", "v8"][level as usize - '5' as usize]),
-                ),
+            other => match other.strip_prefix("armv").and_then(|rest| rest.chars().next()) {
+                Some(level @ '5'..='8') => ("arm", Some(["v5", "v6", "v7", "v8"][level as usize - '5' as usize])),
                 _ => return Err(unknown()),
             },
         };
@@ -102,10 +92,7 @@ impl FromStr for Platform {
         };
         let allowed: &[&str] = match architecture {
             "arm" => &["v5", "v6", "v7", "v8"],
-            "arm64" => &[
-                "v8", "v8.0", "v8.1", "v8.2", "v8.3", "v8.4", "v8.5", "v8.6", "v8.7", "v8.8",
-                "v8.9", "v9",
-            ],
+            "arm64" => &["v8", "v8.0", "v8.1", "v8.2", "v8.3", "v8.4", "v8.5", "v8.6", "v8.7", "v8.8", "v8.9", "v9"],
             "amd64" => &["v1", "v2", "v3", "v4"],
             _ => &[],
         };
@@ -161,21 +148,13 @@ impl ElfIdent {
         };
         let half = |at: usize| {
             let b = [head[at], head[at + 1]];
-            if little_endian {
-                u16::from_le_bytes(b)
-            } else {
-                u16::from_be_bytes(b)
-            }
+            if little_endian { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
         };
         let e_type = half(16);
         if e_type != 2 && e_type != 3 {
             return None;
         }
-        Some(ElfIdent {
-            machine: half(18),
-            is_64: head[4] == 2,
-            little_endian,
-        })
+        Some(ElfIdent { machine: half(18), is_64: head[4] == 2, little_endian })
     }
 
     /// The OCI architecture this machine runs as, if engines know it.
@@ -240,22 +219,10 @@ impl ElfCensus {
 
     /// The detected platform and a file that shows it, or `None` when the rootfs holds no known ELF binaries.
     pub fn platform(&self) -> Option<(Platform, String)> {
-        let (arch, (_, path)) = self
-            .seen
-            .iter()
-            .max_by_key(|(arch, (count, _))| (*count, std::cmp::Reverse(**arch)))?;
-        let variant = if *arch == "arm" {
-            self.arm_variant.clone()
-        } else {
-            None
-        };
-        Some((
-            Platform {
-                architecture: arch.to_string(),
-                variant,
-            },
-            display_bytes(path),
-        ))
+        let (arch, (_, path)) =
+            self.seen.iter().max_by_key(|(arch, (count, _))| (*count, std::cmp::Reverse(**arch)))?;
+        let variant = if *arch == "arm" { self.arm_variant.clone() } else { None };
+        Some((Platform { architecture: arch.to_string(), variant }, display_bytes(path)))
     }
 }
 
@@ -267,9 +234,7 @@ fn arm_variant(file: &[u8]) -> Option<String> {
     let shentsize = u16_at(46)? as usize;
     let shnum = u16_at(48)? as usize;
     const SHT_ARM_ATTRIBUTES: u32 = 0x7000_0003;
-    let section = (0..shnum)
-        .map(|i| shoff + i * shentsize)
-        .find(|&at| u32_at(at + 4) == Some(SHT_ARM_ATTRIBUTES))?;
+    let section = (0..shnum).map(|i| shoff + i * shentsize).find(|&at| u32_at(at + 4) == Some(SHT_ARM_ATTRIBUTES))?;
     let offset = u32_at(section + 16)? as usize;
     let size = u32_at(section + 20)? as usize;
     let data = file.get(offset..offset.checked_add(size)?)?;
@@ -333,9 +298,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> String {
-        s.parse::<Platform>()
-            .map(|p| p.to_string())
-            .unwrap_or_else(|e| format!("error: {e}"))
+        s.parse::<Platform>().map(|p| p.to_string()).unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
@@ -367,17 +330,13 @@ mod tests {
 
     #[test]
     fn unknown_architectures_and_variants_are_refused_with_the_choices() {
-        assert!(
-            parse("sparc64").starts_with("error: unknown architecture `sparc64`: use one of amd64")
-        );
+        assert!(parse("sparc64").starts_with("error: unknown architecture `sparc64`: use one of amd64"));
         assert!(parse("arm/v9").contains("use v5, v6, v7, v8"));
         assert!(parse("riscv64/v1").contains("has no variants"));
     }
 
     fn elf_head(class: u8, data: u8, machine: u16) -> Vec<u8> {
-        let mut h = vec![
-            0x7f, b'E', b'L', b'F', class, data, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ];
+        let mut h = vec![0x7f, b'E', b'L', b'F', class, data, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let (t, m) = if data == 1 {
             (2u16.to_le_bytes(), machine.to_le_bytes())
         } else {
@@ -396,10 +355,7 @@ mod tests {
         census.observe(b"lib/ld.so", &elf_head(2, 1, EM_AARCH64));
         census.observe(b"etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n");
         let (platform, file) = census.platform().unwrap();
-        assert_eq!(
-            (platform.to_string(), file.as_str()),
-            ("arm64".into(), "bin/busybox")
-        );
+        assert_eq!((platform.to_string(), file.as_str()), ("arm64".into(), "bin/busybox"));
     }
 
     #[test]

@@ -21,10 +21,7 @@ impl BlobStore {
     pub fn open(root: &Path) -> Result<BlobStore> {
         let dir = root.join("blobs").join("sha256");
         fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-        Ok(BlobStore {
-            root: root.to_path_buf(),
-            dir,
-        })
+        Ok(BlobStore { root: root.to_path_buf(), dir })
     }
 
     pub fn root(&self) -> &Path {
@@ -56,9 +53,7 @@ impl BlobStore {
     /// Stores a small blob (a config, a manifest) given whole.
     pub fn put(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
         let mut writer = self.writer()?;
-        writer
-            .write_all(bytes)
-            .map_err(|e| Error::io("cannot write a blob in", &self.dir, e))?;
+        writer.write_all(bytes).map_err(|e| Error::io("cannot write a blob in", &self.dir, e))?;
         writer.commit()
     }
 
@@ -69,9 +64,7 @@ impl BlobStore {
             return Ok(());
         }
         let source = from.path(digest);
-        let temp = self
-            .dir
-            .join(format!(".import-{}-{}", std::process::id(), digest.hex()));
+        let temp = self.dir.join(format!(".import-{}-{}", std::process::id(), digest.hex()));
         let _ = fs::remove_file(&temp);
         if fs::hard_link(&source, &temp).is_err() {
             fs::copy(&source, &temp).map_err(|e| Error::io("cannot copy blob to", &temp, e))?;
@@ -81,15 +74,9 @@ impl BlobStore {
 
     /// The digests of every complete blob in the store.
     pub fn digests(&self) -> Result<Vec<Digest>> {
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| Error::io("cannot read", &self.dir, e))?;
-        let mut digests: Vec<Digest> = entries
-            .filter_map(|e| {
-                format!("sha256:{}", e.ok()?.file_name().to_str()?)
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io("cannot read", &self.dir, e))?;
+        let mut digests: Vec<Digest> =
+            entries.filter_map(|e| format!("sha256:{}", e.ok()?.file_name().to_str()?).parse().ok()).collect();
         digests.sort();
         Ok(digests)
     }
@@ -119,17 +106,13 @@ impl BlobWriter {
     /// Flushes, names the blob by its digest and returns the digest and size.
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (buffered, digest, size) = self.writer.finish();
-        let file = buffered
-            .into_inner()
-            .map_err(|e| Error::io("cannot write blob in", &self.dir, e.into_error()))?;
+        let file = buffered.into_inner().map_err(|e| Error::io("cannot write blob in", &self.dir, e.into_error()))?;
         // Blobs are content for every user of the layout, not private temporary files (tempfile makes them 0600).
         file.set_permissions(fs::Permissions::from_mode(0o644))
             .map_err(|e| Error::io("cannot chmod", &self.temp, e))?;
         drop(file);
         let target = self.dir.join(digest.hex());
-        self.temp
-            .persist(&target)
-            .map_err(|e| Error::io("cannot store blob", &target, e.error))?;
+        self.temp.persist(&target).map_err(|e| Error::io("cannot store blob", &target, e.error))?;
         Ok((digest, size))
     }
 }
@@ -157,10 +140,8 @@ mod tests {
         let mut abandoned = store.writer().unwrap();
         abandoned.write_all(b"half").unwrap();
         drop(abandoned);
-        let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> =
+            fs::read_dir(dir.path().join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(digest.hex())]);
     }
 }

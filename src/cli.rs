@@ -87,21 +87,11 @@ pub struct ConvertArgs {
     pub source_date_epoch: Option<i64>,
 
     /// Entrypoint: a JSON array (["/bin/app","-v"]) or a shell-like string (/bin/app -v)
-    #[arg(
-        long,
-        value_name = "COMMAND",
-        help_heading = "Image config",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, value_name = "COMMAND", help_heading = "Image config", allow_hyphen_values = true)]
     pub entrypoint: Option<String>,
 
     /// Default command: a JSON array or a shell-like string [default: /bin/sh when the rootfs has it]
-    #[arg(
-        long,
-        value_name = "COMMAND",
-        help_heading = "Image config",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, value_name = "COMMAND", help_heading = "Image config", allow_hyphen_values = true)]
     pub cmd: Option<String>,
 
     /// Environment variable (repeatable) [default: PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin]
@@ -117,27 +107,15 @@ pub struct ConvertArgs {
     pub user: Option<String>,
 
     /// Config label (repeatable)
-    #[arg(
-        long = "label",
-        value_name = "KEY=VALUE",
-        help_heading = "Image config"
-    )]
+    #[arg(long = "label", value_name = "KEY=VALUE", help_heading = "Image config")]
     pub labels: Vec<String>,
 
     /// Manifest annotation (repeatable)
-    #[arg(
-        long = "annotation",
-        value_name = "KEY=VALUE",
-        help_heading = "Image config"
-    )]
+    #[arg(long = "annotation", value_name = "KEY=VALUE", help_heading = "Image config")]
     pub annotations: Vec<String>,
 
     /// Port the container listens on (repeatable): PORT, PORT/tcp or PORT/udp
-    #[arg(
-        long = "expose",
-        value_name = "PORT[/PROTO]",
-        help_heading = "Image config"
-    )]
+    #[arg(long = "expose", value_name = "PORT[/PROTO]", help_heading = "Image config")]
     pub expose: Vec<String>,
 
     /// Mount point for a volume (repeatable)
@@ -163,8 +141,6 @@ pub struct ConvertArgs {
 
 impl ConvertArgs {
     pub fn compression(&self) -> LayerCompression {
-        self.compression
-            .parse()
-            .expect("clap allows only known values")
+        self.compression.parse().expect("clap allows only known values")
     }
 }

@@ -47,20 +47,14 @@ impl InputCompression {
     pub fn decoder<'a>(self, raw: impl Read + Send + 'a) -> Box<dyn Read + Send + 'a> {
         match self {
             InputCompression::None => Box::new(raw),
-            InputCompression::Gzip => {
-                Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw)))
-            }
+            InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw))),
             // liblzma's parallel decoder handles one stream only (../shared/CRATES.md): the multi decoder reads them all.
-            InputCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(
-                io::BufReader::new(raw),
-            )),
+            InputCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(io::BufReader::new(raw))),
             InputCompression::Zstd => match zstd::stream::read::Decoder::new(raw) {
                 Ok(decoder) => Box::new(decoder),
                 Err(err) => Box::new(FailingReader(Some(err))),
             },
-            InputCompression::Bzip2 => {
-                Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(raw)))
-            }
+            InputCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(raw))),
         }
     }
 }
@@ -81,10 +75,7 @@ struct FailingReader(Option<io::Error>);
 
 impl Read for FailingReader {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-        Err(self
-            .0
-            .take()
-            .unwrap_or_else(|| io::Error::other("decoder failed to start")))
+        Err(self.0.take().unwrap_or_else(|| io::Error::other("decoder failed to start")))
     }
 }
 
@@ -110,11 +101,13 @@ impl LayerCompression {
 
     pub fn from_media_type(media_type: &str) -> Option<LayerCompression> {
         match media_type {
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(LayerCompression::Gzip),
+            "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+                Some(LayerCompression::Gzip)
+            }
             "application/vnd.oci.image.layer.v1.tar+zstd" => Some(LayerCompression::Zstd),
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Some(LayerCompression::None),
+            "application/vnd.oci.image.layer.v1.tar" | "application/vnd.docker.image.rootfs.diff.tar" => {
+                Some(LayerCompression::None)
+            }
             _ => None,
         }
     }
@@ -185,9 +178,7 @@ impl FromStr for LayerCompression {
             "gzip" => Ok(LayerCompression::Gzip),
             "zstd" => Ok(LayerCompression::Zstd),
             "none" => Ok(LayerCompression::None),
-            _ => Err(Error::Invalid(format!(
-                "unknown compression `{s}`: use gzip, zstd or none"
-            ))),
+            _ => Err(Error::Invalid(format!("unknown compression `{s}`: use gzip, zstd or none"))),
         }
     }
 }
@@ -225,41 +216,22 @@ mod tests {
     use super::*;
 
     fn roundtrip(compression: LayerCompression, threads: usize, data: &[u8]) -> Vec<u8> {
-        let mut enc = compression
-            .encoder(Vec::new(), compression.default_level(), threads)
-            .unwrap();
+        let mut enc = compression.encoder(Vec::new(), compression.default_level(), threads).unwrap();
         enc.write_all(data).unwrap();
         enc.finish_stream().unwrap()
     }
 
     fn sample() -> Vec<u8> {
-        (0..3_000_000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 17)
-            .collect()
+        (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 17).collect()
     }
 
     #[test]
     fn sniffing_recognises_each_format_by_content() {
-        assert_eq!(
-            InputCompression::sniff(&[0x1f, 0x8b, 8, 0, 0, 0]),
-            Ok(InputCompression::Gzip)
-        );
-        assert_eq!(
-            InputCompression::sniff(b"\xfd7zXZ\0"),
-            Ok(InputCompression::Xz)
-        );
-        assert_eq!(
-            InputCompression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0]),
-            Ok(InputCompression::Zstd)
-        );
-        assert_eq!(
-            InputCompression::sniff(b"BZh91AY"),
-            Ok(InputCompression::Bzip2)
-        );
-        assert_eq!(
-            InputCompression::sniff(b"bin/\0\0"),
-            Ok(InputCompression::None)
-        );
+        assert_eq!(InputCompression::sniff(&[0x1f, 0x8b, 8, 0, 0, 0]), Ok(InputCompression::Gzip));
+        assert_eq!(InputCompression::sniff(b"\xfd7zXZ\0"), Ok(InputCompression::Xz));
+        assert_eq!(InputCompression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0]), Ok(InputCompression::Zstd));
+        assert_eq!(InputCompression::sniff(b"BZh91AY"), Ok(InputCompression::Bzip2));
+        assert_eq!(InputCompression::sniff(b"bin/\0\0"), Ok(InputCompression::None));
         assert!(InputCompression::sniff(&[0x04, 0x22, 0x4d, 0x18, 0, 0]).is_err());
     }
 
@@ -270,10 +242,7 @@ mod tests {
         let two = roundtrip(LayerCompression::Zstd, 2, &data);
         assert_eq!(one, two);
         let mut back = Vec::new();
-        InputCompression::Zstd
-            .decoder(&one[..])
-            .read_to_end(&mut back)
-            .unwrap();
+        InputCompression::Zstd.decoder(&one[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
     }
 
@@ -283,10 +252,7 @@ mod tests {
         let mut joined = roundtrip(LayerCompression::Gzip, 1, &data[..1000]);
         joined.extend(roundtrip(LayerCompression::Gzip, 1, &data[1000..]));
         let mut back = Vec::new();
-        InputCompression::Gzip
-            .decoder(&joined[..])
-            .read_to_end(&mut back)
-            .unwrap();
+        InputCompression::Gzip.decoder(&joined[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
     }
 

@@ -12,9 +12,7 @@ use crate::compression::LayerCompression;
 use crate::digest::Digest;
 use crate::entry::EntryKind;
 use crate::error::{Error, Result};
-use crate::image::{
-    ANNOTATION_CREATED, ContainerConfig, History, Image, ImageConfig, RootFs, rfc3339,
-};
+use crate::image::{ANNOTATION_CREATED, ContainerConfig, History, Image, ImageConfig, RootFs, rfc3339};
 use crate::input;
 use crate::layer::{Layer, LayerWriter};
 use crate::normalize::Normalizer;
@@ -65,14 +63,10 @@ pub struct ConvertReport {
 
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let threads = match options.threads {
-        0 => std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1),
+        0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
         n => n,
     };
-    let level = options
-        .compression_level
-        .unwrap_or_else(|| options.compression.default_level());
+    let level = options.compression_level.unwrap_or_else(|| options.compression.default_level());
     options.compression.check_level(level)?;
 
     for output in &options.outputs {
@@ -98,23 +92,14 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let created = rfc3339(options.source_date_epoch.or(scan.newest_mtime).unwrap_or(0));
     let image_config = image_config(options, &platform, &created, scan.has_bin_sh);
     let mut annotations = options.annotations.clone();
-    annotations
-        .entry(ANNOTATION_CREATED.into())
-        .or_insert_with(|| created.clone());
+    annotations.entry(ANNOTATION_CREATED.into()).or_insert_with(|| created.clone());
     let image = Image::assemble(&staging, image_config, vec![scan.layer], annotations)?;
 
     let outputs = if outputs_known {
         options.outputs.clone()
     } else {
-        let file = options.default_output_dir.join(format!(
-            "{}-{}.oci.tar",
-            rootfs.stem,
-            platform.file_stem()
-        ));
-        vec![ImageRef::OciArchive {
-            file,
-            reference: None,
-        }]
+        let file = options.default_output_dir.join(format!("{}-{}.oci.tar", rootfs.stem, platform.file_stem()));
+        vec![ImageRef::OciArchive { file, reference: None }]
     };
     let prepared = outputs
         .iter()
@@ -164,42 +149,25 @@ fn write_layer(
         has_bin_sh |= entry.path == b"bin/sh";
         let size = matches!(entry.kind, EntryKind::File { .. }).then(|| entry.size());
         let mut data = ElfSniffer::new(rootfs.entries.data(), &census, size);
-        layer
-            .append(&entry, &mut data)
-            .map_err(|e| match input_fault(&e) {
-                Some(problem) => Error::BadInput {
-                    input: rootfs.name.clone(),
-                    problem: problem.to_string(),
-                },
-                None => Error::io("cannot write a layer in", staging.root(), e),
-            })?;
+        layer.append(&entry, &mut data).map_err(|e| match input_fault(&e) {
+            Some(problem) => Error::BadInput { input: rootfs.name.clone(), problem: problem.to_string() },
+            None => Error::io("cannot write a layer in", staging.root(), e),
+        })?;
         let (head, whole) = data.into_captured();
         census.observe(&entry.path, &head);
         if let Some(whole) = whole {
             census.observe_arm_file(&whole);
         }
     }
-    Ok(Scan {
-        layer: layer.commit()?,
-        census,
-        newest_mtime: normalizer.newest_mtime(),
-        has_bin_sh,
-    })
+    Ok(Scan { layer: layer.commit()?, census, newest_mtime: normalizer.newest_mtime(), has_bin_sh })
 }
 
 /// The image config: the user's execution parameters with engine-like defaults, and one history entry.
-fn image_config(
-    options: &ConvertOptions,
-    platform: &Platform,
-    created: &str,
-    has_bin_sh: bool,
-) -> ImageConfig {
+fn image_config(options: &ConvertOptions, platform: &Platform, created: &str, has_bin_sh: bool) -> ImageConfig {
     let mut config = options.config.clone();
     if config.env.is_none() {
         // Docker's default PATH: engines add it only when they build an image, not when they load one.
-        config.env = Some(vec![
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        ]);
+        config.env = Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]);
     }
     if config.cmd.is_none() && config.entrypoint.is_none() && has_bin_sh {
         config.cmd = Some(vec!["/bin/sh".into()]);
@@ -211,10 +179,7 @@ fn image_config(
         variant: platform.variant.clone(),
         os: "linux".into(),
         config,
-        rootfs: RootFs {
-            kind: "layers".into(),
-            diff_ids: vec![],
-        },
+        rootfs: RootFs { kind: "layers".into(), diff_ids: vec![] },
         history: vec![History {
             created: Some(created.to_string()),
             created_by: Some("rootfs2image".into()),
@@ -226,11 +191,7 @@ fn image_config(
 }
 
 /// The platform from the option, checked against the binaries; or detected from them.
-fn resolve_platform(
-    options: &ConvertOptions,
-    census: &ElfCensus,
-    input: &str,
-) -> Result<(Platform, String)> {
+fn resolve_platform(options: &ConvertOptions, census: &ElfCensus, input: &str) -> Result<(Platform, String)> {
     let detected = census.platform();
     match (&options.platform, detected) {
         (Some(requested), Some((found, file))) => {
@@ -249,10 +210,7 @@ fn resolve_platform(
             Ok((platform.with_default_variant(), "option".into()))
         }
         (Some(requested), None) => Ok((requested.clone().with_default_variant(), "option".into())),
-        (None, Some((found, file))) => Ok((
-            found.with_default_variant(),
-            format!("detected from `{file}`"),
-        )),
+        (None, Some((found, file))) => Ok((found.with_default_variant(), format!("detected from `{file}`"))),
         (None, None) => Err(Error::BadInput {
             input: input.to_string(),
             problem: "no ELF executables found to detect the architecture from: give --arch".into(),
@@ -270,13 +228,8 @@ struct ElfSniffer<R> {
 
 impl<R: Read> ElfSniffer<R> {
     fn new(inner: R, census: &ElfCensus, size: Option<u64>) -> Self {
-        let capture =
-            census.wants_arm_attributes() && size.is_some_and(|s| s <= ARM_ATTRIBUTES_LIMIT as u64);
-        ElfSniffer {
-            inner,
-            head: Vec::new(),
-            whole: capture.then(Vec::new),
-        }
+        let capture = census.wants_arm_attributes() && size.is_some_and(|s| s <= ARM_ATTRIBUTES_LIMIT as u64);
+        ElfSniffer { inner, head: Vec::new(), whole: capture.then(Vec::new) }
     }
 
     fn is_arm32(&self) -> bool {

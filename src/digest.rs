@@ -20,9 +20,7 @@ impl Digest {
     }
 
     fn from_hasher(hasher: Sha256) -> Digest {
-        Digest {
-            hex: hex::encode(hasher.finalize()),
-        }
+        Digest { hex: hex::encode(hasher.finalize()) }
     }
 
     /// The 64 hex digits, as used for blob file names.
@@ -46,21 +44,13 @@ impl fmt::Debug for Digest {
 impl FromStr for Digest {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| {
-            Error::Invalid(format!(
-                "unsupported digest `{s}`: only sha256 is supported"
-            ))
-        })?;
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| Error::Invalid(format!("unsupported digest `{s}`: only sha256 is supported")))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(Error::Invalid(format!("malformed digest `{s}`")));
         }
-        Ok(Digest {
-            hex: hex.to_string(),
-        })
+        Ok(Digest { hex: hex.to_string() })
     }
 }
 
@@ -86,11 +76,7 @@ pub struct DigestWriter<W> {
 
 impl<W: Write> DigestWriter<W> {
     pub fn new(inner: W) -> Self {
-        DigestWriter {
-            inner,
-            hasher: Sha256::new(),
-            written: 0,
-        }
+        DigestWriter { inner, hasher: Sha256::new(), written: 0 }
     }
 
     pub fn get_mut(&mut self) -> &mut W {
@@ -125,11 +111,7 @@ pub struct DigestReader<R> {
 
 impl<R: Read> DigestReader<R> {
     pub fn new(inner: R) -> Self {
-        DigestReader {
-            inner,
-            hasher: Sha256::new(),
-            read: 0,
-        }
+        DigestReader { inner, hasher: Sha256::new(), read: 0 }
     }
 
     pub fn finish(self) -> (Digest, u64) {

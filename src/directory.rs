@@ -43,11 +43,8 @@ impl DirectoryReader {
     }
 
     fn entry_for(&mut self, path: &Path, relative: Vec<u8>) -> Result<Option<Entry>, Error> {
-        let bad = |problem: String| Error::BadEntry {
-            input: self.input.clone(),
-            entry: display_bytes(&relative),
-            problem,
-        };
+        let bad =
+            |problem: String| Error::BadEntry { input: self.input.clone(), entry: display_bytes(&relative), problem };
         let meta = std::fs::symlink_metadata(path).map_err(|e| bad(format!("cannot stat: {e}")))?;
         let file_type = meta.file_type();
         let rdev = meta.rdev();
@@ -57,11 +54,8 @@ impl DirectoryReader {
         } else if file_type.is_file() {
             EntryKind::File { size: meta.len() }
         } else if file_type.is_symlink() {
-            let target =
-                std::fs::read_link(path).map_err(|e| bad(format!("cannot read the link: {e}")))?;
-            EntryKind::Symlink {
-                target: target.as_os_str().as_bytes().to_vec(),
-            }
+            let target = std::fs::read_link(path).map_err(|e| bad(format!("cannot read the link: {e}")))?;
+            EntryKind::Symlink { target: target.as_os_str().as_bytes().to_vec() }
         } else if file_type.is_char_device() {
             EntryKind::CharDevice { major, minor }
         } else if file_type.is_block_device() {
@@ -74,14 +68,9 @@ impl DirectoryReader {
         };
         if !file_type.is_dir() && meta.nlink() > 1 {
             match self.inodes.get(&(meta.dev(), meta.ino())) {
-                Some(first) => {
-                    kind = EntryKind::Hardlink {
-                        target: first.clone(),
-                    }
-                }
+                Some(first) => kind = EntryKind::Hardlink { target: first.clone() },
                 None => {
-                    self.inodes
-                        .insert((meta.dev(), meta.ino()), relative.clone());
+                    self.inodes.insert((meta.dev(), meta.ino()), relative.clone());
                 }
             }
         }
@@ -89,13 +78,10 @@ impl DirectoryReader {
         let names = xattr::list(path).map_err(|e| bad(format!("cannot list xattrs: {e}")))?;
         for name in names {
             let Some(name_text) = name.to_str() else {
-                return Err(bad(format!(
-                    "xattr name `{}` is not UTF-8",
-                    display_bytes(name.as_bytes())
-                )));
+                return Err(bad(format!("xattr name `{}` is not UTF-8", display_bytes(name.as_bytes()))));
             };
-            if let Some(value) = xattr::get(path, &name)
-                .map_err(|e| bad(format!("cannot read xattr {name_text}: {e}")))?
+            if let Some(value) =
+                xattr::get(path, &name).map_err(|e| bad(format!("cannot read xattr {name_text}: {e}")))?
             {
                 xattrs.insert(name_text.to_string(), value);
             }
@@ -118,20 +104,12 @@ impl EntrySource for DirectoryReader {
             let Some(next) = self.walker.next() else {
                 return Ok(None);
             };
-            let dir_entry = next.map_err(|e| Error::BadInput {
-                input: self.input.clone(),
-                problem: e.to_string(),
-            })?;
+            let dir_entry = next.map_err(|e| Error::BadInput { input: self.input.clone(), problem: e.to_string() })?;
             if dir_entry.depth() == 0 {
                 continue;
             }
             let path = dir_entry.path().to_path_buf();
-            let relative = path
-                .strip_prefix(&self.root)
-                .unwrap_or(&path)
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
+            let relative = path.strip_prefix(&self.root).unwrap_or(&path).as_os_str().as_bytes().to_vec();
             if let Some(entry) = self.entry_for(&path, relative)? {
                 self.current = matches!(entry.kind, EntryKind::File { .. }).then_some(path);
                 return Ok(Some(entry));
@@ -144,14 +122,8 @@ impl EntrySource for DirectoryReader {
             return Box::new(io::empty());
         };
         match File::open(&path) {
-            Ok(file) => Box::new(MarkReadErrors {
-                inner: CountingReader::new(file, self.progress.clone()),
-                path,
-            }),
-            Err(e) => Box::new(MarkReadErrors {
-                inner: FailingRead(Some(e)),
-                path,
-            }),
+            Ok(file) => Box::new(MarkReadErrors { inner: CountingReader::new(file, self.progress.clone()), path }),
+            Err(e) => Box::new(MarkReadErrors { inner: FailingRead(Some(e)), path }),
         }
     }
 }
@@ -160,10 +132,7 @@ struct FailingRead(Option<io::Error>);
 
 impl Read for FailingRead {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-        Err(self
-            .0
-            .take()
-            .unwrap_or_else(|| io::Error::other("cannot open")))
+        Err(self.0.take().unwrap_or_else(|| io::Error::other("cannot open")))
     }
 }
 
@@ -177,10 +146,7 @@ impl<R: Read> Read for MarkReadErrors<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| match e.kind() {
             io::ErrorKind::Interrupted => e,
-            _ => io::Error::other(InputFault(format!(
-                "cannot read `{}`: {e}",
-                self.path.display()
-            ))),
+            _ => io::Error::other(InputFault(format!("cannot read `{}`: {e}", self.path.display()))),
         })
     }
 }

@@ -13,22 +13,13 @@ pub enum Error {
 
     /// One entry of the input cannot be represented or is hostile.
     #[error("`{input}`: entry `{entry}`: {problem}")]
-    BadEntry {
-        input: String,
-        entry: String,
-        problem: String,
-    },
+    BadEntry { input: String, entry: String, problem: String },
 
     /// The rootfs's binaries are for another architecture than the one asked for.
     #[error(
         "`{input}`: --arch {requested} does not match the rootfs: `{file}` is {found} (use --arch {found}, or --no-arch-check to keep {requested})"
     )]
-    ArchMismatch {
-        input: String,
-        requested: String,
-        found: String,
-        file: String,
-    },
+    ArchMismatch { input: String, requested: String, found: String, file: String },
 
     /// An image that was read back (for inspect, or an existing layout) is malformed.
     #[error("`{image}`: {problem}")]
@@ -40,27 +31,16 @@ pub enum Error {
 
     /// An operating-system error, with what was being done to which path.
     #[error("{action} `{path}`: {source}")]
-    Io {
-        action: &'static str,
-        path: String,
-        source: io::Error,
-    },
+    Io { action: &'static str, path: String, source: io::Error },
 }
 
 impl Error {
     pub fn io(action: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.as_ref().display().to_string(),
-            source,
-        }
+        Error::Io { action, path: path.as_ref().display().to_string(), source }
     }
 
     pub fn bad_image(image: impl std::fmt::Display, problem: impl Into<String>) -> Self {
-        Error::BadImage {
-            image: image.to_string(),
-            problem: problem.into(),
-        }
+        Error::BadImage { image: image.to_string(), problem: problem.into() }
     }
 }
 

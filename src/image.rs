@@ -16,8 +16,7 @@ pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+jso
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// image-spec annotations.md
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
@@ -70,12 +69,7 @@ pub struct Index {
 
 impl Index {
     pub fn new(manifests: Vec<Descriptor>) -> Index {
-        Index {
-            schema_version: 2,
-            media_type: Some(MEDIA_TYPE_INDEX.into()),
-            manifests,
-            annotations: None,
-        }
+        Index { schema_version: 2, media_type: Some(MEDIA_TYPE_INDEX.into()), manifests, annotations: None }
     }
 }
 
@@ -148,10 +142,7 @@ pub struct ImageConfig {
 
 impl ImageConfig {
     pub fn platform(&self) -> Platform {
-        Platform {
-            architecture: self.architecture.clone(),
-            variant: self.variant.clone(),
-        }
+        Platform { architecture: self.architecture.clone(), variant: self.variant.clone() }
     }
 }
 
@@ -175,19 +166,11 @@ impl Image {
         layers: Vec<Layer>,
         annotations: BTreeMap<String, String>,
     ) -> Result<Image> {
-        config.rootfs = RootFs {
-            kind: "layers".into(),
-            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
-        };
+        config.rootfs = RootFs { kind: "layers".into(), diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect() };
         let config_bytes = serde_json::to_vec(&config).expect("an image config always serialises");
         let (digest, size) = blobs.put(&config_bytes)?;
-        let config_descriptor = Descriptor {
-            media_type: MEDIA_TYPE_CONFIG.into(),
-            digest,
-            size,
-            platform: None,
-            annotations: None,
-        };
+        let config_descriptor =
+            Descriptor { media_type: MEDIA_TYPE_CONFIG.into(), digest, size, platform: None, annotations: None };
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
@@ -217,14 +200,7 @@ impl Image {
             }),
             annotations: None,
         };
-        Ok(Image {
-            layers,
-            config,
-            config_descriptor,
-            manifest,
-            manifest_bytes,
-            manifest_descriptor,
-        })
+        Ok(Image { layers, config, config_descriptor, manifest, manifest_bytes, manifest_descriptor })
     }
 
     /// Every blob of the image: config, layers and the manifest itself.
@@ -253,12 +229,7 @@ pub fn rfc3339(epoch: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[cfg(test)]
@@ -286,10 +257,7 @@ mod tests {
                 exposed_ports: Some(BTreeMap::from([("80/tcp".into(), Empty {})])),
                 ..Default::default()
             },
-            rootfs: RootFs {
-                kind: "layers".into(),
-                diff_ids: vec![],
-            },
+            rootfs: RootFs { kind: "layers".into(), diff_ids: vec![] },
             history: vec![],
         };
         assert_eq!(

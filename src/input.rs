@@ -45,11 +45,7 @@ pub fn open(spec: &str, progress: &Progress) -> Result<Rootfs, Error> {
     if spec == "-" {
         let stdin = io::stdin();
         progress.start(None, "converting standard input");
-        return open_stream(
-            Box::new(CountingReader::new(stdin, progress.clone())),
-            "-",
-            "rootfs".into(),
-        );
+        return open_stream(Box::new(CountingReader::new(stdin, progress.clone())), "-", "rootfs".into());
     }
     let path = PathBuf::from(spec);
     let meta = std::fs::metadata(&path).map_err(|e| Error::BadInput {
@@ -69,16 +65,10 @@ pub fn open(spec: &str, progress: &Progress) -> Result<Rootfs, Error> {
             entries: Box::new(DirectoryReader::new(&path, progress.clone())),
         });
     }
-    let file = File::open(&path).map_err(|e| Error::BadInput {
-        input: spec.to_string(),
-        problem: format!("cannot open: {e}"),
-    })?;
+    let file = File::open(&path)
+        .map_err(|e| Error::BadInput { input: spec.to_string(), problem: format!("cannot open: {e}") })?;
     progress.start(Some(meta.len()), &format!("converting {}", stem));
-    open_stream(
-        Box::new(CountingReader::new(file, progress.clone())),
-        spec,
-        stem,
-    )
+    open_stream(Box::new(CountingReader::new(file, progress.clone())), spec, stem)
 }
 
 fn open_stream(mut raw: Box<dyn Read + Send>, name: &str, stem: String) -> Result<Rootfs, Error> {
@@ -86,20 +76,12 @@ fn open_stream(mut raw: Box<dyn Read + Send>, name: &str, stem: String) -> Resul
     (&mut raw)
         .take(SNIFF_LEN as u64)
         .read_to_end(&mut head)
-        .map_err(|e| Error::BadInput {
-            input: name.to_string(),
-            problem: format!("cannot read: {e}"),
-        })?;
+        .map_err(|e| Error::BadInput { input: name.to_string(), problem: format!("cannot read: {e}") })?;
     if head.is_empty() {
-        return Err(Error::BadInput {
-            input: name.to_string(),
-            problem: "empty input: not a tar archive".into(),
-        });
+        return Err(Error::BadInput { input: name.to_string(), problem: "empty input: not a tar archive".into() });
     }
-    let compression = InputCompression::sniff(&head).map_err(|problem| Error::BadInput {
-        input: name.to_string(),
-        problem,
-    })?;
+    let compression =
+        InputCompression::sniff(&head).map_err(|problem| Error::BadInput { input: name.to_string(), problem })?;
     let rejoined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
     let decoded = ReadAhead::spawn(compression.decoder(rejoined));
     let description = match compression {
@@ -121,9 +103,7 @@ fn file_stem(path: &Path) -> String {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "rootfs".into());
-    for suffix in [
-        ".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tgz", ".txz", ".tzst", ".tbz2", ".tar",
-    ] {
+    for suffix in [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tgz", ".txz", ".tzst", ".tbz2", ".tar"] {
         if let Some(stem) = name.strip_suffix(suffix)
             && !stem.is_empty()
         {
@@ -166,12 +146,7 @@ impl ReadAhead {
                 }
             }
         });
-        ReadAhead {
-            chunks,
-            current: Vec::new(),
-            position: 0,
-            failed: None,
-        }
+        ReadAhead { chunks, current: Vec::new(), position: 0, failed: None }
     }
 }
 

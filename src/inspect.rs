@@ -42,11 +42,7 @@ pub fn inspect(reference: &ImageRef) -> Result<InspectReport> {
         created: image.config.created.clone(),
         author: image.config.author.clone(),
         config: image.config.config.clone(),
-        annotations: image
-            .manifest
-            .as_ref()
-            .and_then(|m| m.annotations.clone())
-            .unwrap_or_default(),
+        annotations: image.manifest.as_ref().and_then(|m| m.annotations.clone()).unwrap_or_default(),
         layers,
         verified: true,
     })
@@ -76,28 +72,15 @@ impl InspectReport {
             let _ = writeln!(out, "Author:       {author}");
         }
         let c = &self.config;
-        let list = |v: &Option<Vec<String>>| {
-            v.as_ref()
-                .map(|v| serde_json::to_string(v).unwrap_or_default())
-        };
+        let list = |v: &Option<Vec<String>>| v.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
         for (label, value) in [
             ("Entrypoint:", list(&c.entrypoint)),
             ("Cmd:", list(&c.cmd)),
             ("User:", c.user.clone()),
             ("WorkingDir:", c.working_dir.clone()),
             ("StopSignal:", c.stop_signal.clone()),
-            (
-                "Ports:",
-                c.exposed_ports
-                    .as_ref()
-                    .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", ")),
-            ),
-            (
-                "Volumes:",
-                c.volumes
-                    .as_ref()
-                    .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", ")),
-            ),
+            ("Ports:", c.exposed_ports.as_ref().map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))),
+            ("Volumes:", c.volumes.as_ref().map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))),
         ] {
             if let Some(value) = value {
                 let _ = writeln!(out, "{label:<13} {value}");
@@ -123,10 +106,7 @@ impl InspectReport {
                 layer.media_type
             );
         }
-        let _ = writeln!(
-            out,
-            "Verified:     every blob matches its digest and size; every layer its diff_id"
-        );
+        let _ = writeln!(out, "Verified:     every blob matches its digest and size; every layer its diff_id");
         out
     }
 }
@@ -139,9 +119,5 @@ pub fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }

@@ -32,16 +32,11 @@ pub struct LayerWriter {
 }
 
 impl LayerWriter {
-    pub fn create(
-        blobs: &BlobStore,
-        compression: LayerCompression,
-        level: i32,
-        threads: usize,
-    ) -> Result<LayerWriter> {
+    pub fn create(blobs: &BlobStore, compression: LayerCompression, level: i32, threads: usize) -> Result<LayerWriter> {
         let blob = blobs.writer()?;
-        let compressor = compression.encoder(blob, level, threads).map_err(|e| {
-            Error::Invalid(format!("cannot start the {compression} compressor: {e}"))
-        })?;
+        let compressor = compression
+            .encoder(blob, level, threads)
+            .map_err(|e| Error::Invalid(format!("cannot start the {compression} compressor: {e}")))?;
         Ok(LayerWriter {
             tar: TarWriter::new(DigestWriter::new(compressor)),
             compression,
@@ -58,16 +53,9 @@ impl LayerWriter {
     pub fn commit(self) -> Result<Layer> {
         let dir = self.dir;
         let write_error = |e| Error::io("cannot write a layer in", &dir, e);
-        let (compressor, diff_id, uncompressed_size) =
-            self.tar.finish().map_err(write_error)?.finish();
+        let (compressor, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
         let blob = compressor.finish_stream().map_err(write_error)?;
         let (digest, size) = blob.commit()?;
-        Ok(Layer {
-            digest,
-            diff_id,
-            size,
-            media_type: self.compression.media_type().to_string(),
-            uncompressed_size,
-        })
+        Ok(Layer { digest, diff_id, size, media_type: self.compression.media_type().to_string(), uncompressed_size })
     }
 }

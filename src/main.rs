@@ -16,10 +16,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Inspect(args)) => inspect(&args.image).map(|report| {
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report serialises")
-                );
+                println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
             } else {
                 print!("{}", report.to_text());
             }
@@ -42,10 +39,7 @@ fn main() -> ExitCode {
 
 fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("a report serialises")
-        );
+        println!("{}", serde_json::to_string_pretty(report).expect("a report serialises"));
         return;
     }
     if quiet {

@@ -20,12 +20,7 @@ pub struct Normalizer {
 impl Normalizer {
     /// `source_date_epoch`: newer mtimes are clamped to it (reproducible-builds.org's SOURCE_DATE_EPOCH).
     pub fn new(input: &str, source_date_epoch: Option<i64>) -> Normalizer {
-        Normalizer {
-            input: input.to_string(),
-            source_date_epoch,
-            linkable: HashSet::new(),
-            newest_mtime: None,
-        }
+        Normalizer { input: input.to_string(), source_date_epoch, linkable: HashSet::new(), newest_mtime: None }
     }
 
     /// The newest mtime of all entries seen (after clamping).
@@ -34,11 +29,7 @@ impl Normalizer {
     }
 
     fn refuse(&self, path: &[u8], problem: impl Into<String>) -> Error {
-        Error::BadEntry {
-            input: self.input.clone(),
-            entry: display_bytes(path),
-            problem: problem.into(),
-        }
+        Error::BadEntry { input: self.input.clone(), entry: display_bytes(path), problem: problem.into() }
     }
 
     /// Returns the entry in normal form, `None` for the root directory itself (a layer describes what is under
@@ -56,16 +47,10 @@ impl Normalizer {
         if path.is_empty() {
             return match entry.kind {
                 EntryKind::Directory => Ok(None),
-                _ => Err(self.refuse(
-                    &entry.path,
-                    format!("the root is a {}, not a directory", entry.kind.name()),
-                )),
+                _ => Err(self.refuse(&entry.path, format!("the root is a {}, not a directory", entry.kind.name()))),
             };
         }
-        if path
-            .split(|&b| b == b'/')
-            .any(|c| c.starts_with(WHITEOUT_PREFIX))
-        {
+        if path.split(|&b| b == b'/').any(|c| c.starts_with(WHITEOUT_PREFIX)) {
             return Err(self.refuse(
                 &path,
                 "the name starts with `.wh.`, which container engines read as an overlay whiteout: no layer can hold it",
@@ -80,13 +65,7 @@ impl Normalizer {
             }
             EntryKind::Hardlink { target } => {
                 let normal = normal_path(target).map_err(|_| {
-                    self.refuse(
-                        &path,
-                        format!(
-                            "the hardlink target `{}` is outside the root",
-                            display_bytes(target)
-                        ),
-                    )
+                    self.refuse(&path, format!("the hardlink target `{}` is outside the root", display_bytes(target)))
                 })?;
                 if normal == path {
                     return Err(self.refuse(&path, "the entry is a hardlink to itself"));
@@ -114,10 +93,7 @@ impl Normalizer {
         if let Some(epoch) = self.source_date_epoch {
             entry.mtime = entry.mtime.min(epoch);
         }
-        self.newest_mtime = Some(
-            self.newest_mtime
-                .map_or(entry.mtime, |m| m.max(entry.mtime)),
-        );
+        self.newest_mtime = Some(self.newest_mtime.map_or(entry.mtime, |m| m.max(entry.mtime)));
         if let Some(capability) = entry.xattrs.get_mut("security.capability") {
             to_v2_capability(capability);
         }
@@ -155,11 +131,7 @@ fn normal_path(path: &[u8]) -> Result<Vec<u8>, PathProblem> {
             }
         }
     }
-    if dotdot {
-        Err(PathProblem::DotDot)
-    } else {
-        Ok(out)
-    }
+    if dotdot { Err(PathProblem::DotDot) } else { Ok(out) }
 }
 
 /// VFS_CAP_REVISION_3 capabilities carry the user namespace's root uid; engines apply file capabilities only in
@@ -185,15 +157,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn entry(path: &str, kind: EntryKind) -> Entry {
-        Entry {
-            path: path.as_bytes().to_vec(),
-            kind,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: 100,
-            xattrs: BTreeMap::new(),
-        }
+        Entry { path: path.as_bytes().to_vec(), kind, mode: 0o644, uid: 0, gid: 0, mtime: 100, xattrs: BTreeMap::new() }
     }
 
     fn file(path: &str) -> Entry {
@@ -210,10 +174,7 @@ mod tests {
         for p in ["./usr/bin/x", "/usr/bin/x", "usr//bin/./x", "usr/bin/x/"] {
             assert_eq!(n.normalize(file(p)).unwrap().unwrap().path, b"usr/bin/x");
         }
-        assert_eq!(
-            n.normalize(entry("./", EntryKind::Directory)).unwrap(),
-            None
-        );
+        assert_eq!(n.normalize(entry("./", EntryKind::Directory)).unwrap(), None);
     }
 
     #[test]
@@ -224,53 +185,26 @@ mod tests {
             "`in.tar`: entry `../etc/passwd`: the path climbs out of the root"
         );
         assert!(error(&mut n, file("a/../b")).contains("`..` component"));
-        let link = entry(
-            "x",
-            EntryKind::Hardlink {
-                target: b"../../etc/shadow".to_vec(),
-            },
-        );
+        let link = entry("x", EntryKind::Hardlink { target: b"../../etc/shadow".to_vec() });
         assert!(error(&mut n, link).contains("outside the root"));
     }
 
     #[test]
     fn hardlinks_need_an_earlier_target_and_are_normalised() {
         let mut n = Normalizer::new("in.tar", None);
-        let link = entry(
-            "b",
-            EntryKind::Hardlink {
-                target: b"./a".to_vec(),
-            },
-        );
+        let link = entry("b", EntryKind::Hardlink { target: b"./a".to_vec() });
         assert!(error(&mut n, link.clone()).contains("not an earlier file"));
         n.normalize(file("./a")).unwrap();
         let out = n.normalize(link).unwrap().unwrap();
-        assert_eq!(
-            out.kind,
-            EntryKind::Hardlink {
-                target: b"a".to_vec()
-            }
-        );
+        assert_eq!(out.kind, EntryKind::Hardlink { target: b"a".to_vec() });
     }
 
     #[test]
     fn whiteouts_are_refused() {
         let mut n = Normalizer::new("in.tar", None);
         assert!(error(&mut n, file("etc/.wh.passwd")).contains("whiteout"));
-        assert!(
-            error(
-                &mut n,
-                entry("dev/x", EntryKind::CharDevice { major: 0, minor: 0 })
-            )
-            .contains("whiteout")
-        );
-        assert!(
-            n.normalize(entry(
-                "dev/null",
-                EntryKind::CharDevice { major: 1, minor: 3 }
-            ))
-            .is_ok()
-        );
+        assert!(error(&mut n, entry("dev/x", EntryKind::CharDevice { major: 0, minor: 0 })).contains("whiteout"));
+        assert!(n.normalize(entry("dev/null", EntryKind::CharDevice { major: 1, minor: 3 })).is_ok());
     }
 
     #[test]
@@ -285,15 +219,8 @@ mod tests {
 
     #[test]
     fn v3_capabilities_become_v2() {
-        let mut v3 = vec![
-            0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xe8, 0x03, 0, 0,
-        ];
+        let mut v3 = vec![0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xe8, 0x03, 0, 0];
         to_v2_capability(&mut v3);
-        assert_eq!(
-            v3,
-            vec![
-                0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-            ]
-        );
+        assert_eq!(v3, vec![0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

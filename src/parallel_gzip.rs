@@ -66,10 +66,7 @@ impl Workers {
                 })
             })
             .collect();
-        Workers {
-            jobs: Some(jobs),
-            handles,
-        }
+        Workers { jobs: Some(jobs), handles }
     }
 }
 
@@ -122,12 +119,7 @@ impl<W: Write> ParallelGzipWriter<W> {
         let pending = match &self.workers {
             Some(workers) => {
                 let (reply, result) = mpsc::sync_channel(1);
-                let job = Job {
-                    data,
-                    dictionary,
-                    last,
-                    reply,
-                };
+                let job = Job { data, dictionary, last, reply };
                 let sent = workers.jobs.as_ref().map(|jobs| jobs.send(job));
                 if !matches!(sent, Some(Ok(()))) {
                     return Err(io::Error::other("gzip worker threads stopped"));
@@ -149,9 +141,7 @@ impl<W: Write> ParallelGzipWriter<W> {
         };
         let deflated = match pending {
             Pending::Ready(result) => result?,
-            Pending::Waiting(reply) => reply
-                .recv()
-                .map_err(|_| io::Error::other("a gzip worker thread died"))??,
+            Pending::Waiting(reply) => reply.recv().map_err(|_| io::Error::other("a gzip worker thread died"))??,
         };
         if !self.header_written {
             self.out.write_all(&GZIP_HEADER)?;
@@ -205,21 +195,13 @@ impl<W: Write> FinishWrite<W> for ParallelGzipWriter<W> {
 fn deflate_block(data: &[u8], dictionary: &[u8], last: bool, level: u32) -> io::Result<Deflated> {
     let mut compress = Compress::new(Compression::new(level), false);
     if !dictionary.is_empty() {
-        compress
-            .set_dictionary(dictionary)
-            .map_err(io::Error::other)?;
+        compress.set_dictionary(dictionary).map_err(io::Error::other)?;
     }
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
+    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
     let mut bytes = Vec::with_capacity(data.len() + data.len() / 8 + 64);
     loop {
         let consumed = compress.total_in() as usize;
-        let status = compress
-            .compress_vec(&data[consumed..], &mut bytes, flush)
-            .map_err(io::Error::other)?;
+        let status = compress.compress_vec(&data[consumed..], &mut bytes, flush).map_err(io::Error::other)?;
         let all_in = compress.total_in() as usize == data.len();
         let room_left = bytes.len() < bytes.capacity();
         match status {
@@ -253,20 +235,14 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 17;
                 state ^= state << 5;
-                if i % 3 == 0 {
-                    (state % 7) as u8
-                } else {
-                    b"the rootfs layer "[i % 17]
-                }
+                if i % 3 == 0 { (state % 7) as u8 } else { b"the rootfs layer "[i % 17] }
             })
             .collect()
     }
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .unwrap();
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
         out
     }
 
@@ -291,11 +267,7 @@ mod tests {
     fn every_level_decodes_and_gzip_accepts_it() {
         let data = sample(300_000);
         for level in [0, 1, 9] {
-            assert_eq!(
-                gunzip(&gzip(&data, 2, level, 50_000)),
-                data,
-                "level {level}"
-            );
+            assert_eq!(gunzip(&gzip(&data, 2, level, 50_000)), data, "level {level}");
         }
     }
 

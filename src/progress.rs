@@ -13,9 +13,7 @@ pub struct Progress {
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress")
-            .field("shown", &self.bar.is_some())
-            .finish()
+        f.debug_struct("Progress").field("shown", &self.bar.is_some()).finish()
     }
 }
 
@@ -37,11 +35,7 @@ impl Progress {
                 Some(_) => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
                 None => "{spinner} {msg} {bytes} {bytes_per_sec}",
             };
-            bar.set_style(
-                ProgressStyle::with_template(template)
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
+            bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
             bar.set_length(total.unwrap_or(0));
             bar.set_position(0);
             bar.set_message(message.to_string());

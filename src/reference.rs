@@ -14,15 +14,9 @@ pub enum ImageRef {
     Layout { dir: PathBuf, tag: Option<String> },
     /// One archive holding both an OCI layout and Docker's `manifest.json`; `reference` selects or names the image
     /// the way skopeo's `oci-archive:` does (a ref.name).
-    OciArchive {
-        file: PathBuf,
-        reference: Option<String>,
-    },
+    OciArchive { file: PathBuf, reference: Option<String> },
     /// The same archive, named the way skopeo's `docker-archive:` does (a Docker image name).
-    DockerArchive {
-        file: PathBuf,
-        reference: Option<ImageName>,
-    },
+    DockerArchive { file: PathBuf, reference: Option<ImageName> },
 }
 
 impl ImageRef {
@@ -45,9 +39,7 @@ impl FromStr for ImageRef {
         })?;
         // skopeo splits path and reference at the first colon after the transport.
         let (path, reference) = match rest.split_once(':') {
-            Some((path, reference)) => {
-                (path, Some(reference.to_string()).filter(|r| !r.is_empty()))
-            }
+            Some((path, reference)) => (path, Some(reference.to_string()).filter(|r| !r.is_empty())),
             None => (rest, None),
         };
         if path.is_empty() {
@@ -59,24 +51,17 @@ impl FromStr for ImageRef {
                 if let Some(tag) = &reference {
                     check_ref_name(tag)?;
                 }
-                Ok(ImageRef::Layout {
-                    dir: path,
-                    tag: reference,
-                })
+                Ok(ImageRef::Layout { dir: path, tag: reference })
             }
             "oci-archive" => {
                 if let Some(tag) = &reference {
                     check_ref_name(tag)?;
                 }
-                Ok(ImageRef::OciArchive {
-                    file: path,
-                    reference,
-                })
+                Ok(ImageRef::OciArchive { file: path, reference })
             }
-            "docker-archive" => Ok(ImageRef::DockerArchive {
-                file: path,
-                reference: reference.map(|r| r.parse()).transpose()?,
-            }),
+            "docker-archive" => {
+                Ok(ImageRef::DockerArchive { file: path, reference: reference.map(|r| r.parse()).transpose()? })
+            }
             "docker" => Err(Error::Invalid(format!(
                 "`{text}`: the registry transport is written docker://HOST/REPO[:TAG] and is not supported yet"
             ))),
@@ -92,11 +77,9 @@ impl fmt::Display for ImageRef {
         let (transport, path, reference) = match self {
             ImageRef::Layout { dir, tag } => ("oci", dir, tag.clone()),
             ImageRef::OciArchive { file, reference } => ("oci-archive", file, reference.clone()),
-            ImageRef::DockerArchive { file, reference } => (
-                "docker-archive",
-                file,
-                reference.as_ref().map(|r| r.familiar()),
-            ),
+            ImageRef::DockerArchive { file, reference } => {
+                ("docker-archive", file, reference.as_ref().map(|r| r.familiar()))
+            }
         };
         write!(f, "{transport}:{}", path.display())?;
         if let Some(reference) = reference {
@@ -108,17 +91,8 @@ impl fmt::Display for ImageRef {
 
 /// image-layout.md: a ref.name is a tag-like string of letters, digits and `-._:@/+`.
 fn check_ref_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:@/+".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "`{name}` is not a valid reference name"
-        )))
-    }
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:@/+".contains(&b));
+    if ok { Ok(()) } else { Err(Error::Invalid(format!("`{name}` is not a valid reference name"))) }
 }
 
 /// A Docker image name with a tag, e.g. `myorg/minimal:1.0`, `localhost:5000/app:2`.
@@ -134,11 +108,7 @@ impl ImageName {
     /// The name as `docker images` shows it: no `docker.io/` and no `library/`.
     pub fn familiar(&self) -> String {
         let repo = match self.domain.as_str() {
-            "docker.io" => self
-                .repository
-                .strip_prefix("library/")
-                .unwrap_or(&self.repository)
-                .to_string(),
+            "docker.io" => self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string(),
             domain => format!("{domain}/{}", self.repository),
         };
         format!("{repo}:{}", self.tag)
@@ -165,9 +135,7 @@ impl FromStr for ImageName {
     fn from_str(text: &str) -> Result<ImageName, Error> {
         let invalid = |why: &str| Error::Invalid(format!("invalid image name `{text}`: {why}"));
         if text.contains('@') {
-            return Err(invalid(
-                "a digest cannot name an image being written; use NAME:TAG",
-            ));
+            return Err(invalid("a digest cannot name an image being written; use NAME:TAG"));
         }
         let (name, tag) = match text.rsplit_once(':') {
             Some((name, tag)) if !tag.contains('/') => (name, tag),
@@ -175,43 +143,27 @@ impl FromStr for ImageName {
         };
         let tag_ok = !tag.is_empty()
             && tag.len() <= 128
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             && !tag.starts_with(['.', '-']);
         if !tag_ok {
-            return Err(invalid(
-                "a tag is 1 to 128 letters, digits, `_`, `.` or `-`",
-            ));
+            return Err(invalid("a tag is 1 to 128 letters, digits, `_`, `.` or `-`"));
         }
         let (domain, path) = match name.split_once('/') {
-            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-                (first.to_string(), rest)
-            }
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first.to_string(), rest),
             _ => ("docker.io".to_string(), name),
         };
         let component_ok = |c: &str| {
             !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
                 && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
         };
         if !path.split('/').all(component_ok) {
-            return Err(invalid(
-                "repository names are lowercase letters, digits and `._-`, separated by `/`",
-            ));
+            return Err(invalid("repository names are lowercase letters, digits and `._-`, separated by `/`"));
         }
-        let repository = if domain == "docker.io" && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_string()
-        };
-        Ok(ImageName {
-            domain,
-            repository,
-            tag: tag.to_string(),
-        })
+        let repository =
+            if domain == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
+        Ok(ImageName { domain, repository, tag: tag.to_string() })
     }
 }
 
@@ -222,21 +174,12 @@ mod tests {
     #[test]
     fn names_normalise_like_docker() {
         let n: ImageName = "busybox".parse().unwrap();
-        assert_eq!(
-            (n.to_string(), n.familiar()),
-            (
-                "docker.io/library/busybox:latest".into(),
-                "busybox:latest".into()
-            )
-        );
+        assert_eq!((n.to_string(), n.familiar()), ("docker.io/library/busybox:latest".into(), "busybox:latest".into()));
         let n: ImageName = "myorg/minimal:1.0".parse().unwrap();
         assert_eq!(n.to_string(), "docker.io/myorg/minimal:1.0");
         assert_eq!(n.familiar_repository(), "myorg/minimal");
         let n: ImageName = "localhost:5000/app/x:2".parse().unwrap();
-        assert_eq!(
-            (n.domain.as_str(), n.familiar()),
-            ("localhost:5000", "localhost:5000/app/x:2".into())
-        );
+        assert_eq!((n.domain.as_str(), n.familiar()), ("localhost:5000", "localhost:5000/app/x:2".into()));
         assert!("My/App".parse::<ImageName>().is_err());
         assert!("app@sha256:abc".parse::<ImageName>().is_err());
     }
@@ -245,24 +188,12 @@ mod tests {
     fn references_split_at_the_first_colon_like_skopeo() {
         assert_eq!(
             "oci:out:1.0".parse::<ImageRef>().unwrap(),
-            ImageRef::Layout {
-                dir: "out".into(),
-                tag: Some("1.0".into())
-            }
+            ImageRef::Layout { dir: "out".into(), tag: Some("1.0".into()) }
         );
         let r: ImageRef = "docker-archive:img.tar:myorg/minimal:1.0".parse().unwrap();
         assert_eq!(r.to_string(), "docker-archive:img.tar:myorg/minimal:1.0");
-        assert_eq!(
-            "oci-archive:x.tar".parse::<ImageRef>().unwrap().to_string(),
-            "oci-archive:x.tar"
-        );
-        assert!(
-            "x.tar"
-                .parse::<ImageRef>()
-                .unwrap_err()
-                .to_string()
-                .contains("names no transport")
-        );
+        assert_eq!("oci-archive:x.tar".parse::<ImageRef>().unwrap().to_string(), "oci-archive:x.tar");
+        assert!("x.tar".parse::<ImageRef>().unwrap_err().to_string().contains("names no transport"));
         assert!("tarball:x".parse::<ImageRef>().is_err());
     }
 }

@@ -13,44 +13,23 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
     let source_date_epoch = match args.source_date_epoch {
         Some(epoch) => Some(epoch),
         None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(text) if !text.trim().is_empty() => Some(text.trim().parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "SOURCE_DATE_EPOCH=`{text}` is not a number of seconds"
-                ))
-            })?),
+            Ok(text) if !text.trim().is_empty() => Some(
+                text.trim()
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("SOURCE_DATE_EPOCH=`{text}` is not a number of seconds")))?,
+            ),
             _ => None,
         },
     };
     let config = ContainerConfig {
         user: args.user.clone(),
-        exposed_ports: set(args
-            .expose
-            .iter()
-            .map(|p| port(p))
-            .collect::<Result<Vec<_>, _>>()?),
+        exposed_ports: set(args.expose.iter().map(|p| port(p)).collect::<Result<Vec<_>, _>>()?),
         env: (!args.env.is_empty())
-            .then(|| {
-                args.env
-                    .iter()
-                    .map(|e| key_value("--env", e).map(|_| e.clone()))
-                    .collect()
-            })
+            .then(|| args.env.iter().map(|e| key_value("--env", e).map(|_| e.clone())).collect())
             .transpose()?,
-        entrypoint: args
-            .entrypoint
-            .as_deref()
-            .map(|c| command("--entrypoint", c))
-            .transpose()?,
-        cmd: args
-            .cmd
-            .as_deref()
-            .map(|c| command("--cmd", c))
-            .transpose()?,
-        volumes: set(args
-            .volumes
-            .iter()
-            .map(|v| volume(v))
-            .collect::<Result<Vec<_>, _>>()?),
+        entrypoint: args.entrypoint.as_deref().map(|c| command("--entrypoint", c)).transpose()?,
+        cmd: args.cmd.as_deref().map(|c| command("--cmd", c)).transpose()?,
+        volumes: set(args.volumes.iter().map(|v| volume(v)).collect::<Result<Vec<_>, _>>()?),
         working_dir: args.workdir.clone(),
         labels: map("--label", &args.labels)?,
         stop_signal: args.stop_signal.clone(),
@@ -77,9 +56,7 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
 fn key_value<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str), Error> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key, value)),
-        _ => Err(Error::Invalid(format!(
-            "{flag} `{text}`: expected KEY=VALUE"
-        ))),
+        _ => Err(Error::Invalid(format!("{flag} `{text}`: expected KEY=VALUE"))),
     }
 }
 
@@ -102,9 +79,8 @@ fn set(items: Vec<String>) -> Option<BTreeMap<String, Empty>> {
 /// A JSON array of strings, or a shell-like string split into words.
 fn command(flag: &str, text: &str) -> Result<Vec<String>, Error> {
     if text.trim_start().starts_with('[') {
-        serde_json::from_str(text).map_err(|e| {
-            Error::Invalid(format!("{flag} `{text}`: not a JSON array of strings: {e}"))
-        })
+        serde_json::from_str(text)
+            .map_err(|e| Error::Invalid(format!("{flag} `{text}`: not a JSON array of strings: {e}")))
     } else {
         shell_words::split(text).map_err(|e| Error::Invalid(format!("{flag} `{text}`: {e}")))
     }
@@ -115,9 +91,7 @@ fn port(text: &str) -> Result<String, Error> {
     let (number, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
     let valid_number = number.parse::<u16>().is_ok_and(|n| n > 0);
     if !valid_number || !["tcp", "udp", "sctp"].contains(&protocol) {
-        return Err(Error::Invalid(format!(
-            "--expose `{text}`: expected PORT, PORT/tcp or PORT/udp"
-        )));
+        return Err(Error::Invalid(format!("--expose `{text}`: expected PORT, PORT/tcp or PORT/udp")));
     }
     Ok(format!("{number}/{protocol}"))
 }
@@ -126,9 +100,7 @@ fn volume(text: &str) -> Result<String, Error> {
     if text.starts_with('/') {
         Ok(text.to_string())
     } else {
-        Err(Error::Invalid(format!(
-            "--volume `{text}`: a volume is an absolute path in the container"
-        )))
+        Err(Error::Invalid(format!("--volume `{text}`: a volume is an absolute path in the container")))
     }
 }
 
@@ -138,14 +110,8 @@ mod tests {
 
     #[test]
     fn commands_parse_as_json_or_shell_words() {
-        assert_eq!(
-            command("--cmd", r#"["/bin/app","-v x"]"#).unwrap(),
-            vec!["/bin/app", "-v x"]
-        );
-        assert_eq!(
-            command("--cmd", "/bin/app -v 'x y'").unwrap(),
-            vec!["/bin/app", "-v", "x y"]
-        );
+        assert_eq!(command("--cmd", r#"["/bin/app","-v x"]"#).unwrap(), vec!["/bin/app", "-v x"]);
+        assert_eq!(command("--cmd", "/bin/app -v 'x y'").unwrap(), vec!["/bin/app", "-v", "x y"]);
         assert!(command("--cmd", "[1, 2]").is_err());
     }
 

@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index,
-    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_MANIFEST, Manifest,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Manifest,
 };
 use crate::reference::ImageRef;
 use crate::tar_reader::TarReader;
@@ -32,22 +31,15 @@ impl Blobs {
             Blobs::Layout(dir) => {
                 let path = dir.join(member);
                 let file = File::open(&path).map_err(|e| Error::io("cannot open", &path, e))?;
-                let size = file
-                    .metadata()
-                    .map_err(|e| Error::io("cannot stat", &path, e))?
-                    .len();
+                let size = file.metadata().map_err(|e| Error::io("cannot stat", &path, e))?.len();
                 Ok((Box::new(file), size))
             }
             Blobs::Archive { file, members } => {
-                let &(offset, size) = members.get(member).ok_or_else(|| {
-                    Error::bad_image(
-                        file.display(),
-                        format!("the archive has no member `{member}`"),
-                    )
-                })?;
+                let &(offset, size) = members
+                    .get(member)
+                    .ok_or_else(|| Error::bad_image(file.display(), format!("the archive has no member `{member}`")))?;
                 let mut f = File::open(file).map_err(|e| Error::io("cannot open", file, e))?;
-                f.seek(SeekFrom::Start(offset))
-                    .map_err(|e| Error::io("cannot read", file, e))?;
+                f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("cannot read", file, e))?;
                 Ok((Box::new(f.take(size)), size))
             }
         }
@@ -56,15 +48,10 @@ impl Blobs {
     fn read_path(&self, member: &str, image: &str) -> Result<Vec<u8>> {
         let (mut reader, size) = self.open_path(member)?;
         if size > 64 << 20 {
-            return Err(Error::bad_image(
-                image,
-                format!("`{member}` is {size} bytes, too large for a JSON document"),
-            ));
+            return Err(Error::bad_image(image, format!("`{member}` is {size} bytes, too large for a JSON document")));
         }
         let mut bytes = Vec::with_capacity(size as usize);
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io("cannot read", member, e))?;
+        reader.read_to_end(&mut bytes).map_err(|e| Error::io("cannot read", member, e))?;
         Ok(bytes)
     }
 }
@@ -98,28 +85,20 @@ pub fn open(reference: &ImageRef) -> Result<OpenedImage> {
     let (blobs, wanted) = match reference {
         ImageRef::Layout { dir, tag } => (Blobs::Layout(dir.clone()), tag.clone()),
         ImageRef::OciArchive { file, reference } => (index_archive(file)?, reference.clone()),
-        ImageRef::DockerArchive { file, reference } => (
-            index_archive(file)?,
-            reference.as_ref().map(|r| r.to_string()),
-        ),
+        ImageRef::DockerArchive { file, reference } => {
+            (index_archive(file)?, reference.as_ref().map(|r| r.to_string()))
+        }
     };
     if let Blobs::Layout(dir) = &blobs
         && !dir.join("index.json").is_file()
     {
-        return Err(Error::bad_image(
-            &display,
-            "not an OCI image layout: no index.json",
-        ));
+        return Err(Error::bad_image(&display, "not an OCI image layout: no index.json"));
     }
     let has_index = match &blobs {
         Blobs::Layout(_) => true,
         Blobs::Archive { members, .. } => members.contains_key("index.json"),
     };
-    if has_index {
-        open_oci(blobs, &display, wanted.as_deref())
-    } else {
-        open_docker_save(blobs, &display)
-    }
+    if has_index { open_oci(blobs, &display, wanted.as_deref()) } else { open_docker_save(blobs, &display) }
 }
 
 fn index_archive(file: &Path) -> Result<Blobs> {
@@ -134,10 +113,7 @@ fn index_archive(file: &Path) -> Result<Blobs> {
         }
         members.insert(path, (reader.data_offset(), entry.size()));
     }
-    Ok(Blobs::Archive {
-        file: file.to_path_buf(),
-        members,
-    })
+    Ok(Blobs::Archive { file: file.to_path_buf(), members })
 }
 
 fn blob_member(digest: &Digest) -> String {
@@ -150,19 +126,14 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
         .map_err(|e| Error::bad_image(display, format!("invalid index.json: {e}")))?;
     let names = |d: &Descriptor| -> Vec<String> {
         let a = d.annotations.clone().unwrap_or_default();
-        [ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME]
-            .iter()
-            .filter_map(|k| a.get(*k).cloned())
-            .collect()
+        [ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME].iter().filter_map(|k| a.get(*k).cloned()).collect()
     };
     let chosen = match wanted {
         Some(wanted) => index
             .manifests
             .iter()
             .find(|d| names(d).iter().any(|n| n == wanted))
-            .ok_or_else(|| {
-                Error::bad_image(display, format!("no image named `{wanted}` in index.json"))
-            })?,
+            .ok_or_else(|| Error::bad_image(display, format!("no image named `{wanted}` in index.json")))?,
         None => match index.manifests.as_slice() {
             [one] => one,
             [] => return Err(Error::bad_image(display, "index.json lists no image")),
@@ -170,39 +141,23 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
                 let listed: Vec<String> = many.iter().flat_map(names).collect();
                 return Err(Error::bad_image(
                     display,
-                    format!(
-                        "index.json lists {} images: name one of: {}",
-                        many.len(),
-                        listed.join(", ")
-                    ),
+                    format!("index.json lists {} images: name one of: {}", many.len(), listed.join(", ")),
                 ));
             }
         },
     };
-    if chosen.media_type == MEDIA_TYPE_INDEX || chosen.media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST
-    {
-        return Err(Error::bad_image(
-            display,
-            "the reference names a multi-platform index, not one image",
-        ));
+    if chosen.media_type == MEDIA_TYPE_INDEX || chosen.media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST {
+        return Err(Error::bad_image(display, "the reference names a multi-platform index, not one image"));
     }
     if chosen.media_type != MEDIA_TYPE_MANIFEST && chosen.media_type != MEDIA_TYPE_DOCKER_MANIFEST {
-        return Err(Error::bad_image(
-            display,
-            format!("unsupported manifest media type `{}`", chosen.media_type),
-        ));
+        return Err(Error::bad_image(display, format!("unsupported manifest media type `{}`", chosen.media_type)));
     }
     let manifest_bytes = read_verified(&blobs, chosen, display)?;
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
-        Error::bad_image(display, format!("invalid manifest {}: {e}", chosen.digest))
-    })?;
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| Error::bad_image(display, format!("invalid manifest {}: {e}", chosen.digest)))?;
     let config_bytes = read_verified(&blobs, &manifest.config, display)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        Error::bad_image(
-            display,
-            format!("invalid image config {}: {e}", manifest.config.digest),
-        )
-    })?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::bad_image(display, format!("invalid image config {}: {e}", manifest.config.digest)))?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(Error::bad_image(
             display,
@@ -248,21 +203,14 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
         layers: Vec<String>,
     }
     let bytes = blobs.read_path("manifest.json", display)?;
-    let entries: Vec<Entry> = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::bad_image(display, format!("invalid manifest.json: {e}")))?;
+    let entries: Vec<Entry> =
+        serde_json::from_slice(&bytes).map_err(|e| Error::bad_image(display, format!("invalid manifest.json: {e}")))?;
     let [entry] = entries.as_slice() else {
-        return Err(Error::bad_image(
-            display,
-            format!("manifest.json lists {} images, expected one", entries.len()),
-        ));
+        return Err(Error::bad_image(display, format!("manifest.json lists {} images, expected one", entries.len())));
     };
     let config_bytes = blobs.read_path(&entry.config, display)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        Error::bad_image(
-            display,
-            format!("invalid image config `{}`: {e}", entry.config),
-        )
-    })?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::bad_image(display, format!("invalid image config `{}`: {e}", entry.config)))?;
     let config_descriptor = Descriptor {
         media_type: crate::image::MEDIA_TYPE_CONFIG.into(),
         digest: Digest::of(&config_bytes),
@@ -313,19 +261,13 @@ fn check(descriptor: &Descriptor, digest: &Digest, size: u64, display: &str) -> 
     if size != descriptor.size {
         return Err(Error::bad_image(
             display,
-            format!(
-                "blob {} is {size} bytes, but its descriptor says {}",
-                descriptor.digest, descriptor.size
-            ),
+            format!("blob {} is {size} bytes, but its descriptor says {}", descriptor.digest, descriptor.size),
         ));
     }
     if digest != &descriptor.digest {
         return Err(Error::bad_image(
             display,
-            format!(
-                "blob {} has digest {digest}: it is corrupt",
-                descriptor.digest
-            ),
+            format!("blob {} has digest {digest}: it is corrupt", descriptor.digest),
         ));
     }
     Ok(())
@@ -347,29 +289,16 @@ impl OpenedImage {
     pub fn verify_layers(&self) -> Result<Vec<VerifiedLayer>> {
         let (mut config, config_size) = self.blobs.open_path(&self.config_member)?;
         let mut config_bytes = Vec::new();
-        config
-            .read_to_end(&mut config_bytes)
-            .map_err(|e| Error::io("cannot read", &self.config_member, e))?;
-        check(
-            &self.config_descriptor,
-            &Digest::of(&config_bytes),
-            config_size,
-            &self.reference,
-        )?;
+        config.read_to_end(&mut config_bytes).map_err(|e| Error::io("cannot read", &self.config_member, e))?;
+        check(&self.config_descriptor, &Digest::of(&config_bytes), config_size, &self.reference)?;
         let mut verified = Vec::new();
         for layer in &self.layers {
             let (reader, _) = self.blobs.open_path(&layer.member)?;
             let mut raw = crate::digest::DigestReader::new(reader);
             let mut head = [0u8; crate::compression::SNIFF_LEN];
-            let got = read_up_to(&mut raw, &mut head)
-                .map_err(|e| Error::io("cannot read", &layer.member, e))?;
-            let compression =
-                crate::compression::InputCompression::sniff(&head[..got]).map_err(|p| {
-                    Error::bad_image(
-                        &self.reference,
-                        format!("layer {}: {p}", layer.descriptor.digest),
-                    )
-                })?;
+            let got = read_up_to(&mut raw, &mut head).map_err(|e| Error::io("cannot read", &layer.member, e))?;
+            let compression = crate::compression::InputCompression::sniff(&head[..got])
+                .map_err(|p| Error::bad_image(&self.reference, format!("layer {}: {p}", layer.descriptor.digest)))?;
             let (diff_id, uncompressed_size) = {
                 let chained = io::Cursor::new(head[..got].to_vec()).chain(&mut raw);
                 let mut decoded = crate::digest::DigestReader::new(compression.decoder(chained));

@@ -31,9 +31,7 @@ impl std::error::Error for InputFault {}
 
 /// Returns the input problem an `io::Error` carries, if it came from reading the input.
 pub fn input_fault(err: &io::Error) -> Option<&str> {
-    err.get_ref()
-        .and_then(|e| e.downcast_ref::<InputFault>())
-        .map(|f| f.0.as_str())
+    err.get_ref().and_then(|e| e.downcast_ref::<InputFault>()).map(|f| f.0.as_str())
 }
 
 pub struct TarReader<R> {
@@ -66,18 +64,11 @@ impl<R: Read> TarReader<R> {
     }
 
     fn bad(&self, problem: impl Into<String>) -> Error {
-        Error::BadInput {
-            input: self.input.clone(),
-            problem: problem.into(),
-        }
+        Error::BadInput { input: self.input.clone(), problem: problem.into() }
     }
 
     fn bad_entry(&self, path: &[u8], problem: impl Into<String>) -> Error {
-        Error::BadEntry {
-            input: self.input.clone(),
-            entry: display_bytes(path),
-            problem: problem.into(),
-        }
+        Error::BadEntry { input: self.input.clone(), entry: display_bytes(path), problem: problem.into() }
     }
 
     /// Describes an error of the underlying (decoded) stream.
@@ -87,10 +78,7 @@ impl<R: Read> TarReader<R> {
         } else if self.compression == "uncompressed" {
             self.bad(format!("read error {while_doing}: {err}"))
         } else {
-            self.bad(format!(
-                "corrupt {} data {while_doing}: {err}",
-                self.compression
-            ))
+            self.bad(format!("corrupt {} data {while_doing}: {err}", self.compression))
         }
     }
 
@@ -119,18 +107,15 @@ impl<R: Read> TarReader<R> {
             )));
         }
         let mut data = vec![0u8; size as usize];
-        self.read_exact_counted(&mut data)
-            .map_err(|e| self.stream_error(e, &format!("inside a {what}")))?;
-        self.skip(padding(size))
-            .map_err(|e| self.stream_error(e, &format!("inside a {what}")))?;
+        self.read_exact_counted(&mut data).map_err(|e| self.stream_error(e, &format!("inside a {what}")))?;
+        self.skip(padding(size)).map_err(|e| self.stream_error(e, &format!("inside a {what}")))?;
         Ok(data)
     }
 
     /// The next entry, or `None` at the end-of-archive marker. The previous entry's unread data is skipped.
     pub fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
         let while_skipping = format!("inside entry `{}`", display_bytes(&self.current));
-        self.skip(self.remaining + self.padding)
-            .map_err(|e| self.stream_error(e, &while_skipping))?;
+        self.skip(self.remaining + self.padding).map_err(|e| self.stream_error(e, &while_skipping))?;
         self.remaining = 0;
         self.padding = 0;
 
@@ -141,37 +126,25 @@ impl<R: Read> TarReader<R> {
             let mut header = [0u8; BLOCK];
             let after = match self.entries {
                 0 => "before the first tar header".to_string(),
-                _ => format!(
-                    "after entry `{}`, before the end-of-archive marker",
-                    display_bytes(&self.current)
-                ),
+                _ => format!("after entry `{}`, before the end-of-archive marker", display_bytes(&self.current)),
             };
             match self.read_exact_counted(&mut header) {
                 Ok(()) => {}
-                Err(e)
-                    if e.kind() == io::ErrorKind::UnexpectedEof
-                        && self.entries == 0
-                        && self.offset == 0 =>
-                {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.entries == 0 && self.offset == 0 => {
                     return Err(self.bad("empty input: not a tar archive"));
                 }
                 Err(e) => return Err(self.stream_error(e, &after)),
             }
             if header.iter().all(|&b| b == 0) {
                 if pax.is_some() || long_name.is_some() || long_link.is_some() {
-                    return Err(self.bad(
-                        "an extended header is followed by the end of the archive, not an entry",
-                    ));
+                    return Err(self.bad("an extended header is followed by the end of the archive, not an entry"));
                 }
                 self.drain_trailer()?;
                 return Ok(None);
             }
             if !checksum_ok(&header) {
                 return Err(if self.offset == BLOCK as u64 {
-                    self.bad(format!(
-                        "not a tar archive ({} data with no valid tar header)",
-                        self.compression
-                    ))
+                    self.bad(format!("not a tar archive ({} data with no valid tar header)", self.compression))
                 } else {
                     self.bad(format!(
                         "corrupt tar header at offset {} (checksum mismatch) after entry `{}`",
@@ -185,8 +158,7 @@ impl<R: Read> TarReader<R> {
             match typeflag {
                 b'x' | b'g' => {
                     let data = self.read_metadata(size, "PAX header")?;
-                    let records = parse_pax(&data)
-                        .map_err(|p| self.bad(format!("malformed PAX header: {p}")))?;
+                    let records = parse_pax(&data).map_err(|p| self.bad(format!("malformed PAX header: {p}")))?;
                     if let Some(key) = records.keys().find(|k| k.starts_with("GNU.sparse.")) {
                         return Err(self.bad(format!(
                             "a PAX sparse file ({key}) is not supported: recreate the tarball without --sparse"
@@ -203,11 +175,7 @@ impl<R: Read> TarReader<R> {
                     while data.last() == Some(&0) {
                         data.pop();
                     }
-                    let slot = if typeflag == b'L' {
-                        &mut long_name
-                    } else {
-                        &mut long_link
-                    };
+                    let slot = if typeflag == b'L' { &mut long_name } else { &mut long_link };
                     if slot.replace(data).is_some() {
                         return Err(self.bad("two GNU long names describe the same entry"));
                     }
@@ -218,8 +186,7 @@ impl<R: Read> TarReader<R> {
                 }
                 _ => {
                     let local = pax.take().unwrap_or_default();
-                    let entry =
-                        self.make_entry(&header, size, local, long_name.take(), long_link.take())?;
+                    let entry = self.make_entry(&header, size, local, long_name.take(), long_link.take())?;
                     self.current = entry.path.clone();
                     self.entries += 1;
                     return Ok(Some(entry));
@@ -242,56 +209,39 @@ impl<R: Read> TarReader<R> {
             (Some(p), _) | (None, Some(p)) => p,
             (None, None) => {
                 let name = field_bytes(&header[0..100]);
-                let prefix = if is_ustar {
-                    field_bytes(&header[345..500])
-                } else {
-                    &[][..]
-                };
-                if prefix.is_empty() {
-                    name.to_vec()
-                } else {
-                    [prefix, b"/", name].concat()
-                }
+                let prefix = if is_ustar { field_bytes(&header[345..500]) } else { &[][..] };
+                if prefix.is_empty() { name.to_vec() } else { [prefix, b"/", name].concat() }
             }
         };
-        let link = pax("linkpath")
-            .or(long_link)
-            .unwrap_or_else(|| field_bytes(&header[157..257]).to_vec());
+        let link = pax("linkpath").or(long_link).unwrap_or_else(|| field_bytes(&header[157..257]).to_vec());
 
         let number = |this: &Self, key: &str, field: &[u8]| -> Result<u64, Error> {
             match pax(key) {
-                Some(v) => parse_decimal(&v)
-                    .ok_or_else(|| this.bad_entry(&path, format!("malformed PAX {key} record"))),
-                None => this
-                    .number(field, key)
-                    .map_err(|_| this.bad_entry(&path, format!("malformed {key} field"))),
+                Some(v) => {
+                    parse_decimal(&v).ok_or_else(|| this.bad_entry(&path, format!("malformed PAX {key} record")))
+                }
+                None => this.number(field, key).map_err(|_| this.bad_entry(&path, format!("malformed {key} field"))),
             }
         };
         let uid = number(self, "uid", &header[108..116])?;
         let gid = number(self, "gid", &header[116..124])?;
         let size = match pax("size") {
-            Some(v) => parse_decimal(&v)
-                .ok_or_else(|| self.bad_entry(&path, "malformed PAX size record"))?,
+            Some(v) => parse_decimal(&v).ok_or_else(|| self.bad_entry(&path, "malformed PAX size record"))?,
             None => header_size,
         };
         let mtime = match pax("mtime") {
-            Some(v) => parse_pax_time(&v)
-                .ok_or_else(|| self.bad_entry(&path, "malformed PAX mtime record"))?,
-            None => self
-                .signed_number(&header[136..148])
-                .map_err(|_| self.bad_entry(&path, "malformed mtime field"))?,
+            Some(v) => parse_pax_time(&v).ok_or_else(|| self.bad_entry(&path, "malformed PAX mtime record"))?,
+            None => {
+                self.signed_number(&header[136..148]).map_err(|_| self.bad_entry(&path, "malformed mtime field"))?
+            }
         };
-        let mode = (self
-            .number(&header[100..108], "mode")
-            .map_err(|_| self.bad_entry(&path, "malformed mode"))?
+        let mode = (self.number(&header[100..108], "mode").map_err(|_| self.bad_entry(&path, "malformed mode"))?
             & 0o7777) as u32;
         let device = |this: &Self| -> Result<(u32, u32), Error> {
-            let major = this
-                .number(&header[329..337], "devmajor")
-                .map_err(|_| this.bad_entry(&path, "bad devmajor"))?;
-            let minor = this
-                .number(&header[337..345], "devminor")
-                .map_err(|_| this.bad_entry(&path, "bad devminor"))?;
+            let major =
+                this.number(&header[329..337], "devmajor").map_err(|_| this.bad_entry(&path, "bad devmajor"))?;
+            let minor =
+                this.number(&header[337..345], "devminor").map_err(|_| this.bad_entry(&path, "bad devminor"))?;
             Ok((major as u32, minor as u32))
         };
         let typeflag = header[156];
@@ -312,16 +262,12 @@ impl<R: Read> TarReader<R> {
             b'5' | b'D' => EntryKind::Directory,
             b'6' => EntryKind::Fifo,
             b'S' => {
-                return Err(self.bad_entry(
-                    &path,
-                    "GNU sparse files are not supported: recreate the tarball without --sparse",
-                ));
+                return Err(
+                    self.bad_entry(&path, "GNU sparse files are not supported: recreate the tarball without --sparse")
+                );
             }
             other => {
-                return Err(self.bad_entry(
-                    &path,
-                    format!("unsupported tar entry type `{}`", display_bytes(&[other])),
-                ));
+                return Err(self.bad_entry(&path, format!("unsupported tar entry type `{}`", display_bytes(&[other]))));
             }
         };
         // Go's archive/tar and the engines built on it treat every type but regular files as header-only, and so
@@ -333,8 +279,7 @@ impl<R: Read> TarReader<R> {
         self.remaining = data_size;
         self.padding = padding(data_size);
         if typeflag == b'D' {
-            self.skip(data_size + padding(data_size))
-                .map_err(|e| self.stream_error(e, "inside a GNU dumpdir"))?;
+            self.skip(data_size + padding(data_size)).map_err(|e| self.stream_error(e, "inside a GNU dumpdir"))?;
             self.remaining = 0;
             self.padding = 0;
         }
@@ -342,10 +287,10 @@ impl<R: Read> TarReader<R> {
         let mut xattrs = BTreeMap::new();
         for (key, value) in self.global.iter().chain(local.iter()) {
             if let Some(name) = key.strip_prefix("LIBARCHIVE.xattr.") {
-                let name = percent_decode(name)
-                    .ok_or_else(|| self.bad_entry(&path, "malformed LIBARCHIVE.xattr name"))?;
-                let value = base64_decode(value)
-                    .ok_or_else(|| self.bad_entry(&path, "malformed LIBARCHIVE.xattr value"))?;
+                let name =
+                    percent_decode(name).ok_or_else(|| self.bad_entry(&path, "malformed LIBARCHIVE.xattr name"))?;
+                let value =
+                    base64_decode(value).ok_or_else(|| self.bad_entry(&path, "malformed LIBARCHIVE.xattr value"))?;
                 xattrs.entry(name).or_insert(value);
             }
         }
@@ -354,15 +299,7 @@ impl<R: Read> TarReader<R> {
                 xattrs.insert(name.to_string(), value.clone());
             }
         }
-        Ok(Entry {
-            path,
-            kind,
-            mode,
-            uid,
-            gid,
-            mtime,
-            xattrs,
-        })
+        Ok(Entry { path, kind, mode, uid, gid, mtime, xattrs })
     }
 
     /// Offset in the (decoded) stream where the current entry's data starts, while none of it has been read.
@@ -384,8 +321,7 @@ impl<R: Read> TarReader<R> {
     }
 
     fn number(&self, field: &[u8], name: &str) -> Result<u64, Error> {
-        parse_numeric(field)
-            .ok_or_else(|| self.bad(format!("malformed {name} field at offset {}", self.offset)))
+        parse_numeric(field).ok_or_else(|| self.bad(format!("malformed {name} field at offset {}", self.offset)))
     }
 
     fn signed_number(&self, field: &[u8]) -> Result<i64, Error> {
@@ -393,10 +329,7 @@ impl<R: Read> TarReader<R> {
             // base-256 negative (GNU): two's complement over the field
             let mut value: i64 = -1;
             for &b in &field[1..] {
-                value = value
-                    .checked_shl(8)
-                    .ok_or_else(|| self.bad("mtime out of range"))?
-                    | b as i64;
+                value = value.checked_shl(8).ok_or_else(|| self.bad("mtime out of range"))? | b as i64;
             }
             return Ok(value);
         }
@@ -429,8 +362,7 @@ impl<R: Read> Read for EntryData<'_, R> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                let problem =
-                    r.stream_error(e, &format!("inside entry `{}`", display_bytes(&r.current)));
+                let problem = r.stream_error(e, &format!("inside entry `{}`", display_bytes(&r.current)));
                 let problem = match problem {
                     Error::BadInput { problem, .. } => problem,
                     other => other.to_string(),
@@ -454,28 +386,13 @@ fn checksum_ok(header: &[u8; BLOCK]) -> bool {
     let Some(stored) = parse_numeric(&header[148..156]) else {
         return false;
     };
-    let unsigned: u64 = header
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                b' ' as u64
-            } else {
-                b as u64
-            }
-        })
-        .sum();
+    let unsigned: u64 =
+        header.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { b' ' as u64 } else { b as u64 }).sum();
     // Some old tars summed signed chars.
     let signed: i64 = header
         .iter()
         .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                b' ' as i64
-            } else {
-                b as i8 as i64
-            }
-        })
+        .map(|(i, &b)| if (148..156).contains(&i) { b' ' as i64 } else { b as i8 as i64 })
         .sum();
     stored == unsigned || stored as i64 == signed
 }
@@ -492,10 +409,7 @@ fn parse_numeric(field: &[u8]) -> Option<u64> {
     let digits: &[u8] = {
         let start = field.iter().position(|&b| b != b' ').unwrap_or(field.len());
         let rest = &field[start..];
-        let end = rest
-            .iter()
-            .position(|&b| b == 0 || b == b' ')
-            .unwrap_or(rest.len());
+        let end = rest.iter().position(|&b| b == 0 || b == b' ').unwrap_or(rest.len());
         &rest[..end]
     };
     if digits.is_empty() {
@@ -524,11 +438,7 @@ fn parse_pax_time(value: &[u8]) -> Option<i64> {
     }
     let seconds: i64 = whole.parse().ok()?;
     let has_fraction = fraction.bytes().any(|b| b != b'0');
-    Some(if whole.starts_with('-') && has_fraction {
-        seconds - 1
-    } else {
-        seconds
-    })
+    Some(if whole.starts_with('-') && has_fraction { seconds - 1 } else { seconds })
 }
 
 /// PAX records: `"<length> <key>=<value>\n"`, the length counting the whole record.
@@ -539,26 +449,17 @@ fn parse_pax(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
         if rest.iter().all(|&b| b == 0) {
             break;
         }
-        let space = rest
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or("a record has no length")?;
+        let space = rest.iter().position(|&b| b == b' ').ok_or("a record has no length")?;
         let length: usize = std::str::from_utf8(&rest[..space])
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or("a record length is not a number")?;
         if length <= space + 1 || length > rest.len() || rest[length - 1] != b'\n' {
-            return Err(format!(
-                "a record length ({length}) does not match its content"
-            ));
+            return Err(format!("a record length ({length}) does not match its content"));
         }
         let record = &rest[space + 1..length - 1];
-        let equals = record
-            .iter()
-            .position(|&b| b == b'=')
-            .ok_or("a record has no `=`")?;
-        let key =
-            std::str::from_utf8(&record[..equals]).map_err(|_| "a record key is not UTF-8")?;
+        let equals = record.iter().position(|&b| b == b'=').ok_or("a record has no `=`")?;
+        let key = std::str::from_utf8(&record[..equals]).map_err(|_| "a record key is not UTF-8")?;
         records.insert(key.to_string(), record[equals + 1..].to_vec());
         rest = &rest[length..];
     }

@@ -20,10 +20,7 @@ pub struct TarWriter<W> {
 
 impl<W: Write> TarWriter<W> {
     pub fn new(out: W) -> Self {
-        TarWriter {
-            out,
-            buffer: vec![0u8; 256 * 1024],
-        }
+        TarWriter { out, buffer: vec![0u8; 256 * 1024] }
     }
 
     pub fn get_mut(&mut self) -> &mut W {
@@ -141,12 +138,7 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(&header)
     }
 
-    fn write_pax_header(
-        &mut self,
-        name: &[u8],
-        mtime: i64,
-        records: &BTreeMap<String, Vec<u8>>,
-    ) -> io::Result<()> {
+    fn write_pax_header(&mut self, name: &[u8], mtime: i64, records: &BTreeMap<String, Vec<u8>>) -> io::Result<()> {
         let mut data = Vec::new();
         for (key, value) in records {
             let base = key.len() + value.len() + 3;
@@ -168,10 +160,7 @@ impl<W: Write> TarWriter<W> {
         write_octal(&mut header[108..116], 0);
         write_octal(&mut header[116..124], 0);
         write_octal(&mut header[124..136], data.len() as u64);
-        write_octal(
-            &mut header[136..148],
-            mtime.clamp(0, MAX_OCTAL_11 as i64) as u64,
-        );
+        write_octal(&mut header[136..148], mtime.clamp(0, MAX_OCTAL_11 as i64) as u64);
         header[156] = b'x';
         header[257..263].copy_from_slice(b"ustar\0");
         header[263..265].copy_from_slice(b"00");
@@ -220,15 +209,7 @@ mod tests {
     use crate::tar_reader::TarReader;
 
     fn entry(path: &[u8], kind: EntryKind) -> Entry {
-        Entry {
-            path: path.to_vec(),
-            kind,
-            mode: 0o4755,
-            uid: 0,
-            gid: 0,
-            mtime: 1_700_000_000,
-            xattrs: BTreeMap::new(),
-        }
+        Entry { path: path.to_vec(), kind, mode: 0o4755, uid: 0, gid: 0, mtime: 1_700_000_000, xattrs: BTreeMap::new() }
     }
 
     fn write(entries: &[(Entry, Vec<u8>)]) -> Vec<u8> {
@@ -257,42 +238,16 @@ mod tests {
         file.uid = 3_000_000;
         file.gid = 70_000;
         file.mtime = -5;
-        file.xattrs.insert(
-            "security.capability".into(),
-            vec![
-                1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            ],
-        );
+        file.xattrs
+            .insert("security.capability".into(), vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         file.xattrs.insert("user.note".into(), b"a=b\nc".to_vec());
         let entries = vec![
             (entry(b"dir", EntryKind::Directory), vec![]),
             (file, b"hello".to_vec()),
-            (
-                entry(
-                    b"link",
-                    EntryKind::Hardlink {
-                        target: long.clone(),
-                    },
-                ),
-                vec![],
-            ),
-            (
-                entry(
-                    b"sym",
-                    EntryKind::Symlink {
-                        target: b"../".repeat(60),
-                    },
-                ),
-                vec![],
-            ),
-            (
-                entry(b"dev/null", EntryKind::CharDevice { major: 1, minor: 3 }),
-                vec![],
-            ),
-            (
-                entry(b"dev/loop0", EntryKind::BlockDevice { major: 7, minor: 0 }),
-                vec![],
-            ),
+            (entry(b"link", EntryKind::Hardlink { target: long.clone() }), vec![]),
+            (entry(b"sym", EntryKind::Symlink { target: b"../".repeat(60) }), vec![]),
+            (entry(b"dev/null", EntryKind::CharDevice { major: 1, minor: 3 }), vec![]),
+            (entry(b"dev/loop0", EntryKind::BlockDevice { major: 7, minor: 0 }), vec![]),
             (entry(b"run/fifo", EntryKind::Fifo), vec![]),
         ];
         let bytes = write(&entries);
@@ -314,45 +269,22 @@ mod tests {
     #[test]
     fn a_short_data_stream_is_an_input_fault() {
         let mut w = TarWriter::new(Vec::new());
-        let err = w
-            .append(&entry(b"f", EntryKind::File { size: 10 }), &mut &b"abc"[..])
-            .unwrap_err();
-        assert!(
-            crate::tar_reader::input_fault(&err)
-                .unwrap()
-                .contains("7 bytes fewer")
-        );
+        let err = w.append(&entry(b"f", EntryKind::File { size: 10 }), &mut &b"abc"[..]).unwrap_err();
+        assert!(crate::tar_reader::input_fault(&err).unwrap().contains("7 bytes fewer"));
     }
 
     #[test]
     fn gnu_tar_reads_what_we_write() {
         let bytes = write(&[
             (entry(b"d", EntryKind::Directory), vec![]),
-            (
-                entry(
-                    &[b"d/".repeat(70), b"f".to_vec()].concat(),
-                    EntryKind::File { size: 2 },
-                ),
-                b"hi".to_vec(),
-            ),
+            (entry(&[b"d/".repeat(70), b"f".to_vec()].concat(), EntryKind::File { size: 2 }), b"hi".to_vec()),
         ]);
         let dir = tempfile::tempdir().unwrap();
         let tar_path = dir.path().join("t.tar");
         std::fs::write(&tar_path, bytes).unwrap();
-        let out = std::process::Command::new("tar")
-            .arg("-tvf")
-            .arg(&tar_path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = std::process::Command::new("tar").arg("-tvf").arg(&tar_path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let listing = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            listing.contains(&format!("{}f", "d/".repeat(70))),
-            "{listing}"
-        );
+        assert!(listing.contains(&format!("{}f", "d/".repeat(70))), "{listing}");
     }
 }

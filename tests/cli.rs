@@ -14,32 +14,12 @@ use imgcraft::entry::{Entry, EntryKind};
 use imgcraft::tar_writer::TarWriter;
 
 fn entry(path: &str, kind: EntryKind) -> Entry {
-    let mode = if kind == EntryKind::Directory {
-        0o755
-    } else {
-        0o644
-    };
-    Entry {
-        path: path.as_bytes().to_vec(),
-        kind,
-        mode,
-        uid: 0,
-        gid: 0,
-        mtime: 1_700_000_000,
-        xattrs: BTreeMap::new(),
-    }
+    let mode = if kind == EntryKind::Directory { 0o755 } else { 0o644 };
+    Entry { path: path.as_bytes().to_vec(), kind, mode, uid: 0, gid: 0, mtime: 1_700_000_000, xattrs: BTreeMap::new() }
 }
 
 fn file(path: &str, content: &str) -> (Entry, Vec<u8>) {
-    (
-        entry(
-            path,
-            EntryKind::File {
-                size: content.len() as u64,
-            },
-        ),
-        content.as_bytes().to_vec(),
-    )
+    (entry(path, EntryKind::File { size: content.len() as u64 }), content.as_bytes().to_vec())
 }
 
 fn tar_bytes(entries: &[(Entry, Vec<u8>)]) -> Vec<u8> {
@@ -53,12 +33,7 @@ fn tar_bytes(entries: &[(Entry, Vec<u8>)]) -> Vec<u8> {
 /// A small rootfs with a real amd64 ELF binary (the host's `true`), so that the architecture can be detected.
 fn sample_rootfs() -> Vec<(Entry, Vec<u8>)> {
     let elf = std::fs::read("/bin/true").unwrap();
-    let mut tool = entry(
-        "bin/true",
-        EntryKind::File {
-            size: elf.len() as u64,
-        },
-    );
+    let mut tool = entry("bin/true", EntryKind::File { size: elf.len() as u64 });
     tool.mode = 0o755;
     let mut newer = entry("etc/newer", EntryKind::File { size: 1 });
     newer.mtime = 1_800_000_000;
@@ -66,27 +41,11 @@ fn sample_rootfs() -> Vec<(Entry, Vec<u8>)> {
         (entry("./", EntryKind::Directory), vec![]),
         (entry("./bin", EntryKind::Directory), vec![]),
         (tool, elf),
-        (
-            entry(
-                "./bin/sh",
-                EntryKind::Symlink {
-                    target: b"true".to_vec(),
-                },
-            ),
-            vec![],
-        ),
+        (entry("./bin/sh", EntryKind::Symlink { target: b"true".to_vec() }), vec![]),
         (entry("./etc", EntryKind::Directory), vec![]),
         file("./etc/hostname", "device\n"),
         (newer, b"x".to_vec()),
-        (
-            entry(
-                "./etc/hostname.link",
-                EntryKind::Hardlink {
-                    target: b"./etc/hostname".to_vec(),
-                },
-            ),
-            vec![],
-        ),
+        (entry("./etc/hostname.link", EntryKind::Hardlink { target: b"./etc/hostname".to_vec() }), vec![]),
     ]
 }
 
@@ -96,9 +55,7 @@ struct Workspace {
 
 impl Workspace {
     fn new() -> Workspace {
-        Workspace {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Workspace { dir: tempfile::tempdir().unwrap() }
     }
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -110,12 +67,8 @@ impl Workspace {
     }
     /// Writes `bytes` compressed with a command-line tool (`gzip -n`, `xz`, `zstd`, `bzip2`).
     fn compressed(&self, name: &str, bytes: &[u8], tool: &[&str]) -> PathBuf {
-        let mut child = Command::new(tool[0])
-            .args(&tool[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            Command::new(tool[0]).args(&tool[1..]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let input = bytes.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
@@ -126,8 +79,7 @@ impl Workspace {
     }
     fn cmd(&self) -> Command {
         let mut c = bin();
-        c.current_dir(self.dir.path())
-            .env_remove("SOURCE_DATE_EPOCH");
+        c.current_dir(self.dir.path()).env_remove("SOURCE_DATE_EPOCH");
         c
     }
     /// Names in the workspace (hidden ones included), sorted.
@@ -156,24 +108,13 @@ fn stderr(output: &std::process::Output) -> String {
 /// The layer of a single-layer `oci:` layout, decompressed.
 fn layer_tar(layout: &Path) -> Vec<u8> {
     let index = json(&std::fs::read_to_string(layout.join("index.json")).unwrap());
-    let manifest_digest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
-    let manifest =
-        json(&std::fs::read_to_string(layout.join("blobs/sha256").join(manifest_digest)).unwrap());
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let manifest = json(&std::fs::read_to_string(layout.join("blobs/sha256").join(manifest_digest)).unwrap());
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(layout.join("blobs/sha256").join(layer)).unwrap(),
-    )
-    .read_to_end(&mut out)
-    .unwrap();
+    flate2::read::GzDecoder::new(std::fs::File::open(layout.join("blobs/sha256").join(layer)).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -181,19 +122,11 @@ fn layer_tar(layout: &Path) -> Vec<u8> {
 fn gnu_listing(ws: &Workspace, tar: &[u8]) -> String {
     let path = ws.write("listing.tar", tar);
     let out = run(Command::new("tar")
-        .args([
-            "--numeric-owner",
-            "--full-time",
-            "--xattrs",
-            "--xattrs-include=*",
-            "-tvvf",
-        ])
+        .args(["--numeric-owner", "--full-time", "--xattrs", "--xattrs-include=*", "-tvvf"])
         .arg(&path));
     std::fs::remove_file(path).unwrap();
     // One space between columns, whatever GNU tar's alignment.
-    out.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
-        .collect()
+    out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n").collect()
 }
 
 #[test]
@@ -240,43 +173,20 @@ fn usage_errors_exit_with_2() {
 #[test]
 fn threads_compressions_and_reruns_never_change_digests() {
     let ws = Workspace::new();
-    let big: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 % 13)
-        .collect();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 % 13).collect();
     let mut entries = sample_rootfs();
-    entries.push((
-        entry(
-            "data.bin",
-            EntryKind::File {
-                size: big.len() as u64,
-            },
-        ),
-        big,
-    ));
+    entries.push((entry("data.bin", EntryKind::File { size: big.len() as u64 }), big));
     let input = ws.write("rootfs.tar", &tar_bytes(&entries));
     for compression in ["gzip", "zstd", "none"] {
         let digests: Vec<serde_json::Value> = ["1", "2", "4", "1"]
             .iter()
             .map(|threads| {
-                let v = convert_json(
-                    &ws,
-                    &input,
-                    &[
-                        "--compression",
-                        compression,
-                        "--threads",
-                        threads,
-                        "-o",
-                        "oci:out",
-                    ],
-                );
+                let v =
+                    convert_json(&ws, &input, &["--compression", compression, "--threads", threads, "-o", "oci:out"]);
                 v["manifest_digest"].clone()
             })
             .collect();
-        assert!(
-            digests.iter().all(|d| *d == digests[0]),
-            "{compression}: {digests:?}"
-        );
+        assert!(digests.iter().all(|d| *d == digests[0]), "{compression}: {digests:?}");
     }
 }
 
@@ -286,10 +196,8 @@ fn standard_input_gives_the_same_image_as_the_file() {
     let bytes = tar_bytes(&sample_rootfs());
     let input = ws.compressed("rootfs.tar.zst", &bytes, &["zstd", "-q", "-c"]);
     let from_file = convert_json(&ws, &input, &["-o", "oci:a"]);
-    let from_stdin = json(&run(ws
-        .cmd()
-        .args(["-", "--json", "-o", "oci:b"])
-        .stdin(std::fs::File::open(&input).unwrap())));
+    let from_stdin =
+        json(&run(ws.cmd().args(["-", "--json", "-o", "oci:b"]).stdin(std::fs::File::open(&input).unwrap())));
     assert_eq!(from_file["manifest_digest"], from_stdin["manifest_digest"]);
 }
 
@@ -306,10 +214,7 @@ fn default_output_is_named_after_the_input_and_the_detected_architecture() {
     assert_eq!(summary["platform_source"], "detected from `bin/true`");
     let expected = ws.path("core-image-minimal-qemux86-64.rootfs-amd64.oci.tar");
     assert!(expected.is_file(), "{:?}", ws.listing());
-    assert_eq!(
-        summary["outputs"][0],
-        format!("oci-archive:{}", expected.display())
-    );
+    assert_eq!(summary["outputs"][0], format!("oci-archive:{}", expected.display()));
 }
 
 #[test]
@@ -317,79 +222,40 @@ fn json_summary_has_the_documented_fields() {
     let ws = Workspace::new();
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
     let v = convert_json(&ws, &input, &["--arch", "amd64", "-o", "oci:out:1.0"]);
-    for key in [
-        "manifest_digest",
-        "config_digest",
-        "architecture",
-        "variant",
-        "layers",
-        "outputs",
-    ] {
+    for key in ["manifest_digest", "config_digest", "architecture", "variant", "layers", "outputs"] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     let layer = &v["layers"][0];
     for key in ["digest", "diff_id", "size", "media_type"] {
         assert!(layer.get(key).is_some(), "layer lacks {key}: {layer}");
     }
-    assert_eq!(
-        layer["media_type"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    );
-    let blob = ws.path("out/blobs/sha256").join(
-        layer["digest"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:"),
-    );
-    assert_eq!(
-        std::fs::metadata(blob).unwrap().len(),
-        layer["size"].as_u64().unwrap()
-    );
+    assert_eq!(layer["media_type"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    let blob = ws.path("out/blobs/sha256").join(layer["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+    assert_eq!(std::fs::metadata(blob).unwrap().len(), layer["size"].as_u64().unwrap());
 }
 
 #[test]
 fn a_mismatching_arch_is_refused_naming_a_binary_unless_overridden() {
     let ws = Workspace::new();
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
-    let out = run_failing(
-        ws.cmd()
-            .arg(&input)
-            .args(["--arch", "arm64", "-o", "oci:out"]),
-    );
+    let out = run_failing(ws.cmd().arg(&input).args(["--arch", "arm64", "-o", "oci:out"]));
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(
-        message.contains("`bin/true` is amd64") && message.contains("--no-arch-check"),
-        "{message}"
-    );
+    assert!(message.contains("`bin/true` is amd64") && message.contains("--no-arch-check"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
     assert!(!ws.path("out").exists());
-    let v = convert_json(
-        &ws,
-        &input,
-        &["--arch", "aarch64", "--no-arch-check", "-o", "oci:out"],
-    );
-    assert_eq!(
-        (v["architecture"].as_str(), v["variant"].as_str()),
-        (Some("arm64"), Some("v8"))
-    );
+    let v = convert_json(&ws, &input, &["--arch", "aarch64", "--no-arch-check", "-o", "oci:out"]);
+    assert_eq!((v["architecture"].as_str(), v["variant"].as_str()), (Some("arm64"), Some("v8")));
 }
 
 #[test]
 fn an_unknown_architecture_is_one_line_and_exit_1() {
     let ws = Workspace::new();
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
-    let out = run_failing(
-        ws.cmd()
-            .arg(&input)
-            .args(["--arch", "sparc", "-o", "oci:out"]),
-    );
+    let out = run_failing(ws.cmd().arg(&input).args(["--arch", "sparc", "-o", "oci:out"]));
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(
-        message.contains("unknown architecture `sparc`: use one of amd64, arm64"),
-        "{message}"
-    );
+    assert!(message.contains("unknown architecture `sparc`: use one of amd64, arm64"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 }
 
@@ -400,10 +266,7 @@ fn a_rootfs_without_binaries_needs_arch() {
     let out = run_failing(ws.cmd().arg(&input).args(["-o", "oci:out"]));
     assert!(stderr(&out).contains("give --arch"), "{}", stderr(&out));
     let v = convert_json(&ws, &input, &["--arch", "armv7ahf", "-o", "oci:out"]);
-    assert_eq!(
-        (v["architecture"].as_str(), v["variant"].as_str()),
-        (Some("arm"), Some("v7"))
-    );
+    assert_eq!((v["architecture"].as_str(), v["variant"].as_str()), (Some("arm"), Some("v7")));
 }
 
 #[test]
@@ -449,18 +312,12 @@ fn config_options_land_in_the_image_config_and_manifest() {
     assert_eq!(c["WorkingDir"], "/srv");
     assert_eq!(c["User"], "1000:1000");
     assert_eq!(c["Labels"]["org.example"], "yes");
-    assert_eq!(
-        c["ExposedPorts"],
-        serde_json::json!({"53/udp": {}, "80/tcp": {}})
-    );
+    assert_eq!(c["ExposedPorts"], serde_json::json!({"53/udp": {}, "80/tcp": {}}));
     assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
     assert_eq!(c["StopSignal"], "SIGINT");
     assert_eq!(v["author"], "Team <t@example.com>");
     assert_eq!(v["annotations"]["org.opencontainers.image.version"], "1.2");
-    assert_eq!(
-        v["annotations"]["org.opencontainers.image.created"],
-        "2027-01-15T08:00:00Z"
-    );
+    assert_eq!(v["annotations"]["org.opencontainers.image.created"], "2027-01-15T08:00:00Z");
 }
 
 #[test]
@@ -469,36 +326,24 @@ fn source_date_epoch_sets_created_and_clamps_newer_mtimes() {
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
     // Unset: the newest mtime (etc/newer, 1800000000) is the creation time and nothing is clamped.
     let v = convert_json(&ws, &input, &["-o", "oci:plain"]);
-    assert_eq!(
-        json(&run(ws.cmd().args(["inspect", "--json", "oci:plain"])))["created"],
-        "2027-01-15T08:00:00Z"
-    );
-    assert!(
-        gnu_listing(&ws, &layer_tar(&ws.path("plain"))).contains("2027-01-15 08:00:00 etc/newer")
-    );
+    assert_eq!(json(&run(ws.cmd().args(["inspect", "--json", "oci:plain"])))["created"], "2027-01-15T08:00:00Z");
+    assert!(gnu_listing(&ws, &layer_tar(&ws.path("plain"))).contains("2027-01-15 08:00:00 etc/newer"));
     // From the environment, as Yocto passes it.
-    let clamped = json(&run(ws
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "1750000000")
-        .arg(&input)
-        .args(["--json", "-o", "oci:clamped"])));
+    let clamped =
+        json(&run(ws.cmd().env("SOURCE_DATE_EPOCH", "1750000000").arg(&input).args(["--json", "-o", "oci:clamped"])));
     assert_eq!(clamped["created"], "2025-06-15T15:06:40Z");
     let listing = gnu_listing(&ws, &layer_tar(&ws.path("clamped")));
-    assert!(
-        listing.contains("2025-06-15 15:06:40 etc/newer"),
-        "{listing}"
-    );
-    assert!(
-        listing.contains("2023-11-14 22:13:20 etc/hostname"),
-        "{listing}"
-    );
+    assert!(listing.contains("2025-06-15 15:06:40 etc/newer"), "{listing}");
+    assert!(listing.contains("2023-11-14 22:13:20 etc/hostname"), "{listing}");
     assert_ne!(v["manifest_digest"], clamped["manifest_digest"]);
     // The flag wins over the environment.
-    let flag = json(&run(ws
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "1750000000")
-        .arg(&input)
-        .args(["--json", "--source-date-epoch", "0", "-o", "oci:zero"])));
+    let flag = json(&run(ws.cmd().env("SOURCE_DATE_EPOCH", "1750000000").arg(&input).args([
+        "--json",
+        "--source-date-epoch",
+        "0",
+        "-o",
+        "oci:zero",
+    ])));
     assert_eq!(flag["created"], "1970-01-01T00:00:00Z");
 }
 
@@ -508,27 +353,9 @@ fn the_layer_is_canonical_tar_with_hardlinks_and_no_root_entry() {
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
     run(ws.cmd().arg(&input).args(["-q", "-o", "oci:out"]));
     let listing = gnu_listing(&ws, &layer_tar(&ws.path("out")));
-    let names: Vec<&str> = listing
-        .lines()
-        .map(|l| l.rsplit_once(' ').unwrap().1)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "bin/",
-            "bin/true",
-            "true",
-            "etc/",
-            "etc/hostname",
-            "etc/newer",
-            "etc/hostname"
-        ],
-        "{listing}"
-    );
-    assert!(
-        listing.contains("etc/hostname.link link to etc/hostname"),
-        "{listing}"
-    );
+    let names: Vec<&str> = listing.lines().map(|l| l.rsplit_once(' ').unwrap().1).collect();
+    assert_eq!(names, ["bin/", "bin/true", "true", "etc/", "etc/hostname", "etc/newer", "etc/hostname"], "{listing}");
+    assert!(listing.contains("etc/hostname.link link to etc/hostname"), "{listing}");
     assert!(listing.contains("bin/sh -> true"), "{listing}");
     assert!(listing.lines().all(|l| l.contains(" 0/0 ")), "{listing}");
 }
@@ -536,26 +363,13 @@ fn the_layer_is_canonical_tar_with_hardlinks_and_no_root_entry() {
 #[test]
 fn duplicate_paths_are_kept_in_order_so_the_last_wins_on_extraction() {
     let ws = Workspace::new();
-    let input = ws.write(
-        "rootfs.tar",
-        &tar_bytes(&[file("etc/motd", "first\n"), file("./etc/motd", "second\n")]),
-    );
-    run(ws
-        .cmd()
-        .arg(&input)
-        .args(["-q", "--arch", "amd64", "-o", "oci:out"]));
+    let input = ws.write("rootfs.tar", &tar_bytes(&[file("etc/motd", "first\n"), file("./etc/motd", "second\n")]));
+    run(ws.cmd().arg(&input).args(["-q", "--arch", "amd64", "-o", "oci:out"]));
     let layer = ws.write("layer.tar", &layer_tar(&ws.path("out")));
     let root = ws.path("extracted");
     std::fs::create_dir(&root).unwrap();
-    run(Command::new("tar")
-        .arg("-xf")
-        .arg(&layer)
-        .arg("-C")
-        .arg(&root));
-    assert_eq!(
-        std::fs::read_to_string(root.join("etc/motd")).unwrap(),
-        "second\n"
-    );
+    run(Command::new("tar").arg("-xf").arg(&layer).arg("-C").arg(&root));
+    assert_eq!(std::fs::read_to_string(root.join("etc/motd")).unwrap(), "second\n");
 }
 
 #[test]
@@ -583,43 +397,23 @@ with tarfile.open('{pax}', 'w', format=tarfile.PAX_FORMAT) as t:
         pax = ws.path("pax.tar").display(),
     );
     run(Command::new("python3").arg("-c").arg(script));
-    run(ws
-        .cmd()
-        .arg(ws.path("gnu.tar"))
-        .args(["-q", "--arch", "amd64", "-o", "oci:gnu"]));
+    run(ws.cmd().arg(ws.path("gnu.tar")).args(["-q", "--arch", "amd64", "-o", "oci:gnu"]));
     let listing = gnu_listing(&ws, &layer_tar(&ws.path("gnu")));
-    assert!(
-        listing.contains(&format!("5/6 2 2023-11-14 22:13:20 {long}")),
-        "{listing}"
-    );
-    assert!(
-        listing.contains(&format!("short link to {long}")),
-        "{listing}"
-    );
+    assert!(listing.contains(&format!("5/6 2 2023-11-14 22:13:20 {long}")), "{listing}");
+    assert!(listing.contains(&format!("short link to {long}")), "{listing}");
 
-    run(ws
-        .cmd()
-        .arg(ws.path("pax.tar"))
-        .args(["-q", "--arch", "amd64", "-o", "oci:pax"]));
+    run(ws.cmd().arg(ws.path("pax.tar")).args(["-q", "--arch", "amd64", "-o", "oci:pax"]));
     let layer = layer_tar(&ws.path("pax"));
     let listing = gnu_listing(&ws, &layer);
-    assert!(
-        listing.contains("x: 5 user.note") && listing.contains("x: 1 user.other"),
-        "{listing}"
-    );
+    assert!(listing.contains("x: 5 user.note") && listing.contains("x: 1 user.other"), "{listing}");
     assert!(listing.contains("x: 20 security.capability"), "{listing}");
     assert!(listing.contains("4000000/0"), "{listing}");
     // The capability was v3 (24 bytes, namespace root uid 1000) and must be written as v2 (20 bytes).
     let marker = b"SCHILY.xattr.security.capability=";
-    let at = layer
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("capability record");
+    let at = layer.windows(marker.len()).position(|w| w == marker).expect("capability record");
     assert_eq!(
         &layer[at + marker.len()..at + marker.len() + 21],
-        &[
-            0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'\n'
-        ]
+        &[0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'\n']
     );
 }
 
@@ -628,21 +422,14 @@ fn writing_into_an_existing_layout_adds_or_replaces_only_that_tag() {
     let ws = Workspace::new();
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
     run(ws.cmd().arg(&input).args(["-q", "-o", "oci:lay:one"]));
-    run(ws
-        .cmd()
-        .arg(&input)
-        .args(["-q", "--compression", "zstd", "-o", "oci:lay:two"]));
+    run(ws.cmd().arg(&input).args(["-q", "--compression", "zstd", "-o", "oci:lay:two"]));
     let replaced = convert_json(&ws, &input, &["--env", "X=1", "-o", "oci:lay:one"]);
     let index = json(&std::fs::read_to_string(ws.path("lay/index.json")).unwrap());
     let tags: Vec<&str> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap()
-        })
+        .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
         .collect();
     assert_eq!(tags, ["two", "one"]);
     assert_eq!(index["manifests"][1]["digest"], replaced["manifest_digest"]);
@@ -659,13 +446,7 @@ fn concurrent_writers_to_one_layout_keep_every_tag() {
         .map(|i| {
             ws.cmd()
                 .arg(&input)
-                .args([
-                    "-q",
-                    "--env",
-                    &format!("N={i}"),
-                    "-o",
-                    &format!("oci:shared:t{i}"),
-                ])
+                .args(["-q", "--env", &format!("N={i}"), "-o", &format!("oci:shared:t{i}")])
                 .spawn()
                 .unwrap()
         })
@@ -678,21 +459,11 @@ fn concurrent_writers_to_one_layout_keep_every_tag() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string())
         .collect();
     tags.sort();
     assert_eq!(tags, ["t0", "t1", "t2", "t3"]);
-    assert_eq!(
-        ws.listing().iter().filter(|n| n.starts_with('.')).count(),
-        0,
-        "{:?}",
-        ws.listing()
-    );
+    assert_eq!(ws.listing().iter().filter(|n| n.starts_with('.')).count(), 0, "{:?}", ws.listing());
 }
 
 #[test]
@@ -701,11 +472,7 @@ fn inspect_reports_a_corrupted_blob() {
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
     let v = convert_json(&ws, &input, &["-o", "oci:out"]);
     run(ws.cmd().args(["inspect", "oci:out"]));
-    let layer = v["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
+    let layer = v["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
     let blob = ws.path("out/blobs/sha256").join(&layer);
     let mut bytes = std::fs::read(&blob).unwrap();
     let middle = bytes.len() / 2;
@@ -736,70 +503,27 @@ fn broken_and_hostile_tars_are_refused_with_one_clear_line() {
     let good = tar_bytes(&sample_rootfs());
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
         ("empty.tar", vec![], vec!["empty.tar`", "empty input"]),
-        (
-            "text.tar",
-            b"hello, I am not a tar archive at all\n".repeat(30),
-            vec!["not a tar archive"],
-        ),
-        (
-            "cut-in-data.tar",
-            good[..2000].to_vec(),
-            vec!["truncated", "bin/true"],
-        ),
-        (
-            "no-end.tar",
-            good[..good.len() - 1024].to_vec(),
-            vec!["truncated", "end-of-archive"],
-        ),
-        (
-            "escape.tar",
-            tar_bytes(&[file("../etc/passwd", "x")]),
-            vec!["`../etc/passwd`", "climbs out of the root"],
-        ),
+        ("text.tar", b"hello, I am not a tar archive at all\n".repeat(30), vec!["not a tar archive"]),
+        ("cut-in-data.tar", good[..2000].to_vec(), vec!["truncated", "bin/true"]),
+        ("no-end.tar", good[..good.len() - 1024].to_vec(), vec!["truncated", "end-of-archive"]),
+        ("escape.tar", tar_bytes(&[file("../etc/passwd", "x")]), vec!["`../etc/passwd`", "climbs out of the root"]),
         (
             "hardlink-out.tar",
-            tar_bytes(&[(
-                entry(
-                    "x",
-                    EntryKind::Hardlink {
-                        target: b"../../etc/shadow".to_vec(),
-                    },
-                ),
-                vec![],
-            )]),
+            tar_bytes(&[(entry("x", EntryKind::Hardlink { target: b"../../etc/shadow".to_vec() }), vec![])]),
             vec!["entry `x`", "outside the root"],
         ),
         (
             "hardlink-missing.tar",
-            tar_bytes(&[(
-                entry(
-                    "x",
-                    EntryKind::Hardlink {
-                        target: b"y".to_vec(),
-                    },
-                ),
-                vec![],
-            )]),
+            tar_bytes(&[(entry("x", EntryKind::Hardlink { target: b"y".to_vec() }), vec![])]),
             vec!["entry `x`", "not an earlier file"],
         ),
-        (
-            "whiteout.tar",
-            tar_bytes(&[file("etc/.wh.passwd", "")]),
-            vec!["`etc/.wh.passwd`", "whiteout"],
-        ),
+        ("whiteout.tar", tar_bytes(&[file("etc/.wh.passwd", "")]), vec!["`etc/.wh.passwd`", "whiteout"]),
         (
             "overlay-whiteout.tar",
-            tar_bytes(&[(
-                entry("etc/gone", EntryKind::CharDevice { major: 0, minor: 0 }),
-                vec![],
-            )]),
+            tar_bytes(&[(entry("etc/gone", EntryKind::CharDevice { major: 0, minor: 0 }), vec![])]),
             vec!["`etc/gone`", "0/0 character device"],
         ),
-        (
-            "lz4.tar.lz4",
-            vec![0x04, 0x22, 0x4d, 0x18, 0, 0, 0, 0],
-            vec!["lz4"],
-        ),
+        ("lz4.tar.lz4", vec![0x04, 0x22, 0x4d, 0x18, 0, 0, 0, 0], vec!["lz4"]),
     ];
     for (name, bytes, expected) in cases {
         let input = ws.write(name, &bytes);
@@ -814,19 +538,9 @@ fn broken_and_hostile_tars_are_refused_with_one_clear_line() {
 #[test]
 fn truncated_or_corrupt_compressed_streams_are_refused() {
     let ws = Workspace::new();
-    let big: Vec<u8> = (0..400_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let big: Vec<u8> = (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let mut entries = sample_rootfs();
-    entries.push((
-        entry(
-            "data.bin",
-            EntryKind::File {
-                size: big.len() as u64,
-            },
-        ),
-        big,
-    ));
+    entries.push((entry("data.bin", EntryKind::File { size: big.len() as u64 }), big));
     let tar = tar_bytes(&entries);
     for (name, tool) in [
         ("r.tar.gz", &["gzip", "-n", "-c"][..]),
@@ -851,27 +565,15 @@ fn truncated_or_corrupt_compressed_streams_are_refused() {
 fn a_failed_run_leaves_existing_destinations_untouched() {
     let ws = Workspace::new();
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
-    run(ws
-        .cmd()
-        .arg(&input)
-        .args(["-q", "-o", "oci-archive:image.tar", "-o", "oci:lay:1"]));
+    run(ws.cmd().arg(&input).args(["-q", "-o", "oci-archive:image.tar", "-o", "oci:lay:1"]));
     let archive_before = std::fs::read(ws.path("image.tar")).unwrap();
     let index_before = std::fs::read(ws.path("lay/index.json")).unwrap();
     let bad = ws.write("bad.tar", &tar_bytes(&[file("../x", "")]));
-    let out = run_failing(ws.cmd().arg(&bad).args([
-        "--arch",
-        "amd64",
-        "-o",
-        "oci-archive:image.tar",
-        "-o",
-        "oci:lay:1",
-    ]));
+    let out =
+        run_failing(ws.cmd().arg(&bad).args(["--arch", "amd64", "-o", "oci-archive:image.tar", "-o", "oci:lay:1"]));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(std::fs::read(ws.path("image.tar")).unwrap(), archive_before);
-    assert_eq!(
-        std::fs::read(ws.path("lay/index.json")).unwrap(),
-        index_before
-    );
+    assert_eq!(std::fs::read(ws.path("lay/index.json")).unwrap(), index_before);
 }
 
 #[test]
@@ -879,21 +581,10 @@ fn an_unwritable_destination_is_one_clear_error() {
     let ws = Workspace::new();
     let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
     ws.write("plainfile", b"x");
-    let out = run_failing(
-        ws.cmd()
-            .arg(&input)
-            .args(["-o", "oci-archive:plainfile/image.tar"]),
-    );
+    let out = run_failing(ws.cmd().arg(&input).args(["-o", "oci-archive:plainfile/image.tar"]));
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(
-        message.contains("plainfile") && message.lines().count() == 1,
-        "{message}"
-    );
+    assert!(message.contains("plainfile") && message.lines().count() == 1, "{message}");
     let out = run_failing(ws.cmd().arg(&input).args(["-o", "oci:plainfile"]));
-    assert!(
-        stderr(&out).contains("is not a directory"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("is not a directory"), "{}", stderr(&out));
 }

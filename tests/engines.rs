@@ -24,11 +24,7 @@ fn podman() -> Command {
 
 fn convert(input: &str, extra: &[&str]) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
-    run(bin()
-        .current_dir(out.path())
-        .arg(fixtures().join(input))
-        .args(extra)
-        .arg("--quiet"));
+    run(bin().current_dir(out.path()).arg(fixtures().join(input)).args(extra).arg("--quiet"));
     out
 }
 
@@ -36,10 +32,7 @@ fn convert(input: &str, extra: &[&str]) -> tempfile::TempDir {
 fn umoci_unpack_gives_back_the_input_tree_entry_by_entry() {
     let out = convert("rootfs-amd64.tar.xz", &["-o", "oci:layout:1.0"]);
     let bundle = out.path().join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(out.path().join("layout:1.0"))
-        .arg(&bundle));
+    run(Command::new("umoci").args(["unpack", "--image"]).arg(out.path().join("layout:1.0")).arg(&bundle));
     let expected = snapshot(&fixtures().join("rootfs-amd64"));
     assert_same_tree(&expected, &snapshot(&bundle.join("rootfs")));
 }
@@ -51,10 +44,7 @@ fn the_snapshot_sees_the_attributes_the_fixture_was_made_with() {
     let cap = &tree[&b"usr/bin/ping-cap"[..]];
     assert!(cap.xattrs.contains_key("security.capability"), "{cap:?}");
     assert_eq!(tree[&b"usr/bin/suid-tool"[..]].mode, 0o4755);
-    assert_eq!(
-        tree[&b"usr/share/hl/b"[..]].hardlink_group.as_deref(),
-        Some(&b"usr/share/hl/a"[..])
-    );
+    assert_eq!(tree[&b"usr/share/hl/b"[..]].hardlink_group.as_deref(), Some(&b"usr/share/hl/a"[..]));
     assert!(tree.values().any(|a| a.rdev == Some((1, 3))));
     assert!(tree.values().any(|a| a.kind == "fifo"));
     assert!(tree.keys().any(|p| p.len() > 200));
@@ -88,14 +78,8 @@ fn skopeo_reads_the_image_under_every_transport_with_one_digest() {
         ],
     );
     let mut digests = Vec::new();
-    for reference in [
-        "oci:layout:1.0",
-        "oci-archive:o.tar",
-        "oci-archive:o.tar:docker.io/myorg/minimal:1.0",
-    ] {
-        let json = run(Command::new("skopeo")
-            .current_dir(out.path())
-            .args(["inspect", reference]));
+    for reference in ["oci:layout:1.0", "oci-archive:o.tar", "oci-archive:o.tar:docker.io/myorg/minimal:1.0"] {
+        let json = run(Command::new("skopeo").current_dir(out.path()).args(["inspect", reference]));
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["Architecture"], "amd64", "{reference}");
         assert_eq!(value["Os"], "linux", "{reference}");
@@ -103,11 +87,8 @@ fn skopeo_reads_the_image_under_every_transport_with_one_digest() {
     }
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
     // docker-archive: skopeo recomputes a Docker schema-2 manifest, so compare the config instead.
-    let config = run(Command::new("skopeo").current_dir(out.path()).args([
-        "inspect",
-        "--config",
-        "docker-archive:d.tar",
-    ]));
+    let config =
+        run(Command::new("skopeo").current_dir(out.path()).args(["inspect", "--config", "docker-archive:d.tar"]));
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["architecture"], "amd64");
     assert_eq!(config["config"]["Cmd"][0], "/bin/sh");
@@ -115,28 +96,14 @@ fn skopeo_reads_the_image_under_every_transport_with_one_digest() {
 
 #[test]
 fn docker_loads_the_archive_and_runs_it_with_every_attribute_intact() {
-    let out = convert(
-        "rootfs-amd64.tar.zst",
-        &["-t", "imgcraft-test/amd64:1", "-o", "oci-archive:image.tar"],
-    );
-    let loaded = run(docker()
-        .arg("load")
-        .arg("-i")
-        .arg(out.path().join("image.tar")));
+    let out = convert("rootfs-amd64.tar.zst", &["-t", "imgcraft-test/amd64:1", "-o", "oci-archive:image.tar"]);
+    let loaded = run(docker().arg("load").arg("-i").arg(out.path().join("image.tar")));
     assert!(loaded.contains("imgcraft-test/amd64:1"), "{loaded}");
     let script = "stat -c '%a %u %g %Y' /usr/bin/suid-tool /tmp /srv/shared; \
                   [ $(stat -c %i /usr/share/hl/a) = $(stat -c %i /usr/share/hl/b) ] && echo hardlinked; \
                   stat -c '%u:%g' /etc/os-release; ls -ln / | grep -c . ; uname -m";
-    let stdout = run(docker().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "imgcraft-test/amd64:1",
-        "/bin/sh",
-        "-c",
-        script,
-    ]));
+    let stdout =
+        run(docker().args(["run", "--rm", "--network", "none", "imgcraft-test/amd64:1", "/bin/sh", "-c", script]));
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "4755 0 0 1700000000", "{stdout}");
     assert_eq!(lines[1], "1777 0 0 1700000000", "{stdout}");
@@ -148,19 +115,8 @@ fn docker_loads_the_archive_and_runs_it_with_every_attribute_intact() {
 
 #[test]
 fn docker_runs_the_arm64_image_under_qemu_user() {
-    let out = convert(
-        "rootfs-arm64.tar.zst",
-        &[
-            "-t",
-            "imgcraft-test/arm64:1",
-            "-o",
-            "docker-archive:image.tar",
-        ],
-    );
-    run(docker()
-        .arg("load")
-        .arg("-i")
-        .arg(out.path().join("image.tar")));
+    let out = convert("rootfs-arm64.tar.zst", &["-t", "imgcraft-test/arm64:1", "-o", "docker-archive:image.tar"]);
+    run(docker().arg("load").arg("-i").arg(out.path().join("image.tar")));
     let stdout = run(docker().args([
         "run",
         "--rm",
@@ -173,13 +129,8 @@ fn docker_runs_the_arm64_image_under_qemu_user() {
         "-m",
     ]));
     assert_eq!(stdout.trim(), "aarch64");
-    let inspect = run(docker().args([
-        "image",
-        "inspect",
-        "-f",
-        "{{.Architecture}}/{{.Variant}}",
-        "imgcraft-test/arm64:1",
-    ]));
+    let inspect =
+        run(docker().args(["image", "inspect", "-f", "{{.Architecture}}/{{.Variant}}", "imgcraft-test/arm64:1"]));
     assert_eq!(inspect.trim(), "arm64/v8");
     run(docker().args(["rmi", "imgcraft-test/arm64:1"]));
 }
@@ -188,21 +139,11 @@ fn docker_runs_the_arm64_image_under_qemu_user() {
 fn podman_loads_both_archive_kinds_under_the_tag_and_runs_them() {
     let out = convert(
         "rootfs-amd64.tar.bz2",
-        &[
-            "-t",
-            "imgcraft-test/podman:1",
-            "-o",
-            "oci-archive:o.tar",
-            "-o",
-            "docker-archive:d.tar",
-        ],
+        &["-t", "imgcraft-test/podman:1", "-o", "oci-archive:o.tar", "-o", "docker-archive:d.tar"],
     );
     for archive in ["o.tar", "d.tar"] {
         let loaded = run(podman().args(["load", "-i"]).arg(out.path().join(archive)));
-        assert!(
-            loaded.contains("docker.io/imgcraft-test/podman:1"),
-            "{archive}: {loaded}"
-        );
+        assert!(loaded.contains("docker.io/imgcraft-test/podman:1"), "{archive}: {loaded}");
         let stdout = run(podman().args([
             "run",
             "--rm",
@@ -220,15 +161,7 @@ fn podman_loads_both_archive_kinds_under_the_tag_and_runs_them() {
 
 #[test]
 fn podman_runs_the_arm64_image_under_qemu_user() {
-    let out = convert(
-        "rootfs-arm64.tar",
-        &[
-            "-t",
-            "imgcraft-test/podman-arm64:1",
-            "-o",
-            "oci-archive:o.tar",
-        ],
-    );
+    let out = convert("rootfs-arm64.tar", &["-t", "imgcraft-test/podman-arm64:1", "-o", "oci-archive:o.tar"]);
     run(podman().args(["load", "-i"]).arg(out.path().join("o.tar")));
     let stdout = run(podman().args([
         "run",
@@ -250,73 +183,42 @@ fn every_input_compression_gives_the_same_manifest_digest() {
     let mut digests = Vec::new();
     for suffix in ["tar", "tar.gz", "tar.xz", "tar.zst", "tar.bz2"] {
         let out = tempfile::tempdir().unwrap();
-        let json = run(bin()
-            .current_dir(out.path())
-            .arg(fixtures().join(format!("rootfs-amd64.{suffix}")))
-            .args(["--json", "-o", "oci:layout"]));
+        let json = run(bin().current_dir(out.path()).arg(fixtures().join(format!("rootfs-amd64.{suffix}"))).args([
+            "--json",
+            "-o",
+            "oci:layout",
+        ]));
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        digests.push((
-            suffix,
-            value["manifest_digest"].as_str().unwrap().to_string(),
-        ));
+        digests.push((suffix, value["manifest_digest"].as_str().unwrap().to_string()));
     }
-    assert!(
-        digests.iter().all(|(_, d)| *d == digests[0].1),
-        "{digests:?}"
-    );
+    assert!(digests.iter().all(|(_, d)| *d == digests[0].1), "{digests:?}");
 }
 
 #[test]
 fn a_directory_and_its_yocto_style_tarball_give_the_same_layer_content() {
     let tar = convert("rootfs-amd64.tar", &["-o", "oci:layout", "--json"]);
     let dir = tempfile::tempdir().unwrap();
-    run(bin()
-        .current_dir(dir.path())
-        .arg(fixtures().join("rootfs-amd64"))
-        .args(["-o", "oci:layout", "--quiet"]));
+    run(bin().current_dir(dir.path()).arg(fixtures().join("rootfs-amd64")).args(["-o", "oci:layout", "--quiet"]));
     let unpack = |layout: &std::path::Path, name: &str| {
         let bundle = layout.parent().unwrap().join(name);
-        run(Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:latest", layout.display()))
-            .arg(&bundle));
+        run(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:latest", layout.display())).arg(&bundle));
         snapshot(&bundle.join("rootfs"))
     };
-    assert_same_tree(
-        &unpack(&tar.path().join("layout"), "a"),
-        &unpack(&dir.path().join("layout"), "b"),
-    );
+    assert_same_tree(&unpack(&tar.path().join("layout"), "a"), &unpack(&dir.path().join("layout"), "b"));
 }
 
 #[test]
 fn inspect_reads_what_docker_save_writes() {
-    let out = convert(
-        "rootfs-amd64.tar",
-        &[
-            "-t",
-            "imgcraft-test/saved:1",
-            "-o",
-            "docker-archive:image.tar",
-        ],
-    );
-    run(docker()
-        .arg("load")
-        .arg("-i")
-        .arg(out.path().join("image.tar")));
+    let out = convert("rootfs-amd64.tar", &["-t", "imgcraft-test/saved:1", "-o", "docker-archive:image.tar"]);
+    run(docker().arg("load").arg("-i").arg(out.path().join("image.tar")));
     let saved = out.path().join("saved.tar");
-    run(docker()
-        .args(["save", "-o"])
-        .arg(&saved)
-        .arg("imgcraft-test/saved:1"));
-    let report = run(bin()
+    run(docker().args(["save", "-o"]).arg(&saved).arg("imgcraft-test/saved:1"));
+    let report = run(bin().arg("inspect").arg("--json").arg(format!("docker-archive:{}", saved.display())));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let ours = run(bin()
         .arg("inspect")
         .arg("--json")
-        .arg(format!("docker-archive:{}", saved.display())));
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    let ours = run(bin().arg("inspect").arg("--json").arg(format!(
-        "docker-archive:{}",
-        out.path().join("image.tar").display()
-    )));
+        .arg(format!("docker-archive:{}", out.path().join("image.tar").display())));
     let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
     // Docker keeps the config byte for byte and stores the layer uncompressed: same config, same diff_id.
     assert_eq!(report["config_digest"], ours["config_digest"]);

@@ -59,11 +59,7 @@ pub fn prepare(
 
     let member = |path: &str, kind: EntryKind| Entry {
         path: path.as_bytes().to_vec(),
-        mode: if kind == EntryKind::Directory {
-            0o755
-        } else {
-            0o644
-        },
+        mode: if kind == EntryKind::Directory { 0o755 } else { 0o644 },
         kind,
         uid: 0,
         gid: 0,
@@ -71,50 +67,19 @@ pub fn prepare(
         xattrs: BTreeMap::new(),
     };
     let add_bytes = |tar: &mut TarWriter<_>, path: &str, bytes: &[u8]| {
-        tar.append(
-            &member(
-                path,
-                EntryKind::File {
-                    size: bytes.len() as u64,
-                },
-            ),
-            &mut &bytes[..],
-        )
+        tar.append(&member(path, EntryKind::File { size: bytes.len() as u64 }), &mut &bytes[..])
     };
-    tar.append(
-        &member("blobs", EntryKind::Directory),
-        &mut std::io::empty(),
-    )
-    .map_err(write_error)?;
-    tar.append(
-        &member("blobs/sha256", EntryKind::Directory),
-        &mut std::io::empty(),
-    )
-    .map_err(write_error)?;
+    tar.append(&member("blobs", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
+    tar.append(&member("blobs/sha256", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
     for digest in image.blob_digests() {
         let mut blob = staging.open_blob(&digest)?;
-        let size = blob
-            .metadata()
-            .map_err(|e| Error::io("cannot read", staging.path(&digest), e))?
-            .len();
-        tar.append(
-            &member(&blob_name(&digest), EntryKind::File { size }),
-            &mut blob,
-        )
-        .map_err(write_error)?;
+        let size = blob.metadata().map_err(|e| Error::io("cannot read", staging.path(&digest), e))?.len();
+        tar.append(&member(&blob_name(&digest), EntryKind::File { size }), &mut blob).map_err(write_error)?;
     }
-    add_bytes(
-        &mut tar,
-        "index.json",
-        &serde_json::to_vec(&index).expect("an index serialises"),
-    )
-    .map_err(write_error)?;
-    add_bytes(
-        &mut tar,
-        "manifest.json",
-        &serde_json::to_vec(&docker_manifest).expect("serialises"),
-    )
-    .map_err(write_error)?;
+    add_bytes(&mut tar, "index.json", &serde_json::to_vec(&index).expect("an index serialises"))
+        .map_err(write_error)?;
+    add_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&docker_manifest).expect("serialises"))
+        .map_err(write_error)?;
     add_bytes(&mut tar, "oci-layout", OCI_LAYOUT).map_err(write_error)?;
     if let (Some(name), Some(top)) = (name, image.layers.last()) {
         // The legacy `repositories` file maps repository -> tag -> top layer id.
@@ -122,20 +87,13 @@ pub fn prepare(
             name.familiar_repository(),
             BTreeMap::from([(name.tag.clone(), top.diff_id.hex().to_string())]),
         )]);
-        add_bytes(
-            &mut tar,
-            "repositories",
-            &serde_json::to_vec(&repositories).expect("serialises"),
-        )
-        .map_err(write_error)?;
+        add_bytes(&mut tar, "repositories", &serde_json::to_vec(&repositories).expect("serialises"))
+            .map_err(write_error)?;
     }
     let mut out = tar.finish().map_err(write_error)?;
     out.flush().map_err(write_error)?;
     drop(out);
-    Ok(Box::new(PreparedArchive {
-        temp,
-        file: file.to_path_buf(),
-    }))
+    Ok(Box::new(PreparedArchive { temp, file: file.to_path_buf() }))
 }
 
 struct PreparedArchive {
@@ -148,11 +106,8 @@ impl PreparedOutput for PreparedArchive {
         let PreparedArchive { temp, file } = *self;
         // Archives are read by other users' tools: the usual 0644, not the temporary file's 0600.
         use std::os::unix::fs::PermissionsExt;
-        let _ = temp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-        temp.persist(&file)
-            .map_err(|e| Error::io("cannot write", &file, e.error))?;
+        let _ = temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+        temp.persist(&file).map_err(|e| Error::io("cannot write", &file, e.error))?;
         Ok(())
     }
 }

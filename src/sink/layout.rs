@@ -27,11 +27,7 @@ pub fn prepare(
         for digest in image.blob_digests() {
             blobs.import(staging, &digest)?;
         }
-        return Ok(Box::new(ExistingLayout {
-            dir: dir.to_path_buf(),
-            tag: tag.to_string(),
-            descriptor,
-        }));
+        return Ok(Box::new(ExistingLayout { dir: dir.to_path_buf(), tag: tag.to_string(), descriptor }));
     }
     let parent = parent_dir(dir);
     let temp = tempfile::Builder::new()
@@ -44,12 +40,7 @@ pub fn prepare(
     }
     write_file(&temp.path().join("oci-layout"), OCI_LAYOUT)?;
     write_index(temp.path(), &Index::new(vec![descriptor.clone()]))?;
-    Ok(Box::new(NewLayout {
-        temp,
-        dir: dir.to_path_buf(),
-        tag: tag.to_string(),
-        descriptor,
-    }))
+    Ok(Box::new(NewLayout { temp, dir: dir.to_path_buf(), tag: tag.to_string(), descriptor }))
 }
 
 struct NewLayout {
@@ -109,13 +100,9 @@ fn update_index(dir: &Path, tag: &str, descriptor: &Descriptor) -> Result<()> {
         return Err(Error::io("cannot lock", dir, io::Error::last_os_error()));
     }
     let mut index = read_index(dir)?;
-    index.manifests.retain(|m| {
-        m.annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_REF_NAME))
-            .map(String::as_str)
-            != Some(tag)
-    });
+    index
+        .manifests
+        .retain(|m| m.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).map(String::as_str) != Some(tag));
     index.manifests.push(descriptor.clone());
     write_index(dir, &index)
 }
@@ -123,15 +110,11 @@ fn update_index(dir: &Path, tag: &str, descriptor: &Descriptor) -> Result<()> {
 pub fn read_index(dir: &Path) -> Result<Index> {
     let path = dir.join("index.json");
     let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::bad_image(path.display(), format!("invalid index.json: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| Error::bad_image(path.display(), format!("invalid index.json: {e}")))
 }
 
 fn write_index(dir: &Path, index: &Index) -> Result<()> {
-    write_file(
-        &dir.join("index.json"),
-        &serde_json::to_vec(index).expect("an index always serialises"),
-    )
+    write_file(&dir.join("index.json"), &serde_json::to_vec(index).expect("an index always serialises"))
 }
 
 /// Writes a file atomically: a temporary file in the same directory, renamed over the target.
@@ -141,10 +124,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .prefix(".rootfs2image-")
         .tempfile_in(&dir)
         .map_err(|e| Error::io("cannot create a file in", &dir, e))?;
-    temp.write_all(bytes)
-        .map_err(|e| Error::io("cannot write", temp.path(), e))?;
-    temp.persist(path)
-        .map_err(|e| Error::io("cannot write", path, e.error))?;
+    temp.write_all(bytes).map_err(|e| Error::io("cannot write", temp.path(), e))?;
+    temp.persist(path).map_err(|e| Error::io("cannot write", path, e.error))?;
     Ok(())
 }
 
@@ -161,17 +142,11 @@ fn check_layout(dir: &Path) -> Result<()> {
 
 /// An existing directory is a valid destination when it is empty or already a layout.
 pub fn check_existing(dir: &Path) -> Result<()> {
-    if is_nonempty_dir(dir) {
-        check_layout(dir)
-    } else {
-        Ok(())
-    }
+    if is_nonempty_dir(dir) { check_layout(dir) } else { Ok(()) }
 }
 
 fn is_nonempty_dir(dir: &Path) -> bool {
-    fs::read_dir(dir)
-        .map(|mut entries| entries.next().is_some())
-        .unwrap_or(false)
+    fs::read_dir(dir).map(|mut entries| entries.next().is_some()).unwrap_or(false)
 }
 
 pub(crate) fn parent_dir(path: &Path) -> PathBuf {

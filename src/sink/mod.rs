@@ -27,10 +27,7 @@ pub fn prepare(
     match output {
         ImageRef::Layout { dir, tag } => {
             // Layouts are addressed by tag (skopeo `oci:DIR:TAG`, umoci `--image DIR:TAG`).
-            let tag = tag
-                .clone()
-                .or_else(|| name.map(|n| n.tag.clone()))
-                .unwrap_or_else(|| "latest".into());
+            let tag = tag.clone().or_else(|| name.map(|n| n.tag.clone())).unwrap_or_else(|| "latest".into());
             layout::prepare(dir, &tag, name, image, staging)
         }
         ImageRef::OciArchive { file, reference } => {
@@ -40,13 +37,7 @@ pub fn prepare(
         }
         ImageRef::DockerArchive { file, reference } => {
             let name = reference.as_ref().or(name);
-            archive::prepare(
-                file,
-                name.map(ToString::to_string).as_deref(),
-                name,
-                image,
-                staging,
-            )
+            archive::prepare(file, name.map(ToString::to_string).as_deref(), name, image, staging)
         }
     }
 }
@@ -55,12 +46,8 @@ pub fn prepare(
 /// archive a file in an existing directory.
 pub fn check_destination(output: &ImageRef) -> Result<()> {
     let path = output.path();
-    let refuse = |problem: &str| {
-        Err(Error::Invalid(format!(
-            "cannot write `{output}`: `{}` {problem}",
-            path.display()
-        )))
-    };
+    let refuse =
+        |problem: &str| Err(Error::Invalid(format!("cannot write `{output}`: `{}` {problem}", path.display())));
     match output {
         ImageRef::Layout { .. } => {
             if path.exists() && !path.is_dir() {
@@ -95,10 +82,7 @@ fn index_descriptor(image: &Image, ref_name: Option<&str>, name: Option<&ImageNa
     if let Some(ref_name) = ref_name {
         annotations.insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
     }
-    Descriptor {
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        ..image.manifest_descriptor.clone()
-    }
+    Descriptor { annotations: (!annotations.is_empty()).then_some(annotations), ..image.manifest_descriptor.clone() }
 }
 
 /// image-layout.md: the `oci-layout` file.

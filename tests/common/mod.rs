@@ -18,9 +18,7 @@ pub fn bin() -> Command {
 
 /// Runs a command, panicking with its output if it fails; returns stdout.
 pub fn run(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     assert!(
         output.status.success(),
         "{command:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -33,13 +31,8 @@ pub fn run(command: &mut Command) -> String {
 
 /// Runs a command that must fail; returns its output.
 pub fn run_failing(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        !output.status.success(),
-        "{command:?} succeeded but should have failed"
-    );
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(!output.status.success(), "{command:?} succeeded but should have failed");
     output
 }
 
@@ -66,12 +59,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Attrs> {
     for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
         let entry = entry.unwrap();
         let path = entry.path();
-        let rel = path
-            .strip_prefix(root)
-            .unwrap()
-            .as_os_str()
-            .as_bytes()
-            .to_vec();
+        let rel = path.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
         let meta = std::fs::symlink_metadata(path).unwrap();
         let ft = meta.file_type();
         let kind = if ft.is_dir() {
@@ -90,10 +78,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Attrs> {
             "socket"
         };
         if !ft.is_dir() && meta.nlink() > 1 {
-            inodes
-                .entry((meta.dev(), meta.ino()))
-                .or_default()
-                .push(rel.clone());
+            inodes.entry((meta.dev(), meta.ino())).or_default().push(rel.clone());
         }
         let mut xattrs = BTreeMap::new();
         for name in xattr::list(path).unwrap() {
@@ -101,8 +86,8 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Attrs> {
                 xattrs.insert(name.to_string_lossy().into_owned(), value);
             }
         }
-        let rdev = (ft.is_char_device() || ft.is_block_device())
-            .then(|| (libc::major(meta.rdev()), libc::minor(meta.rdev())));
+        let rdev =
+            (ft.is_char_device() || ft.is_block_device()).then(|| (libc::major(meta.rdev()), libc::minor(meta.rdev())));
         out.insert(
             rel,
             Attrs {
@@ -113,16 +98,8 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Attrs> {
                 mtime: meta.mtime(),
                 xattrs,
                 rdev,
-                link: ft.is_symlink().then(|| {
-                    std::fs::read_link(path)
-                        .unwrap()
-                        .as_os_str()
-                        .as_bytes()
-                        .to_vec()
-                }),
-                content: ft
-                    .is_file()
-                    .then(|| hex::encode(Sha256::digest(std::fs::read(path).unwrap()))),
+                link: ft.is_symlink().then(|| std::fs::read_link(path).unwrap().as_os_str().as_bytes().to_vec()),
+                content: ft.is_file().then(|| hex::encode(Sha256::digest(std::fs::read(path).unwrap()))),
                 hardlink_group: None,
             },
         );
@@ -143,21 +120,14 @@ pub fn assert_same_tree(expected: &BTreeMap<Vec<u8>, Attrs>, actual: &BTreeMap<V
         let shown = String::from_utf8_lossy(path);
         match actual.get(path) {
             None => problems.push(format!("missing: {shown}")),
-            Some(got) if got != want => {
-                problems.push(format!("differs: {shown}\n  want {want:?}\n  got  {got:?}"))
-            }
+            Some(got) if got != want => problems.push(format!("differs: {shown}\n  want {want:?}\n  got  {got:?}")),
             Some(_) => {}
         }
     }
     for path in actual.keys().filter(|p| !expected.contains_key(*p)) {
         problems.push(format!("unexpected: {}", String::from_utf8_lossy(path)));
     }
-    assert!(
-        problems.is_empty(),
-        "{} differences:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
 }
 
 /// The fixture directory made by scripts/make-fixtures.sh.
