@@ -4,11 +4,12 @@
 #
 # Usage: scripts/make-fixtures.sh [OUTDIR]     (as root; default <repo>/target/fixtures)
 #
-# For ARCH in amd64 arm64 it writes
+# For ARCH in amd64 arm64 armhf (armhf: 32-bit ARM hard-float, OCI arm/v7) it writes
 #   OUTDIR/rootfs-ARCH/       the tree (busybox-static from Debian's .deb, cached in OUTDIR/debs)
 #   OUTDIR/rootfs-ARCH.tar    a Yocto-style tarball: tar --xattrs --format=posix --sort=name
 #   OUTDIR/rootfs-ARCH.list   `tar -tvv` of it (with xattr names), for humans
-# and the same tar compressed: rootfs-amd64.tar.{gz,xz,zst,bz2} and rootfs-arm64.tar.zst.
+# and the same tar compressed: rootfs-amd64.tar.{gz,xz,zst,bz2}, rootfs-arm64.tar.zst and
+# rootfs-armhf.tar.zst.
 # The .gz is two gzip members and the .xz two xz streams (one per half of the tar), the
 # .bz2 comes from pbzip2 (one stream per block): decoders must read past the first end.
 #
@@ -26,7 +27,10 @@ OUTDIR=${1:-$REPO/target/fixtures}
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 SELF_HASH=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
-ARCHES=(amd64 arm64)
+ARCHES=(amd64 arm64 armhf)
+# Foreign architectures: the binfmt_misc handler that runs their busybox, and its `uname -m`.
+declare -A QEMU=([arm64]=qemu-aarch64 [armhf]=qemu-arm)
+declare -A UNAME_M=([arm64]=aarch64 [armhf]=armv7l)
 T_MOST=1700000000
 T_OLD=1600000000
 T_FUTURE=2000000000
@@ -55,7 +59,8 @@ fetch_busybox_deb() { # $1 = arch; sets DEB to the cached busybox-static .deb
     if ! dpkg --print-foreign-architectures | grep -qx "$1"; then
       say "dpkg --add-architecture $1 && apt-get update"
       dpkg --add-architecture "$1"
-      apt-get -qq -o DPkg::Lock::Timeout=600 update
+      # A stale index elsewhere fails the update; the download below still fails if it matters.
+      apt-get -qq -o DPkg::Lock::Timeout=600 update || say "warning: apt-get update reported errors (above); going on"
     fi
   fi
   say "apt-get download $name (into $OUTDIR/debs)"
@@ -179,13 +184,14 @@ compress_all() {
   local tar=$OUTDIR/rootfs-amd64.tar size half
   size=$(stat -c %s "$tar")
   half=$((size / 2))
-  say "compressing rootfs-amd64.tar (gz and xz in two members/streams, zst, pbzip2) and rootfs-arm64.tar (zst)"
+  say "compressing rootfs-amd64.tar (gz and xz in two members/streams, zst, pbzip2), rootfs-arm64.tar and rootfs-armhf.tar (zst)"
   # -n: no name or timestamp in the gzip header. -T1: xz and zstd output depends on threads.
   { head -c "$half" "$tar" | gzip -n -6; tail -c +"$((half + 1))" "$tar" | gzip -n -6; } >"$tar.gz"
   { head -c "$half" "$tar" | xz -T1 -6 -c; tail -c +"$((half + 1))" "$tar" | xz -T1 -6 -c; } >"$tar.xz"
   zstd -q -f -T1 -3 "$tar" -o "$tar.zst"
   pbzip2 -c -9 -p2 <"$tar" >"$tar.bz2"
   zstd -q -f -T1 -3 "$OUTDIR/rootfs-arm64.tar" -o "$OUTDIR/rootfs-arm64.tar.zst"
+  zstd -q -f -T1 -3 "$OUTDIR/rootfs-armhf.tar" -o "$OUTDIR/rootfs-armhf.tar.zst"
 }
 
 # --- verify (on every run: cheap, and catches a fixture someone changed) ------
@@ -195,8 +201,9 @@ verify() {
   for f in .gz:"gzip -dc" .xz:"xz -dc" .zst:"zstd -qdc" .bz2:"bzip2 -dc"; do
     ${f#*:} "$tar${f%%:*}" | cmp - "$tar" || die "$tar${f%%:*} does not decompress to $tar"
   done
-  zstd -qdc "$OUTDIR/rootfs-arm64.tar.zst" | cmp - "$OUTDIR/rootfs-arm64.tar" ||
-    die "rootfs-arm64.tar.zst does not decompress to rootfs-arm64.tar"
+  for f in rootfs-arm64.tar rootfs-armhf.tar; do
+    zstd -qdc "$OUTDIR/$f.zst" | cmp - "$OUTDIR/$f" || die "$f.zst does not decompress to $f"
+  done
   # Each half was compressed alone, so a second header must follow the first member/stream.
   (($(grep -a -o $'\x1f\x8b\x08\x00' "$tar.gz" | wc -l) >= 2)) || die "$tar.gz has one gzip member, expected two"
   (($(xz --robot -l "$tar.xz" | awk '$1 == "totals" {print $2}') == 2)) || die "$tar.xz has not two xz streams"
@@ -214,22 +221,26 @@ verify() {
     [[ $got == *cap_net_raw=ep ]] || die "getcap $R/usr/bin/ping-cap says '$got'"
   done
 
-  # The arm64 busybox runs here only through binfmt_misc + qemu (scripts/setup-test-env.sh).
-  if [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
-    got=$("$OUTDIR/rootfs-arm64/bin/busybox" uname -m)
-    [[ $got == aarch64 ]] || die "rootfs-arm64/bin/busybox uname -m says '$got'"
-    say "verified: rootfs-arm64/bin/busybox uname -m = aarch64 (qemu)"
-  else
-    say "skipped running rootfs-arm64/bin/busybox: no qemu-aarch64 binfmt handler (scripts/setup-test-env.sh registers it)"
-  fi
-  say "verified: 5 compressed variants decompress to the exact tars; lists show devices, hardlinks, xattrs; getcap shows cap_net_raw"
+  # Foreign busyboxes run here only through binfmt_misc + qemu (scripts/setup-test-env.sh).
+  for arch in "${ARCHES[@]}"; do
+    [[ -v QEMU[$arch] ]] || continue
+    if [[ -e /proc/sys/fs/binfmt_misc/${QEMU[$arch]} ]]; then
+      got=$("$OUTDIR/rootfs-$arch/bin/busybox" uname -m)
+      [[ $got == "${UNAME_M[$arch]}" ]] || die "rootfs-$arch/bin/busybox uname -m says '$got', expected ${UNAME_M[$arch]}"
+      say "verified: rootfs-$arch/bin/busybox uname -m = $got (${QEMU[$arch]})"
+    else
+      say "skipped running rootfs-$arch/bin/busybox: no ${QEMU[$arch]} binfmt handler (scripts/setup-test-env.sh registers it)"
+    fi
+  done
+  say "verified: 6 compressed variants decompress to the exact tars; lists show devices, hardlinks, xattrs; getcap shows cap_net_raw"
 }
 
 # --- main ---------------------------------------------------------------------
 
 outputs_present() {
   local f
-  for f in rootfs-amd64 rootfs-arm64 rootfs-amd64.tar{,.gz,.xz,.zst,.bz2} rootfs-arm64.tar{,.zst} SHA256SUMS; do
+  for f in rootfs-amd64 rootfs-arm64 rootfs-armhf rootfs-amd64.tar{,.gz,.xz,.zst,.bz2} \
+    rootfs-arm64.tar{,.zst} rootfs-armhf.tar{,.zst} SHA256SUMS; do
     [[ -e $OUTDIR/$f ]] || return 1
   done
 }

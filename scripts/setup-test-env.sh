@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this machine (Debian bookworm, as root) for imgcraft's real-engine tests:
-# packages, arm64 emulation, podman, a private dockerd, a local registry, and
+# packages, arm64 and armhf emulation, podman, a private dockerd, a local registry, and
 # $STATE/env.sh with the variables the tests read. Safe to rerun: every step
 # checks first and does nothing when it is already done.
 #
@@ -22,8 +22,8 @@
 #   So an arm64 rootfs imported by hand needs `podman import --arch arm64`.
 #   Inside a running container /dev is the runtime's tmpfs: device nodes from the
 #   image are not visible there; inspect them with `docker export` or `podman mount`.
-# arm64 runs through binfmt_misc + qemu-aarch64-static with the F flag, so no qemu
-# binary is needed inside the image.
+# arm64 and armhf (OCI arm/v7) run through binfmt_misc + qemu-aarch64-static and
+# qemu-arm-static with the F flag, so no qemu binary is needed inside the image.
 # Engine quirks found on the way:
 #   - `docker import --platform` is ignored by engine 20.10 (not experimental):
 #     the image stays amd64. Load a real arm64 image instead (docker load / skopeo).
@@ -53,6 +53,9 @@ PACKAGES=(docker.io podman skopeo umoci oci-image-tool docker-registry qemu-user
   curl openssl)  # curl: health checks here; openssl: fixture noise in make-fixtures.sh
 # Emulated architectures the tests may use; every other qemu-*.conf is registered too.
 REQUIRED_BINFMT=(aarch64 arm riscv64)
+# Debian architectures whose busybox-static .deb we fetch, with what `uname -m` says under qemu.
+FOREIGN_ARCHES=(arm64 armhf)
+declare -A UNAME_M=([arm64]=aarch64 [armhf]=armv7l)
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -72,18 +75,23 @@ APT_UPDATED=
 apt_update_once() {
   [[ -n $APT_UPDATED ]] && return
   say "apt-get update"
-  "${APT[@]}" update -qq
+  # One stale mirror index (seen: bookworm-security binary-armhf, "Mirror sync in progress?")
+  # fails the whole update though every other list is fresh. Go on: a package that is
+  # really missing still fails the install or download that follows, naming it.
+  "${APT[@]}" update -qq || say "warning: apt-get update reported errors (above); going on with the lists it got"
   APT_UPDATED=1
 }
 
 # --- packages ---------------------------------------------------------------
 step_start
-# Add arm64 before any update so one update fetches both architectures' lists.
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-  say "dpkg --add-architecture arm64"
-  dpkg --add-architecture arm64
-  ARCH_ADDED=1
-fi
+# Add the foreign architectures before any update so one update fetches all their lists.
+for arch in "${FOREIGN_ARCHES[@]}"; do
+  if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    say "dpkg --add-architecture $arch"
+    dpkg --add-architecture "$arch"
+    ARCH_ADDED=1
+  fi
+done
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -97,7 +105,7 @@ else
   step_done "packages: all ${#PACKAGES[@]} already installed"
 fi
 
-# --- busybox-static .debs (amd64 for smoke images, arm64 for emulation) -------
+# --- busybox-static .debs (amd64 for smoke images, arm64 and armhf for emulation)
 step_start
 fetch_deb() { # $1 = apt name, $2 = arch; sets DEB to the cached .deb
   local found=("$STATE"/debs/busybox-static_*_"$2".deb)
@@ -112,8 +120,8 @@ fetch_deb() { # $1 = apt name, $2 = arch; sets DEB to the cached .deb
   DEB=${found[0]}
   [[ -e $DEB ]] || die "apt-get download $1 left no .deb in $STATE/debs"
 }
-for arch in amd64 arm64; do
-  name=busybox-static; [[ $arch == arm64 ]] && name=busybox-static:arm64
+for arch in amd64 "${FOREIGN_ARCHES[@]}"; do
+  name=busybox-static; [[ $arch != amd64 ]] && name=busybox-static:$arch
   fetch_deb "$name" "$arch"
   # The stamp names the .deb the tree came from, so a new cached .deb re-extracts.
   if [[ "$(cat "$STATE/busybox-$arch.from" 2>/dev/null)" != "$DEB" ]]; then
@@ -144,9 +152,13 @@ done
 for a in "${REQUIRED_BINFMT[@]}"; do
   grep -qx enabled "$BINFMT/qemu-$a" 2>/dev/null || die "binfmt handler qemu-$a is not enabled in $BINFMT"
 done
-got=$("$STATE/busybox-arm64/bin/busybox" uname -m) || die "running the arm64 busybox failed"
-[[ $got == aarch64 ]] || die "arm64 busybox says uname -m = $got, expected aarch64"
-step_done "binfmt: registered ${#registered[@]} new, arm64 busybox runs (uname -m = $got)"
+ran=()
+for arch in "${FOREIGN_ARCHES[@]}"; do
+  got=$("$STATE/busybox-$arch/bin/busybox" uname -m) || die "running the $arch busybox failed"
+  [[ $got == "${UNAME_M[$arch]}" ]] || die "$arch busybox says uname -m = $got, expected ${UNAME_M[$arch]}"
+  ran+=("$arch: $got")
+done
+step_done "binfmt: registered ${#registered[@]} new, foreign busybox runs (uname -m = ${ran[*]})"
 
 # --- podman -------------------------------------------------------------------
 step_start
@@ -293,4 +305,5 @@ skopeo --version
 umoci --version
 oci-image-tool --version
 qemu-aarch64-static --version | head -n1
+qemu-arm-static --version | head -n1
 say "test environment ready: . $STATE/env.sh"

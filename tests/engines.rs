@@ -4,22 +4,51 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::{assert_same_tree, bin, fixtures, run, snapshot};
 
-fn docker() -> Command {
-    let mut c = Command::new(std::env::var("DOCKER").unwrap_or_else(|_| "docker".into()));
-    assert!(
-        std::env::var("DOCKER_HOST").is_ok(),
-        "DOCKER_HOST unset: source the env.sh that scripts/setup-test-env.sh writes"
-    );
-    c.args(["--log-level", "error"]);
-    c
+/// A container engine as the tests drive it: load an archive, run a command in an image, remove the image.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Docker,
+    Podman,
 }
 
-fn podman() -> Command {
-    Command::new("podman")
+impl Engine {
+    fn command(self) -> Command {
+        match self {
+            Engine::Docker => {
+                assert!(
+                    std::env::var("DOCKER_HOST").is_ok(),
+                    "DOCKER_HOST unset: source the env.sh that scripts/setup-test-env.sh writes"
+                );
+                let mut c = Command::new(std::env::var("DOCKER").unwrap_or_else(|_| "docker".into()));
+                c.args(["--log-level", "error"]);
+                c
+            }
+            Engine::Podman => Command::new("podman"),
+        }
+    }
+
+    fn load(self, archive: &Path) -> String {
+        run(self.command().args(["load", "-i"]).arg(archive))
+    }
+
+    /// Runs `args` in `image` with no network; `platform` (`linux/arm64`) picks an emulated architecture.
+    fn run(self, image: &str, platform: Option<&str>, args: &[&str]) -> String {
+        let mut c = self.command();
+        c.args(["run", "--rm", "--network", "none"]);
+        if let Some(platform) = platform {
+            c.args(["--platform", platform]);
+        }
+        run(c.arg(image).args(args))
+    }
+
+    fn remove(self, image: &str) {
+        run(self.command().args(["rmi", image]));
+    }
 }
 
 fn convert(input: &str, extra: &[&str]) -> tempfile::TempDir {
@@ -97,42 +126,33 @@ fn skopeo_reads_the_image_under_every_transport_with_one_digest() {
 #[test]
 fn docker_loads_the_archive_and_runs_it_with_every_attribute_intact() {
     let out = convert("rootfs-amd64.tar.zst", &["-t", "imgcraft-test/amd64:1", "-o", "oci-archive:image.tar"]);
-    let loaded = run(docker().arg("load").arg("-i").arg(out.path().join("image.tar")));
+    let loaded = Engine::Docker.load(&out.path().join("image.tar"));
     assert!(loaded.contains("imgcraft-test/amd64:1"), "{loaded}");
     let script = "stat -c '%a %u %g %Y' /usr/bin/suid-tool /tmp /srv/shared; \
-                  [ $(stat -c %i /usr/share/hl/a) = $(stat -c %i /usr/share/hl/b) ] && echo hardlinked; \
-                  stat -c '%u:%g' /etc/os-release; ls -ln / | grep -c . ; uname -m";
-    let stdout =
-        run(docker().args(["run", "--rm", "--network", "none", "imgcraft-test/amd64:1", "/bin/sh", "-c", script]));
+                  [ $(stat -c %i /usr/share/hl/a) = $(stat -c %i /usr/share/hl/b) ] && echo hardlinked; uname -m";
+    let stdout = Engine::Docker.run("imgcraft-test/amd64:1", None, &["/bin/sh", "-c", script]);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "4755 0 0 1700000000", "{stdout}");
     assert_eq!(lines[1], "1777 0 0 1700000000", "{stdout}");
     assert!(lines[2].starts_with("2775 0 1000 "), "{stdout}");
-    assert_eq!(lines[3], "hardlinked", "{stdout}");
-    assert_eq!(lines.last().unwrap(), &"x86_64", "{stdout}");
-    run(docker().args(["rmi", "imgcraft-test/amd64:1"]));
+    assert_eq!(lines[3..], ["hardlinked", "x86_64"], "{stdout}");
+    Engine::Docker.remove("imgcraft-test/amd64:1");
 }
 
 #[test]
 fn docker_runs_the_arm64_image_under_qemu_user() {
     let out = convert("rootfs-arm64.tar.zst", &["-t", "imgcraft-test/arm64:1", "-o", "docker-archive:image.tar"]);
-    run(docker().arg("load").arg("-i").arg(out.path().join("image.tar")));
-    let stdout = run(docker().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--platform",
-        "linux/arm64",
+    Engine::Docker.load(&out.path().join("image.tar"));
+    assert_eq!(Engine::Docker.run("imgcraft-test/arm64:1", Some("linux/arm64"), &["uname", "-m"]).trim(), "aarch64");
+    let inspect = run(Engine::Docker.command().args([
+        "image",
+        "inspect",
+        "-f",
+        "{{.Architecture}}/{{.Variant}}",
         "imgcraft-test/arm64:1",
-        "uname",
-        "-m",
     ]));
-    assert_eq!(stdout.trim(), "aarch64");
-    let inspect =
-        run(docker().args(["image", "inspect", "-f", "{{.Architecture}}/{{.Variant}}", "imgcraft-test/arm64:1"]));
     assert_eq!(inspect.trim(), "arm64/v8");
-    run(docker().args(["rmi", "imgcraft-test/arm64:1"]));
+    Engine::Docker.remove("imgcraft-test/arm64:1");
 }
 
 #[test]
@@ -141,41 +161,24 @@ fn podman_loads_both_archive_kinds_under_the_tag_and_runs_them() {
         "rootfs-amd64.tar.bz2",
         &["-t", "imgcraft-test/podman:1", "-o", "oci-archive:o.tar", "-o", "docker-archive:d.tar"],
     );
+    let image = "docker.io/imgcraft-test/podman:1";
     for archive in ["o.tar", "d.tar"] {
-        let loaded = run(podman().args(["load", "-i"]).arg(out.path().join(archive)));
-        assert!(loaded.contains("docker.io/imgcraft-test/podman:1"), "{archive}: {loaded}");
-        let stdout = run(podman().args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "docker.io/imgcraft-test/podman:1",
-            "/bin/sh",
-            "-c",
-            "stat -c '%a %u %g' /usr/bin/suid-tool /var/empty; cat /usr/share/hl/b",
-        ]));
+        let loaded = Engine::Podman.load(&out.path().join(archive));
+        assert!(loaded.contains(image), "{archive}: {loaded}");
+        let script = "stat -c '%a %u %g' /usr/bin/suid-tool /var/empty; cat /usr/share/hl/b";
+        let stdout = Engine::Podman.run(image, None, &["/bin/sh", "-c", script]);
         assert_eq!(stdout, "4755 0 0\n700 1000 1000\nhardlinked\n", "{archive}");
-        run(podman().args(["rmi", "docker.io/imgcraft-test/podman:1"]));
+        Engine::Podman.remove(image);
     }
 }
 
 #[test]
 fn podman_runs_the_arm64_image_under_qemu_user() {
     let out = convert("rootfs-arm64.tar", &["-t", "imgcraft-test/podman-arm64:1", "-o", "oci-archive:o.tar"]);
-    run(podman().args(["load", "-i"]).arg(out.path().join("o.tar")));
-    let stdout = run(podman().args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--arch",
-        "arm64",
-        "docker.io/imgcraft-test/podman-arm64:1",
-        "uname",
-        "-m",
-    ]));
-    assert_eq!(stdout.trim(), "aarch64");
-    run(podman().args(["rmi", "docker.io/imgcraft-test/podman-arm64:1"]));
+    Engine::Podman.load(&out.path().join("o.tar"));
+    let image = "docker.io/imgcraft-test/podman-arm64:1";
+    assert_eq!(Engine::Podman.run(image, Some("linux/arm64"), &["uname", "-m"]).trim(), "aarch64");
+    Engine::Podman.remove(image);
 }
 
 #[test]
@@ -210,9 +213,9 @@ fn a_directory_and_its_yocto_style_tarball_give_the_same_layer_content() {
 #[test]
 fn inspect_reads_what_docker_save_writes() {
     let out = convert("rootfs-amd64.tar", &["-t", "imgcraft-test/saved:1", "-o", "docker-archive:image.tar"]);
-    run(docker().arg("load").arg("-i").arg(out.path().join("image.tar")));
+    Engine::Docker.load(&out.path().join("image.tar"));
     let saved = out.path().join("saved.tar");
-    run(docker().args(["save", "-o"]).arg(&saved).arg("imgcraft-test/saved:1"));
+    run(Engine::Docker.command().args(["save", "-o"]).arg(&saved).arg("imgcraft-test/saved:1"));
     let report = run(bin().arg("inspect").arg("--json").arg(format!("docker-archive:{}", saved.display())));
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let ours = run(bin()
@@ -224,5 +227,27 @@ fn inspect_reads_what_docker_save_writes() {
     assert_eq!(report["config_digest"], ours["config_digest"]);
     assert_eq!(report["layers"][0]["diff_id"], ours["layers"][0]["diff_id"]);
     assert_eq!(report["names"][0], "imgcraft-test/saved:1");
-    run(docker().args(["rmi", "imgcraft-test/saved:1"]));
+    Engine::Docker.remove("imgcraft-test/saved:1");
+}
+
+#[test]
+fn arm_v7_is_detected_from_arm_attributes_and_runs_under_qemu_user() {
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(bin().current_dir(out.path()).arg(fixtures().join("rootfs-armhf.tar.zst")).args([
+        "-t",
+        "imgcraft-test/armv7:1",
+        "-o",
+        "docker-archive:image.tar",
+        "--json",
+    ]));
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!((summary["architecture"].as_str(), summary["variant"].as_str()), (Some("arm"), Some("v7")));
+    assert_eq!(summary["platform_source"], "detected from `bin/busybox`");
+    Engine::Docker.load(&out.path().join("image.tar"));
+    assert_eq!(Engine::Docker.run("imgcraft-test/armv7:1", Some("linux/arm/v7"), &["uname", "-m"]).trim(), "armv7l");
+    Engine::Docker.remove("imgcraft-test/armv7:1");
+    Engine::Podman.load(&out.path().join("image.tar"));
+    let image = "docker.io/imgcraft-test/armv7:1";
+    assert_eq!(Engine::Podman.run(image, Some("linux/arm/v7"), &["uname", "-m"]).trim(), "armv7l");
+    Engine::Podman.remove(image);
 }
