@@ -544,4 +544,94 @@ mod tests {
         assert_eq!(base64_decode(b"aGVsbG8").unwrap(), b"hello");
         assert_eq!(percent_decode("user.a%3Db").unwrap(), "user.a=b");
     }
+
+    /// One raw header block: `name`, typeflag, declared size; checksum filled in.
+    fn header(name: &[u8], typeflag: u8, size: u64) -> Vec<u8> {
+        let mut h = vec![0u8; BLOCK];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = typeflag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| b as u64).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    fn with_data(mut block: Vec<u8>, data: &[u8]) -> Vec<u8> {
+        block.extend_from_slice(data);
+        block.resize(block.len() + padding(data.len() as u64) as usize, 0);
+        block
+    }
+
+    fn pax(records: &str) -> Vec<u8> {
+        with_data(header(b"PaxHeaders/x", b'x', records.len() as u64), records.as_bytes())
+    }
+
+    fn entries(bytes: &[u8]) -> Result<Vec<(Entry, Vec<u8>)>, Error> {
+        let mut r = TarReader::new(bytes, "t.tar", "uncompressed");
+        let mut out = Vec::new();
+        while let Some(e) = r.next_entry()? {
+            let mut data = Vec::new();
+            r.data().read_to_end(&mut data).unwrap();
+            out.push((e, data));
+        }
+        Ok(out)
+    }
+
+    const END: [u8; 1024] = [0; 1024];
+
+    #[test]
+    fn a_pax_size_overrides_the_ustar_size() {
+        // RUSTSEC-2026-0068: a reader that trusts the ustar size (here 0) desynchronises and reads data as headers.
+        let tar = [pax("12 size=513\n"), with_data(header(b"f", b'0', 0), &[7u8; 513]), END.to_vec()].concat();
+        let got = entries(&tar).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.size(), got[0].1.len()), (513, 513));
+    }
+
+    #[test]
+    fn a_pax_header_applies_across_a_gnu_long_name_to_the_next_file() {
+        // GHSA-3pv8-6f4r-ffg2: the PAX records belong to the file, not to the long-name entry between them.
+        let long = b"d/".repeat(80);
+        let tar = [
+            pax("15 uid=3000000\n"),
+            with_data(header(b"././@LongLink", b'L', long.len() as u64 + 1), &[&long[..], b"\0"].concat()),
+            with_data(header(b"short", b'0', 2), b"hi"),
+            END.to_vec(),
+        ]
+        .concat();
+        let got = entries(&tar).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.path.clone(), got[0].0.uid, got[0].1.clone()), (long, 3_000_000, b"hi".to_vec()));
+    }
+
+    #[test]
+    fn oversized_metadata_is_refused_before_allocation() {
+        let tar = [header(b"PaxHeaders/x", b'x', (1 << 33) - 1), END.to_vec()].concat();
+        let err = entries(&tar).unwrap_err().to_string();
+        assert!(err.contains("more than the 1048576 accepted"), "{err}");
+    }
+
+    #[test]
+    fn sparse_files_are_refused() {
+        let tar = [header(b"s", b'S', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("sparse"));
+        let tar = [pax("22 GNU.sparse.major=1\n"), header(b"s", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("sparse"));
+    }
+
+    #[test]
+    fn a_corrupt_header_checksum_is_reported_with_its_offset() {
+        let mut second = header(b"b", b'0', 0);
+        second[0] = b'c';
+        let tar = [header(b"a", b'0', 0), second, END.to_vec()].concat();
+        let err = entries(&tar).unwrap_err().to_string();
+        assert!(err.contains("corrupt tar header at offset 512") && err.contains("after entry `a`"), "{err}");
+    }
 }
