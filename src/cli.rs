@@ -33,6 +33,44 @@ pub struct Cli {
 pub enum Command {
     /// Verify every blob of an image (digest, size, diff_id) and describe it
     Inspect(InspectArgs),
+    /// Push an image written earlier (oci:, oci-archive:, docker-archive:) to a registry
+    Push(PushArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:REF] or docker-archive:FILE[:REF]
+    pub source: ImageRef,
+    /// Where to: docker://HOST[:PORT]/REPO[:TAG|@DIGEST]
+    pub destination: ImageRef,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to reach and log in to registries.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Registry credentials [default: from $REGISTRY_AUTH_FILE, podman's auth.json or ~/.docker/config.json]
+    #[arg(long, value_name = "USER:PASSWORD", help_heading = "Registry", conflicts_with = "creds_stdin")]
+    pub creds: Option<String>,
+    /// Read USER:PASSWORD from the first line of standard input (for CI secrets)
+    #[arg(long, help_heading = "Registry")]
+    pub creds_stdin: bool,
+    /// Verify TLS certificates; false also allows plain HTTP (always allowed for loopback registries)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Registry")]
+    pub tls_verify: bool,
+    /// A directory of extra CA certificates (*.crt) for registries with a private CA
+    #[arg(long, value_name = "DIR", help_heading = "Registry")]
+    pub cert_dir: Option<std::path::PathBuf>,
+    /// Mount blobs from this repository of the same registry instead of uploading them (no data sent)
+    #[arg(long, value_name = "REPO", help_heading = "Registry")]
+    pub mount_from: Option<String>,
+    /// Attempts per request on connection errors, timeouts, 5xx and 429
+    #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Registry")]
+    pub retries: u32,
 }
 
 #[derive(Args, Debug)]
@@ -59,7 +97,8 @@ pub struct ConvertArgs {
     #[arg(long, help_heading = "Platform")]
     pub no_arch_check: bool,
 
-    /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF]
+    /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF],
+    /// docker://HOST[:PORT]/REPO[:TAG]
     /// [default: oci-archive:<input stem>-<arch>.oci.tar]
     #[arg(short, long = "output", value_name = "DEST", help_heading = "Output")]
     pub outputs: Vec<ImageRef>,
@@ -129,6 +168,9 @@ pub struct ConvertArgs {
     /// Author of the image
     #[arg(long, value_name = "AUTHOR", help_heading = "Image config")]
     pub author: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Print a JSON summary on standard output
     #[arg(long)]

@@ -18,7 +18,8 @@ use crate::layer::{Layer, LayerWriter};
 use crate::normalize::Normalizer;
 use crate::progress::Progress;
 use crate::reference::{ImageName, ImageRef};
-use crate::sink;
+use crate::registry::PushReport;
+use crate::sink::{self, SinkOptions};
 use crate::tar_reader::input_fault;
 
 /// Everything a conversion needs, validated.
@@ -44,6 +45,7 @@ pub struct ConvertOptions {
     pub default_output_dir: PathBuf,
     pub name: Option<ImageName>,
     pub progress: Progress,
+    pub sink: SinkOptions,
 }
 
 /// What a conversion produced, as `--json` prints it.
@@ -57,6 +59,9 @@ pub struct ConvertReport {
     pub created: Option<String>,
     pub layers: Vec<Layer>,
     pub outputs: Vec<String>,
+    /// One report per registry output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pushes: Vec<PushReport>,
     /// Where the platform came from: `option`, or `detected from <file>`.
     pub platform_source: String,
 }
@@ -74,9 +79,10 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     }
     let mut rootfs = input::open(&options.rootfs, &options.progress)?;
     let outputs_known = !options.outputs.is_empty();
-    // Blobs are staged beside the first output so that they can be hardlinked, not copied, into a layout.
-    let staging_parent = match options.outputs.first() {
-        Some(output) => sink::layout::parent_dir(output.path()),
+    // Blobs are staged beside the first local output so that they can be hardlinked, not copied, into a layout.
+    let staging_parent = match options.outputs.iter().find_map(ImageRef::path) {
+        Some(path) => sink::layout::parent_dir(path),
+        None if outputs_known => std::env::temp_dir(),
         None => options.default_output_dir.clone(),
     };
     let staging_dir = tempfile::Builder::new()
@@ -103,10 +109,11 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     };
     let prepared = outputs
         .iter()
-        .map(|output| sink::prepare(output, &image, &staging, options.name.as_ref()))
+        .map(|output| sink::prepare(output, &image, &staging, options.name.as_ref(), &options.sink))
         .collect::<Result<Vec<_>>>()?;
+    let mut pushes = Vec::new();
     for output in prepared {
-        output.commit()?;
+        pushes.extend(output.commit()?);
     }
     options.progress.finish();
     Ok(ConvertReport {
@@ -118,6 +125,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         created: image.config.created.clone(),
         layers: image.layers.clone(),
         outputs: outputs.iter().map(ToString::to_string).collect(),
+        pushes,
         platform_source,
     })
 }

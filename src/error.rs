@@ -25,6 +25,10 @@ pub enum Error {
     #[error("`{image}`: {problem}")]
     BadImage { image: String, problem: String },
 
+    /// A registry refused or failed a request; the message says why and what to do.
+    #[error("{registry}/{repository}: {problem}")]
+    Registry { registry: String, repository: String, problem: String },
+
     /// A value given by the user does not parse.
     #[error("{0}")]
     Invalid(String),

@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod parallel_gzip;
 pub mod progress;
 pub mod reference;
+pub mod registry;
 pub mod sink;
 pub mod source;
 pub mod tar_reader;

@@ -10,6 +10,9 @@ use clap::Parser;
 use cli::{Cli, Command};
 use imgcraft::convert::{ConvertReport, convert};
 use imgcraft::inspect::{human_size, inspect};
+use imgcraft::reference::ImageRef;
+use imgcraft::registry::PushReport;
+use imgcraft::registry::push::push_image;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
                 print!("{}", report.to_text());
             }
         }),
+        Some(Command::Push(args)) => push(args),
         None => settings::resolve(&cli.convert).and_then(|options| {
             let report = convert(&options);
             options.progress.finish();
@@ -35,6 +39,36 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn push(args: &cli::PushArgs) -> Result<(), imgcraft::Error> {
+    let ImageRef::Registry(target) = &args.destination else {
+        return Err(imgcraft::Error::Invalid(format!(
+            "push destination `{}` is not a registry: write docker://HOST/REPO[:TAG]",
+            args.destination
+        )));
+    };
+    let options = settings::sink_options(&args.registry, false)?;
+    let report = push_image(&args.source, target, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+    } else {
+        print_push(&report);
+    }
+    Ok(())
+}
+
+fn print_push(report: &PushReport) {
+    if let Some(digest) = &report.manifest_digest {
+        println!("pushed    {}@{digest}", report.reference);
+    }
+    println!(
+        "blobs     {} uploaded ({}), {} already there, {} mounted",
+        report.uploaded.len(),
+        human_size(report.bytes_sent),
+        report.skipped.len(),
+        report.mounted.len()
+    );
 }
 
 fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
@@ -59,7 +93,10 @@ fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
         human_size(size),
         human_size(uncompressed)
     );
-    for output in &report.outputs {
+    for output in report.outputs.iter().filter(|o| !o.starts_with("docker://")) {
         println!("wrote     {output}");
+    }
+    for push in &report.pushes {
+        print_push(push);
     }
 }

@@ -17,13 +17,17 @@ pub enum ImageRef {
     OciArchive { file: PathBuf, reference: Option<String> },
     /// The same archive, named the way skopeo's `docker-archive:` does (a Docker image name).
     DockerArchive { file: PathBuf, reference: Option<ImageName> },
+    /// A repository on a registry (`docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`).
+    Registry(RegistryRef),
 }
 
 impl ImageRef {
-    pub fn path(&self) -> &PathBuf {
+    /// The local file or directory, for the transports that have one.
+    pub fn path(&self) -> Option<&PathBuf> {
         match self {
-            ImageRef::Layout { dir, .. } => dir,
-            ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => file,
+            ImageRef::Layout { dir, .. } => Some(dir),
+            ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => Some(file),
+            ImageRef::Registry(_) => None,
         }
     }
 }
@@ -32,6 +36,9 @@ impl FromStr for ImageRef {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<ImageRef, Error> {
+        if let Some(rest) = text.strip_prefix("docker://") {
+            return Ok(ImageRef::Registry(rest.parse()?));
+        }
         let (transport, rest) = text.split_once(':').ok_or_else(|| {
             Error::Invalid(format!(
                 "`{text}` names no transport: use oci:DIR[:TAG], oci-archive:FILE[:REF] or docker-archive:FILE[:REF]"
@@ -62,9 +69,9 @@ impl FromStr for ImageRef {
             "docker-archive" => {
                 Ok(ImageRef::DockerArchive { file: path, reference: reference.map(|r| r.parse()).transpose()? })
             }
-            "docker" => Err(Error::Invalid(format!(
-                "`{text}`: the registry transport is written docker://HOST/REPO[:TAG] and is not supported yet"
-            ))),
+            "docker" => {
+                Err(Error::Invalid(format!("`{text}`: the registry transport is written docker://HOST/REPO[:TAG]")))
+            }
             other => Err(Error::Invalid(format!(
                 "unknown transport `{other}` in `{text}`: use oci:, oci-archive: or docker-archive:"
             ))),
@@ -75,6 +82,7 @@ impl FromStr for ImageRef {
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (transport, path, reference) = match self {
+            ImageRef::Registry(registry) => return write!(f, "docker://{registry}"),
             ImageRef::Layout { dir, tag } => ("oci", dir, tag.clone()),
             ImageRef::OciArchive { file, reference } => ("oci-archive", file, reference.clone()),
             ImageRef::DockerArchive { file, reference } => {
@@ -167,6 +175,81 @@ impl FromStr for ImageName {
     }
 }
 
+/// What a registry reference points at in its repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryTarget {
+    Tag(String),
+    Digest(crate::digest::Digest),
+}
+
+/// `HOST[:PORT]/REPO[:TAG|@DIGEST]` on a registry speaking the OCI distribution API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryRef {
+    /// Host and port as written (`docker.io` when none is).
+    pub domain: String,
+    pub repository: String,
+    pub target: RegistryTarget,
+}
+
+impl RegistryRef {
+    /// The host serving the API: Docker Hub's is not the name users write.
+    pub fn api_host(&self) -> &str {
+        if self.domain == "docker.io" { "registry-1.docker.io" } else { &self.domain }
+    }
+
+    /// The manifest reference in API paths: the tag or the digest.
+    pub fn manifest_reference(&self) -> String {
+        match &self.target {
+            RegistryTarget::Tag(tag) => tag.clone(),
+            RegistryTarget::Digest(digest) => digest.to_string(),
+        }
+    }
+
+    /// Whether the host is a loopback address, where plain HTTP is allowed (as Docker does for 127.0.0.0/8).
+    pub fn is_loopback(&self) -> bool {
+        let host = match self.domain.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => &self.domain,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl fmt::Display for RegistryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.domain, self.repository)?;
+        match &self.target {
+            RegistryTarget::Tag(tag) => write!(f, ":{tag}"),
+            RegistryTarget::Digest(digest) => write!(f, "@{digest}"),
+        }
+    }
+}
+
+impl FromStr for RegistryRef {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<RegistryRef, Error> {
+        let (name, digest) = match text.split_once('@') {
+            Some((name, digest)) => (name, Some(digest.parse::<crate::digest::Digest>()?)),
+            None => (text, None),
+        };
+        let parsed: ImageName = name.parse().map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!("docker://{text}: {m}")),
+            other => other,
+        })?;
+        let explicit_tag = name.rsplit_once(':').is_some_and(|(_, tag)| !tag.contains('/'));
+        let target = match (digest, explicit_tag) {
+            (Some(_), true) => {
+                return Err(Error::Invalid(format!("docker://{text}: give a tag or a digest, not both")));
+            }
+            (Some(digest), false) => RegistryTarget::Digest(digest),
+            (None, _) => RegistryTarget::Tag(parsed.tag.clone()),
+        };
+        Ok(RegistryRef { domain: parsed.domain, repository: parsed.repository, target })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +278,20 @@ mod tests {
         assert_eq!("oci-archive:x.tar".parse::<ImageRef>().unwrap().to_string(), "oci-archive:x.tar");
         assert!("x.tar".parse::<ImageRef>().unwrap_err().to_string().contains("names no transport"));
         assert!("tarball:x".parse::<ImageRef>().is_err());
+    }
+
+    #[test]
+    fn registry_references_parse_with_tags_digests_and_ports() {
+        let r: ImageRef = "docker://127.0.0.1:5000/team/app:1.0".parse().unwrap();
+        let ImageRef::Registry(r) = r else { panic!("not a registry reference") };
+        assert_eq!((r.domain.as_str(), r.repository.as_str()), ("127.0.0.1:5000", "team/app"));
+        assert_eq!(r.target, RegistryTarget::Tag("1.0".into()));
+        assert!(r.is_loopback());
+        let d = format!("localhost:5000/app@{}", crate::digest::Digest::of(b""));
+        let r: RegistryRef = d.parse().unwrap();
+        assert!(matches!(r.target, RegistryTarget::Digest(_)) && r.is_loopback());
+        let r: RegistryRef = "myorg/app".parse().unwrap();
+        assert_eq!((r.api_host(), r.to_string().as_str()), ("registry-1.docker.io", "docker.io/myorg/app:latest"));
+        assert!(!"ghcr.io/o/a:1".parse::<RegistryRef>().unwrap().is_loopback());
     }
 }

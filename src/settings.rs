@@ -7,7 +7,10 @@ use imgcraft::error::Error;
 use imgcraft::image::{ContainerConfig, Empty};
 use imgcraft::progress::Progress;
 
-use crate::cli::ConvertArgs;
+use imgcraft::registry::{ClientOptions, Credentials};
+use imgcraft::sink::SinkOptions;
+
+use crate::cli::{ConvertArgs, RegistryArgs};
 
 pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
     let source_date_epoch = match args.source_date_epoch {
@@ -50,6 +53,37 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
         default_output_dir: current_dir(),
         name: args.tag.clone(),
         progress: Progress::new(!args.quiet && !args.json),
+        sink: sink_options(&args.registry, args.rootfs.as_deref() == Some("-"))?,
+    })
+}
+
+/// Registry settings; `stdin_taken` when the rootfs itself comes from standard input.
+pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOptions, Error> {
+    let credentials = match (&args.creds, args.creds_stdin) {
+        (Some(text), _) => Some(Credentials::parse(text)?),
+        (None, true) if stdin_taken => {
+            return Err(Error::Invalid(
+                "--creds-stdin cannot be used when the rootfs is read from standard input".into(),
+            ));
+        }
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Error::Invalid(format!("--creds-stdin: cannot read standard input: {e}")))?;
+            Some(Credentials::parse(line.trim_end_matches(['\r', '\n']))?)
+        }
+        (None, false) => None,
+    };
+    Ok(SinkOptions {
+        registry: ClientOptions {
+            tls_verify: args.tls_verify,
+            cert_dir: args.cert_dir.clone(),
+            credentials,
+            attempts: args.retries.max(1),
+            ..ClientOptions::default()
+        },
+        mount_from: args.mount_from.clone(),
     })
 }
 

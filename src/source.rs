@@ -71,6 +71,8 @@ pub struct OpenedImage {
     /// The manifest descriptor (absent for an old `docker save` archive, which has no OCI manifest).
     pub manifest_descriptor: Option<Descriptor>,
     pub manifest: Option<Manifest>,
+    /// The manifest exactly as stored, for pushing it unchanged.
+    pub manifest_bytes: Option<Vec<u8>>,
     pub config_descriptor: Descriptor,
     pub config: ImageConfig,
     pub layers: Vec<SourceLayer>,
@@ -87,6 +89,9 @@ pub fn open(reference: &ImageRef) -> Result<OpenedImage> {
         ImageRef::OciArchive { file, reference } => (index_archive(file)?, reference.clone()),
         ImageRef::DockerArchive { file, reference } => {
             (index_archive(file)?, reference.as_ref().map(|r| r.to_string()))
+        }
+        ImageRef::Registry(_) => {
+            return Err(Error::Invalid(format!("`{display}`: reading images from a registry is not supported yet")));
         }
     };
     if let Blobs::Layout(dir) = &blobs
@@ -185,6 +190,7 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
         config_descriptor: manifest.config.clone(),
         config_member: blob_member(&manifest.config.digest),
         manifest: Some(manifest),
+        manifest_bytes: Some(manifest_bytes),
         config,
         layers,
         blobs,
@@ -240,6 +246,7 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
         reference: display.to_string(),
         manifest_descriptor: None,
         manifest: None,
+        manifest_bytes: None,
         config_descriptor,
         config,
         layers,
@@ -332,6 +339,12 @@ impl OpenedImage {
             });
         }
         Ok(verified)
+    }
+}
+
+impl crate::registry::push::BlobSource for OpenedImage {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+        Ok(self.blobs.open_path(&blob_member(digest))?.0)
     }
 }
 

@@ -102,12 +102,12 @@ struct PreparedArchive {
 }
 
 impl PreparedOutput for PreparedArchive {
-    fn commit(self: Box<Self>) -> Result<()> {
+    fn commit(self: Box<Self>) -> Result<Option<crate::registry::PushReport>> {
         let PreparedArchive { temp, file } = *self;
         // Archives are read by other users' tools: the usual 0644, not the temporary file's 0600.
         use std::os::unix::fs::PermissionsExt;
         let _ = temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
         temp.persist(&file).map_err(|e| Error::io("cannot write", &file, e.error))?;
-        Ok(())
+        Ok(None)
     }
 }

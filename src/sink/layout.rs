@@ -51,13 +51,13 @@ struct NewLayout {
 }
 
 impl PreparedOutput for NewLayout {
-    fn commit(self: Box<Self>) -> Result<()> {
+    fn commit(self: Box<Self>) -> Result<Option<crate::registry::PushReport>> {
         let temp = self.temp.keep();
         // tempfile creates private (0700) directories; a layout is meant to be shared.
         use std::os::unix::fs::PermissionsExt;
         let _ = fs::set_permissions(&temp, fs::Permissions::from_mode(0o755));
         match fs::rename(&temp, &self.dir) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
             // Another writer created the layout meanwhile: merge into it like into any existing layout.
             Err(e) if is_nonempty_dir(&self.dir) && e.kind() != io::ErrorKind::PermissionDenied => {
                 let result = (|| {
@@ -70,7 +70,7 @@ impl PreparedOutput for NewLayout {
                     update_index(&self.dir, &self.tag, &self.descriptor)
                 })();
                 let _ = fs::remove_dir_all(&temp);
-                result
+                result.map(|()| None)
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&temp);
@@ -87,8 +87,8 @@ struct ExistingLayout {
 }
 
 impl PreparedOutput for ExistingLayout {
-    fn commit(self: Box<Self>) -> Result<()> {
-        update_index(&self.dir, &self.tag, &self.descriptor)
+    fn commit(self: Box<Self>) -> Result<Option<crate::registry::PushReport>> {
+        update_index(&self.dir, &self.tag, &self.descriptor).map(|()| None)
     }
 }
 

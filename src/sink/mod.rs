@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod layout;
+pub mod registry;
 
 use std::collections::BTreeMap;
 
@@ -11,10 +12,20 @@ use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
 use crate::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Image};
 use crate::reference::{ImageName, ImageRef};
+use crate::registry::{ClientOptions, PushReport};
 
 /// Work done beside a destination, waiting to be made visible.
 pub trait PreparedOutput {
-    fn commit(self: Box<Self>) -> Result<()>;
+    /// Makes the output visible; a push reports what it sent.
+    fn commit(self: Box<Self>) -> Result<Option<PushReport>>;
+}
+
+/// What outputs need besides the image: registry settings.
+#[derive(Clone, Debug, Default)]
+pub struct SinkOptions {
+    pub registry: ClientOptions,
+    /// A repository on the same registry to mount blobs from (`--mount-from`).
+    pub mount_from: Option<String>,
 }
 
 /// Prepares `image` for `output`. `name` is the image's name (`--tag`), used where the reference names none.
@@ -23,8 +34,10 @@ pub fn prepare(
     image: &Image,
     staging: &BlobStore,
     name: Option<&ImageName>,
+    options: &SinkOptions,
 ) -> Result<Box<dyn PreparedOutput>> {
     match output {
+        ImageRef::Registry(target) => registry::prepare(target, image, staging, options),
         ImageRef::Layout { dir, tag } => {
             // Layouts are addressed by tag (skopeo `oci:DIR:TAG`, umoci `--image DIR:TAG`).
             let tag = tag.clone().or_else(|| name.map(|n| n.tag.clone())).unwrap_or_else(|| "latest".into());
@@ -45,7 +58,10 @@ pub fn prepare(
 /// Checks, before any work, that `output` can be written: a layout is a directory (new, empty or a layout), an
 /// archive a file in an existing directory.
 pub fn check_destination(output: &ImageRef) -> Result<()> {
-    let path = output.path();
+    let Some(path) = output.path() else {
+        // A registry is checked when the push starts (its first request asks for credentials).
+        return Ok(());
+    };
     let refuse =
         |problem: &str| Err(Error::Invalid(format!("cannot write `{output}`: `{}` {problem}", path.display())));
     match output {
@@ -62,6 +78,7 @@ pub fn check_destination(output: &ImageRef) -> Result<()> {
                 return refuse("is a directory: an archive output needs a file name");
             }
         }
+        ImageRef::Registry(_) => {}
     }
     let parent = layout::parent_dir(path);
     if !parent.is_dir() {

@@ -1,0 +1,10 @@
+//! The OCI distribution API, client side: credentials, authentication, an HTTP client with retries, and pushing.
+
+pub mod auth;
+pub mod client;
+pub mod credentials;
+pub mod push;
+
+pub use client::{ClientOptions, RegistryClient};
+pub use credentials::Credentials;
+pub use push::PushReport;

@@ -1,0 +1,274 @@
+//! Pushing an image (OCI distribution spec, "Pushing blobs" and "Pushing manifests"): each blob is checked with
+//! `HEAD` and uploaded only when missing, mounted from another repository when the user names one, sent whole when
+//! small and in resendable chunks when large; blobs go up a few at a time; the manifest is put last, once every blob
+//! is confirmed, and the registry's digest for it is checked against ours.
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use ureq::http::{Method, StatusCode};
+
+use super::client::{RegistryClient, Reply};
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::image::Descriptor;
+
+/// Blobs larger than this go up in chunks of this size, each resendable on its own.
+pub const CHUNK_SIZE: usize = 8 << 20;
+/// How many blobs are uploaded at once.
+pub const PARALLEL_UPLOADS: usize = 3;
+/// How many times a blob upload starts over from scratch after a failure midway.
+const UPLOAD_RESTARTS: u32 = 3;
+
+/// Where the blobs to push are read from.
+pub trait BlobSource: Sync {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>>;
+}
+
+impl BlobSource for crate::blobs::BlobStore {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(crate::blobs::BlobStore::open_blob(self, digest)?))
+    }
+}
+
+/// What a push did, as `--json` reports it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PushReport {
+    pub reference: String,
+    pub manifest_digest: Option<Digest>,
+    pub uploaded: Vec<Digest>,
+    pub skipped: Vec<Digest>,
+    pub mounted: Vec<Digest>,
+    pub bytes_sent: u64,
+}
+
+enum BlobOutcome {
+    Uploaded(u64),
+    Skipped,
+    Mounted,
+}
+
+/// Uploads every blob the registry lacks. Nothing becomes visible until [`put_manifest`].
+pub fn push_blobs(
+    client: &RegistryClient,
+    source: &dyn BlobSource,
+    blobs: &[Descriptor],
+    mount_from: Option<&str>,
+    report: &mut PushReport,
+) -> Result<()> {
+    if let Some(from) = mount_from {
+        client.add_pull_scope(from);
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<BlobOutcome>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_UPLOADS.min(blobs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(blob) = blobs.get(i) else { return };
+                    let outcome = ensure_blob(client, source, blob, mount_from);
+                    let failed = outcome.is_err();
+                    results.lock().expect("results lock").push((i, outcome));
+                    if failed {
+                        // Stop handing out work; the others finish their current blob.
+                        next.store(blobs.len(), Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results lock");
+    results.sort_by_key(|(i, _)| *i);
+    for (i, outcome) in results {
+        let digest = blobs[i].digest.clone();
+        match outcome? {
+            BlobOutcome::Uploaded(bytes) => {
+                report.uploaded.push(digest);
+                report.bytes_sent += bytes;
+            }
+            BlobOutcome::Skipped => report.skipped.push(digest),
+            BlobOutcome::Mounted => report.mounted.push(digest),
+        }
+    }
+    Ok(())
+}
+
+fn ensure_blob(
+    client: &RegistryClient,
+    source: &dyn BlobSource,
+    blob: &Descriptor,
+    mount_from: Option<&str>,
+) -> Result<BlobOutcome> {
+    let head = client.send(Method::HEAD, &client.url(&format!("blobs/{}", blob.digest)), &[], None)?;
+    if head.status.is_success() {
+        return Ok(BlobOutcome::Skipped);
+    }
+    check_access(client, &head)?;
+    let mut restarts = 0;
+    loop {
+        let start = match mount_from {
+            Some(from) => format!("blobs/uploads/?mount={}&from={from}", blob.digest),
+            None => "blobs/uploads/".to_string(),
+        };
+        let started = client.send(Method::POST, &client.url(&start), &[("content-length", "0".into())], Some(&[]))?;
+        if started.status == StatusCode::CREATED && mount_from.is_some() {
+            return Ok(BlobOutcome::Mounted);
+        }
+        if started.status != StatusCode::ACCEPTED {
+            check_access(client, &started)?;
+            return Err(client.fail(&format!(
+                "starting the upload of {} answered {}: {}",
+                blob.digest,
+                started.status,
+                started.error_text()
+            )));
+        }
+        match upload(client, source, blob, &started) {
+            Ok(bytes) => return Ok(BlobOutcome::Uploaded(bytes)),
+            // An upload that failed midway starts over with a fresh session.
+            Err(_) if restarts < UPLOAD_RESTARTS => restarts += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends the blob to the upload session `started` opened: whole when small, else chunk by chunk.
+fn upload(client: &RegistryClient, source: &dyn BlobSource, blob: &Descriptor, started: &Reply) -> Result<u64> {
+    let mut location = location(client, started)?;
+    let mut reader = source.open_blob(&blob.digest)?;
+    let mut offset: u64 = 0;
+    let mut chunk = Vec::with_capacity(CHUNK_SIZE.min(blob.size as usize));
+    let finish = loop {
+        chunk.clear();
+        (&mut reader)
+            .take(CHUNK_SIZE as u64)
+            .read_to_end(&mut chunk)
+            .map_err(|e| client.fail(&format!("cannot read blob {}: {e}", blob.digest)))?;
+        let last = offset + chunk.len() as u64 >= blob.size;
+        if offset == 0 && last {
+            // Monolithic upload: the whole blob in the closing PUT.
+            break Some(std::mem::take(&mut chunk));
+        }
+        if chunk.is_empty() {
+            break None;
+        }
+        let end = offset + chunk.len() as u64 - 1;
+        let headers = [
+            ("content-type", "application/octet-stream".to_string()),
+            ("content-range", format!("{offset}-{end}")),
+            ("content-length", chunk.len().to_string()),
+        ];
+        let reply = client.send(Method::PATCH, &location, &headers, Some(&chunk))?;
+        if reply.status != StatusCode::ACCEPTED {
+            check_access(client, &reply)?;
+            return Err(client.fail(&format!(
+                "uploading bytes {offset}-{end} of {} answered {}: {}",
+                blob.digest,
+                reply.status,
+                reply.error_text()
+            )));
+        }
+        location = self::location(client, &reply)?;
+        offset = end + 1;
+        if last {
+            break None;
+        }
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let url = format!("{location}{separator}digest={}", blob.digest);
+    let body = finish.unwrap_or_default();
+    let headers =
+        [("content-type", "application/octet-stream".to_string()), ("content-length", body.len().to_string())];
+    let reply = client.send(Method::PUT, &url, &headers, Some(&body))?;
+    if reply.status != StatusCode::CREATED {
+        check_access(client, &reply)?;
+        return Err(client.fail(&format!(
+            "completing the upload of {} answered {}: {}",
+            blob.digest,
+            reply.status,
+            reply.error_text()
+        )));
+    }
+    check_digest(client, &reply, &blob.digest)?;
+    Ok(blob.size)
+}
+
+fn location(client: &RegistryClient, reply: &Reply) -> Result<String> {
+    reply
+        .header("location")
+        .map(|l| client.resolve(l))
+        .ok_or_else(|| client.fail("the registry's upload answer has no Location header"))
+}
+
+/// Pushes an image already written (`rootfs2image push SRC docker://...`), its manifest unchanged.
+pub fn push_image(
+    source: &crate::reference::ImageRef,
+    target: &crate::reference::RegistryRef,
+    options: &crate::sink::SinkOptions,
+) -> Result<PushReport> {
+    let image = crate::source::open(source)?;
+    let (Some(manifest), Some(manifest_bytes), Some(descriptor)) =
+        (&image.manifest, &image.manifest_bytes, &image.manifest_descriptor)
+    else {
+        return Err(crate::error::Error::bad_image(
+            source,
+            "this archive has no OCI manifest (a `docker save` from before Docker 25): convert the rootfs again, or \
+             load it and push with docker",
+        ));
+    };
+    let client = RegistryClient::connect(target, options.registry.clone())?;
+    let mut report = PushReport { reference: format!("docker://{target}"), ..PushReport::default() };
+    let mut blobs = vec![manifest.config.clone()];
+    blobs.extend(manifest.layers.iter().cloned());
+    push_blobs(&client, &image, &blobs, options.mount_from.as_deref(), &mut report)?;
+    report.manifest_digest =
+        Some(put_manifest(&client, &target.manifest_reference(), &descriptor.media_type, manifest_bytes)?);
+    Ok(report)
+}
+
+/// Puts the manifest, after every blob is confirmed, and checks the digest the registry computed.
+pub fn put_manifest(client: &RegistryClient, reference: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
+    let ours = Digest::of(manifest);
+    let headers = [("content-type", media_type.to_string()), ("content-length", manifest.len().to_string())];
+    let reply = client.send(Method::PUT, &client.url(&format!("manifests/{reference}")), &headers, Some(manifest))?;
+    if reply.status != StatusCode::CREATED && reply.status != StatusCode::OK {
+        check_access(client, &reply)?;
+        let text = reply.error_text();
+        let hint = if String::from_utf8_lossy(manifest).contains("+zstd") {
+            " (this image has zstd layers, which some registries refuse: try --compression gzip)"
+        } else {
+            ""
+        };
+        return Err(client.fail(&format!("the registry rejected the manifest ({}): {text}{hint}", reply.status)));
+    }
+    check_digest(client, &reply, &ours)?;
+    Ok(ours)
+}
+
+fn check_digest(client: &RegistryClient, reply: &Reply, expected: &Digest) -> Result<()> {
+    match reply.header("docker-content-digest") {
+        Some(theirs) if theirs.trim() != expected.to_string() => Err(client
+            .fail(&format!("the registry stored {theirs} where {expected} was sent: the data was altered on the way"))),
+        _ => Ok(()),
+    }
+}
+
+/// Turns authorization and repository errors into messages that say what to do.
+fn check_access(client: &RegistryClient, reply: &Reply) -> Result<()> {
+    match reply.status.as_u16() {
+        401 | 403 => Err(client.fail(&format!(
+            "push refused ({}): wrong credentials, or no push right on this repository ({})",
+            reply.status,
+            reply.error_text()
+        ))),
+        404 if reply.error_text().contains("NAME_UNKNOWN") => {
+            Err(client
+                .fail("the repository does not exist and the registry does not create it on push: create it first"))
+        }
+        _ => Ok(()),
+    }
+}
