@@ -19,15 +19,7 @@ enum Engine {
 impl Engine {
     fn command(self) -> Command {
         match self {
-            Engine::Docker => {
-                assert!(
-                    std::env::var("DOCKER_HOST").is_ok(),
-                    "DOCKER_HOST unset: source the env.sh that scripts/setup-test-env.sh writes"
-                );
-                let mut c = Command::new(std::env::var("DOCKER").unwrap_or_else(|_| "docker".into()));
-                c.args(["--log-level", "error"]);
-                c
-            }
+            Engine::Docker => common::docker(),
             Engine::Podman => Command::new("podman"),
         }
     }

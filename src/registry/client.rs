@@ -117,13 +117,18 @@ impl RegistryClient {
             Err(https_error) if plain_allowed => {
                 // Docker's rule for insecure and loopback registries: HTTPS first, then plain HTTP.
                 client.base = format!("http://{host}");
-                client.call_once(Method::GET, &format!("{}/v2/", client.base), &[], None).map_err(|e| {
-                    client.unreachable(&format!(
-                        "HTTPS failed ({}), and so did plain HTTP ({})",
-                        describe(&https_error),
-                        describe(&e)
-                    ))
-                })?
+                let https_failed = format!("HTTPS failed: {}", describe(&https_error));
+                match client.call_once(Method::GET, &format!("{}/v2/", client.base), &[], None) {
+                    Ok(reply) if reply.status.is_success() || reply.status == StatusCode::UNAUTHORIZED => reply,
+                    Ok(reply) => {
+                        return Err(
+                            client.unreachable(&format!("{https_failed}; plain HTTP answered {}", reply.status))
+                        );
+                    }
+                    Err(e) => {
+                        return Err(client.unreachable(&format!("{https_failed}; plain HTTP failed: {}", describe(&e))));
+                    }
+                }
             }
             Err(e) => return Err(client.unreachable(&describe(&e))),
         };
@@ -396,7 +401,12 @@ fn retryable(error: &ureq::Error) -> bool {
 }
 
 fn describe(error: &ureq::Error) -> String {
-    error.to_string()
+    let text = error.to_string();
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        format!("{text} (a private CA? give --cert-dir DIR with its .crt, or --tls-verify=false)")
+    } else {
+        text
+    }
 }
 
 fn percent_encode(text: &str) -> String {

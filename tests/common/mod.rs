@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -143,6 +142,13 @@ pub fn fixtures() -> PathBuf {
     dir
 }
 
-pub fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
+/// The Docker client, pointed at the test engine that scripts/setup-test-env.sh starts.
+pub fn docker() -> Command {
+    assert!(
+        std::env::var("DOCKER_HOST").is_ok(),
+        "DOCKER_HOST unset: source the env.sh that scripts/setup-test-env.sh writes"
+    );
+    let mut c = Command::new(std::env::var("DOCKER").unwrap_or_else(|_| "docker".into()));
+    c.args(["--log-level", "error"]);
+    c
 }

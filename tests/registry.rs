@@ -1,0 +1,367 @@
+//! Pushing to real registry servers (Debian's docker-registry, the reference implementation) started here on
+//! loopback ports: plain HTTP, htpasswd basic auth, TLS with a CA made at test time, and a faulty proxy that drops a
+//! connection mid-upload. Results are checked with skopeo, Docker, and the registry's own access log.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{bin, docker, fixtures, run, run_failing};
+
+/// A docker-registry process on a free loopback port, with its access log in a file.
+struct TestRegistry {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: String,
+}
+
+#[derive(Default)]
+struct RegistryConfig {
+    htpasswd: Option<(String, String)>,
+    tls: bool,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestRegistry {
+    fn start(config: RegistryConfig) -> TestRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if config.tls {
+            make_tls(dir.path());
+            yaml += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.crt").display(),
+                dir.path().join("server.key").display()
+            );
+        }
+        if let Some((user, password)) = &config.htpasswd {
+            let file = dir.path().join("htpasswd");
+            let line = run(Command::new("htpasswd").args(["-Bbn", user, password]));
+            std::fs::write(&file, line).unwrap();
+            yaml += &format!("auth:\n  htpasswd:\n    realm: imgcraft-test\n    path: {}\n", file.display());
+        }
+        let config_file = dir.path().join("config.yml");
+        std::fs::write(&config_file, yaml).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_file)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (scripts/setup-test-env.sh installs it)");
+        let registry = TestRegistry { child, dir, addr };
+        registry.wait_until_listening();
+        registry
+    }
+
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&self.addr).is_err() {
+            assert!(Instant::now() < deadline, "registry did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Access-log lines of requests with this method whose path holds `fragment`.
+    fn requests(&self, method: &str, fragment: &str) -> usize {
+        let needle = format!("\"{method} ");
+        self.log().lines().filter(|l| l.contains(&needle) && l.contains(fragment)).count()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl; the CA goes into `certs/ca.crt` for --cert-dir.
+fn make_tls(dir: &Path) {
+    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=imgcraft test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    std::fs::create_dir(dir.join("certs")).unwrap();
+    std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
+}
+
+fn push_json(args: &[&str]) -> serde_json::Value {
+    let out = run(bin().arg(fixtures().join("rootfs-amd64.tar.zst")).args(args).arg("--json"));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn skopeo_digest(reference: &str, extra: &[&str]) -> String {
+    let out = run(Command::new("skopeo").args(["inspect", "--tls-verify=false"]).args(extra).arg(reference));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_push_lands_whole_and_a_second_push_uploads_nothing() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let target = format!("docker://{}/imgcraft/app:1.0", registry.addr);
+    let first = push_json(&["-o", &target]);
+    let push = &first["pushes"][0];
+    assert_eq!(push["uploaded"].as_array().unwrap().len(), 2, "{push}");
+    assert_eq!(push["manifest_digest"], first["manifest_digest"]);
+    assert_eq!(skopeo_digest(&target, &[]), first["manifest_digest"].as_str().unwrap());
+    let uploads_before = registry.requests("PUT", "/blobs/uploads/");
+
+    let second = push_json(&["-o", &target]);
+    assert_eq!(second["pushes"][0]["uploaded"].as_array().unwrap().len(), 0);
+    assert_eq!(second["pushes"][0]["skipped"].as_array().unwrap().len(), 2);
+    assert_eq!(registry.requests("PUT", "/blobs/uploads/"), uploads_before, "{}", registry.log());
+    assert_eq!(registry.requests("POST", "/blobs/uploads/"), 2, "{}", registry.log());
+}
+
+#[test]
+fn docker_pulls_and_runs_what_was_pushed() {
+    // Docker treats 127.0.0.0/8 registries as insecure and speaks plain HTTP to them.
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let name = format!("{}/imgcraft/run:1", registry.addr);
+    push_json(&["-o", &format!("docker://{name}")]);
+    run(docker().args(["pull", "-q", &name]));
+    let out = run(docker().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "/bin/sh",
+        "-c",
+        "cat /usr/share/hl/a; uname -m",
+    ]));
+    assert_eq!(out, "hardlinked\nx86_64\n");
+    run(docker().args(["rmi", &name]));
+}
+
+#[test]
+fn large_blobs_go_up_in_chunks_and_the_push_subcommand_pushes_a_layout() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let work = tempfile::tempdir().unwrap();
+    // 20 MiB of incompressible data: a layer of several 8 MiB chunks.
+    let rootfs = work.path().join("rootfs");
+    run(Command::new("cp").arg("-a").arg(fixtures().join("rootfs-amd64")).arg(&rootfs));
+    let mut big = std::fs::File::create(rootfs.join("big.bin")).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..20 {
+        for b in buf.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        big.write_all(&buf).unwrap();
+    }
+    drop(big);
+    let layout = work.path().join("layout");
+    run(bin().arg(&rootfs).args(["-q", "-o"]).arg(format!("oci:{}:v1", layout.display())));
+    let target = format!("docker://{}/imgcraft/big:v1", registry.addr);
+    let out = run(bin().args(["push", "--json"]).arg(format!("oci:{}:v1", layout.display())).arg(&target));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["bytes_sent"].as_u64().unwrap() > 20 << 20, "{report}");
+    assert!(registry.requests("PATCH", "/blobs/uploads/") >= 3, "{}", registry.log());
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(skopeo_digest(&target, &[]), index["manifests"][0]["digest"].as_str().unwrap());
+}
+
+#[test]
+fn basic_auth_takes_credentials_from_flags_stdin_and_auth_files_and_refuses_wrong_ones() {
+    let registry = TestRegistry::start(RegistryConfig {
+        htpasswd: Some(("ci".into(), "s3cret-pw".into())),
+        ..RegistryConfig::default()
+    });
+    let target = format!("docker://{}/team/app:1", registry.addr);
+    push_json(&["-o", &target, "--creds", "ci:s3cret-pw"]);
+    assert!(!skopeo_digest(&target, &["--creds", "ci:s3cret-pw"]).is_empty());
+
+    let mut child = bin()
+        .arg(fixtures().join("rootfs-amd64.tar"))
+        .args(["-q", "--creds-stdin", "-o", &target])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"ci:s3cret-pw\n").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let auth_dir = tempfile::tempdir().unwrap();
+    let auth_file = auth_dir.path().join("auth.json");
+    std::fs::write(&auth_file, format!(r#"{{"auths":{{"{}":{{"auth":"Y2k6czNjcmV0LXB3"}}}}}}"#, registry.addr))
+        .unwrap();
+    run(bin()
+        .arg(fixtures().join("rootfs-amd64.tar"))
+        .args(["-q", "-o", &target])
+        .env("REGISTRY_AUTH_FILE", &auth_file));
+
+    let wrong = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args([
+        "-o",
+        &target,
+        "--creds",
+        "ci:not-the-password",
+    ]));
+    let message = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        message.contains(&registry.addr) && message.contains("team/app") && message.contains("wrong credentials"),
+        "{message}"
+    );
+    assert!(!message.contains("not-the-password"), "the secret leaked: {message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+
+    let anonymous =
+        run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target]).env("HOME", auth_dir.path()));
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("requires a login"));
+}
+
+#[test]
+fn tls_registries_are_verified_against_the_system_store_and_cert_dir() {
+    let registry = TestRegistry::start(RegistryConfig { tls: true, ..RegistryConfig::default() });
+    let target = format!("docker://{}/secure/app:1", registry.addr);
+    let refused = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target]));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("cannot reach the registry") && message.contains("--cert-dir"), "{message}");
+    let pushed = push_json(&["-o", &target, "--cert-dir", registry.ca().to_str().unwrap()]);
+    let ca = registry.ca().join("ca.crt");
+    let digest = skopeo_digest(&target, &["--cert-dir", registry.ca().to_str().unwrap()]);
+    assert_eq!(digest, pushed["manifest_digest"].as_str().unwrap());
+    assert!(ca.is_file());
+    // --tls-verify=false accepts the unknown CA, as skopeo's flag does.
+    push_json(&["-o", &target, "--tls-verify=false"]);
+}
+
+#[test]
+fn cross_repository_mounts_send_no_data() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    push_json(&["-o", &format!("docker://{}/base/app:1", registry.addr)]);
+    let mounted = push_json(&["-o", &format!("docker://{}/other/app:1", registry.addr), "--mount-from", "base/app"]);
+    let push = &mounted["pushes"][0];
+    assert_eq!(push["mounted"].as_array().unwrap().len(), 2, "{push}");
+    assert_eq!(push["bytes_sent"], 0);
+    assert_eq!(registry.requests("POST", "mount="), 2, "{}", registry.log());
+}
+
+/// Forwards loopback connections to `upstream`, cutting the connection once after `cut_after` request bytes.
+fn faulty_proxy(upstream: String, cut_after: u64) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(AtomicU64::new(0));
+    let tripped = Arc::new(AtomicBool::new(false));
+    let tripped_out = Arc::clone(&tripped);
+    std::thread::spawn(move || {
+        for client in listener.incoming().take(200) {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&upstream) else { return };
+            let (sent, tripped) = (Arc::clone(&sent), Arc::clone(&tripped));
+            let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c_read.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let total = sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                    if total > cut_after && !tripped.swap(true, Ordering::SeqCst) {
+                        let _ = c_read.shutdown(Shutdown::Both);
+                        let _ = s_write.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_write.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (addr, tripped_out)
+}
+
+#[test]
+fn a_connection_dropped_mid_upload_is_retried_and_the_push_succeeds() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let (proxy, tripped) = faulty_proxy(registry.addr.clone(), 2 << 20);
+    let target = format!("docker://{proxy}/flaky/app:1");
+    let pushed = push_json(&["-o", &target]);
+    assert!(tripped.load(Ordering::SeqCst), "the proxy never cut a connection");
+    let direct = format!("docker://{}/flaky/app:1", registry.addr);
+    assert_eq!(skopeo_digest(&direct, &[]), pushed["manifest_digest"].as_str().unwrap());
+    // A full copy reads every blob back, so a blob corrupted by the cut would fail here.
+    let copy = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&direct)
+        .arg(format!("oci:{}:x", copy.path().join("layout").display())));
+}
