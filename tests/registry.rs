@@ -25,6 +25,8 @@ struct TestRegistry {
 struct RegistryConfig {
     htpasswd: Option<(String, String)>,
     tls: bool,
+    /// Token authentication: the token service's address and its signing certificate (PEM).
+    token: Option<(String, PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -53,6 +55,13 @@ impl TestRegistry {
             let line = run(Command::new("htpasswd").args(["-Bbn", user, password]));
             std::fs::write(&file, line).unwrap();
             yaml += &format!("auth:\n  htpasswd:\n    realm: imgcraft-test\n    path: {}\n", file.display());
+        }
+        if let Some((service, cert)) = &config.token {
+            yaml += &format!(
+                "auth:\n  token:\n    realm: http://{service}/token\n    service: imgcraft-test-registry\n    \
+                 issuer: imgcraft-test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
+            );
         }
         let config_file = dir.path().join("config.yml");
         std::fs::write(&config_file, yaml).unwrap();
@@ -364,4 +373,201 @@ fn a_connection_dropped_mid_upload_is_retried_and_the_push_succeeds() {
         .args(["copy", "--src-tls-verify=false"])
         .arg(&direct)
         .arg(format!("oci:{}:x", copy.path().join("layout").display())));
+}
+
+/// A token service as the distribution spec describes it (docs/spec/auth/token.md): checks HTTP basic credentials
+/// and answers with a real ES256-signed JWT granting the requested scopes, push only to users allowed to push.
+struct TokenService {
+    addr: String,
+    cert_pem: PathBuf,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TokenService {
+    /// `users`: (user, password, may_push).
+    fn start(users: Vec<(&'static str, &'static str, bool)>) -> TokenService {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir.path()).args(args));
+        openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "key.pem"]);
+        openssl(&["pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.pk8"]);
+        openssl(&[
+            "req",
+            "-x509",
+            "-key",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=imgcraft token signer",
+        ]);
+        openssl(&["x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der"]);
+        let pkcs8 = std::fs::read(dir.path().join("key.pk8")).unwrap();
+        let cert_der = std::fs::read(dir.path().join("cert.der")).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        let key =
+            ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+                .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(500) {
+                let Ok(mut stream) = stream else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&request).into_owned();
+                let target = request.split_whitespace().nth(1).unwrap_or("").to_string();
+                seen.lock().unwrap().push(target.clone());
+                let user = request
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("Authorization: Basic ").or_else(|| l.strip_prefix("authorization: Basic "))
+                    })
+                    .and_then(|b| base64_decode(b.trim()))
+                    .and_then(|pair| users.iter().find(|(u, p, _)| pair == format!("{u}:{p}")).copied());
+                let response = match user {
+                    None => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    Some((name, _, may_push)) => {
+                        let token = sign_token(&key, &rng, &cert_der, name, &scopes(&target), may_push);
+                        let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                };
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        TokenService { addr, cert_pem: dir.path().join("cert.pem"), requests, _dir: dir }
+    }
+}
+
+/// The `scope` query parameters of a token request, percent-decoded.
+fn scopes(target: &str) -> Vec<String> {
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("scope="))
+        .map(|v| {
+            let mut out = Vec::new();
+            let bytes = v.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        })
+        .collect()
+}
+
+fn base64_decode(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).ok()?).ok()
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JWS with the signing certificate in `x5c`, as docker/distribution's token verifier expects.
+fn sign_token(
+    key: &ring::signature::EcdsaKeyPair,
+    rng: &ring::rand::SystemRandom,
+    cert_der: &[u8],
+    user: &str,
+    scopes: &[String],
+    may_push: bool,
+) -> String {
+    use base64::Engine as _;
+    let header = serde_json::json!({
+        "typ": "JWT",
+        "alg": "ES256",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(cert_der)],
+    });
+    let access: Vec<serde_json::Value> = scopes
+        .iter()
+        .filter_map(|scope| {
+            let mut parts = scope.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            let granted: Vec<&str> =
+                actions.split(',').filter(|a| *a == "pull" || (*a == "push" && may_push)).collect();
+            Some(serde_json::json!({"type": kind, "name": name, "actions": granted}))
+        })
+        .collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "iss": "imgcraft-test-issuer",
+        "sub": user,
+        "aud": "imgcraft-test-registry",
+        "exp": now + 300,
+        "nbf": now - 10,
+        "iat": now,
+        "jti": format!("{now}-{user}-{}", scopes.len()),
+        "access": access,
+    });
+    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signature = key.sign(rng, signing_input.as_bytes()).unwrap();
+    format!("{signing_input}.{}", b64url(signature.as_ref()))
+}
+
+#[test]
+fn token_authentication_gets_scoped_tokens_and_refuses_wrong_or_read_only_users() {
+    let tokens = TokenService::start(vec![("ci", "t0ken-pw", true), ("reader", "r", false)]);
+    let registry = TestRegistry::start(RegistryConfig {
+        token: Some((tokens.addr.clone(), tokens.cert_pem.clone())),
+        ..RegistryConfig::default()
+    });
+    let target = format!("docker://{}/tok/app:1", registry.addr);
+    let pushed = push_json(&["-o", &target, "--creds", "ci:t0ken-pw"]);
+    assert_eq!(pushed["pushes"][0]["uploaded"].as_array().unwrap().len(), 2);
+    assert_eq!(skopeo_digest(&target, &["--creds", "ci:t0ken-pw"]), pushed["manifest_digest"].as_str().unwrap());
+    assert!(
+        tokens.requests.lock().unwrap().iter().any(|r| scopes(r).contains(&"repository:tok/app:pull,push".to_string())),
+        "{:?}",
+        tokens.requests.lock().unwrap()
+    );
+
+    // A mount asks for pull on the source repository in the same token.
+    let mounted = push_json(&[
+        "-o",
+        &format!("docker://{}/tok/copy:1", registry.addr),
+        "--creds",
+        "ci:t0ken-pw",
+        "--mount-from",
+        "tok/app",
+    ]);
+    assert_eq!(mounted["pushes"][0]["mounted"].as_array().unwrap().len(), 2, "{mounted}");
+    assert!(tokens.requests.lock().unwrap().iter().any(|r| scopes(r).contains(&"repository:tok/app:pull".to_string())));
+
+    let wrong = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target, "--creds", "ci:nope"]));
+    let message = String::from_utf8_lossy(&wrong.stderr);
+    assert!(message.contains("token service refused user `ci`") && !message.contains("nope"), "{message}");
+
+    let reader = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args([
+        "-o",
+        &format!("docker://{}/tok/other:1", registry.addr),
+        "--creds",
+        "reader:r",
+    ]));
+    let message = String::from_utf8_lossy(&reader.stderr);
+    assert!(message.contains("no push right") && message.contains("tok/other"), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
 }
