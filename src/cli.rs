@@ -35,6 +35,26 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Push an image written earlier (oci:, oci-archive:, docker-archive:) to a registry
     Push(PushArgs),
+    /// Combine single-platform images into one multi-platform OCI image index
+    Index(IndexArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// The images to combine, one per platform: oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF]
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<ImageRef>,
+    /// Where to write the index (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker://HOST/REPO[:TAG]
+    #[arg(short, long = "output", value_name = "DEST", required = true)]
+    pub outputs: Vec<ImageRef>,
+    /// The index's name in layouts and archives
+    #[arg(short, long, value_name = "NAME[:TAG]")]
+    pub tag: Option<ImageName>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -101,6 +101,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     annotations.entry(ANNOTATION_CREATED.into()).or_insert_with(|| created.clone());
     let image = Image::assemble(&staging, image_config, vec![scan.layer], annotations)?;
 
+    let publication = sink::Publication::single(&image);
     let outputs = if outputs_known {
         options.outputs.clone()
     } else {
@@ -109,7 +110,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     };
     let prepared = outputs
         .iter()
-        .map(|output| sink::prepare(output, &image, &staging, options.name.as_ref(), &options.sink))
+        .map(|output| sink::prepare(output, &publication, &staging, options.name.as_ref(), &options.sink))
         .collect::<Result<Vec<_>>>()?;
     let mut pushes = Vec::new();
     for output in prepared {

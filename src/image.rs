@@ -202,17 +202,6 @@ impl Image {
         };
         Ok(Image { layers, config, config_descriptor, manifest, manifest_bytes, manifest_descriptor })
     }
-
-    /// Every blob of the image: config, layers and the manifest itself.
-    pub fn blob_digests(&self) -> Vec<Digest> {
-        let mut digests: Vec<Digest> = std::iter::once(self.config_descriptor.digest.clone())
-            .chain(self.layers.iter().map(|l| l.digest.clone()))
-            .chain(std::iter::once(self.manifest_descriptor.digest.clone()))
-            .collect();
-        digests.sort();
-        digests.dedup();
-        digests
-    }
 }
 
 /// RFC 3339 UTC time for seconds since the epoch, as config.md's `created` wants.

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod entry;
 pub mod error;
 pub mod image;
+pub mod index;
 pub mod input;
 pub mod inspect;
 pub mod layer;

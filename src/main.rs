@@ -9,6 +9,7 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 use imgcraft::convert::{ConvertReport, convert};
+use imgcraft::index::build_index;
 use imgcraft::inspect::{human_size, inspect};
 use imgcraft::reference::ImageRef;
 use imgcraft::registry::PushReport;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
             }
         }),
         Some(Command::Push(args)) => push(args),
+        Some(Command::Index(args)) => index(args),
         None => settings::resolve(&cli.convert).and_then(|options| {
             let report = convert(&options);
             options.progress.finish();
@@ -54,6 +56,29 @@ fn push(args: &cli::PushArgs) -> Result<(), imgcraft::Error> {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
     } else {
         print_push(&report);
+    }
+    Ok(())
+}
+
+fn index(args: &cli::IndexArgs) -> Result<(), imgcraft::Error> {
+    let options = settings::sink_options(&args.registry, false)?;
+    let report = build_index(&args.sources, &args.outputs, args.tag.as_ref(), &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+        return Ok(());
+    }
+    println!("index     {}", report.index_digest);
+    for manifest in &report.manifests {
+        if let Some(p) = &manifest.platform {
+            let variant = p.variant.as_deref().map(|v| format!("/{v}")).unwrap_or_default();
+            println!("  {}/{}{variant}  {}", p.os, p.architecture, manifest.digest);
+        }
+    }
+    for output in report.outputs.iter().filter(|o| !o.starts_with("docker://")) {
+        println!("wrote     {output}");
+    }
+    for push in &report.pushes {
+        print_push(push);
     }
     Ok(())
 }

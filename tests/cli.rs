@@ -588,3 +588,29 @@ fn an_unwritable_destination_is_one_clear_error() {
     let out = run_failing(ws.cmd().arg(&input).args(["-o", "oci:plainfile"]));
     assert!(stderr(&out).contains("is not a directory"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_index_refuses_two_images_of_one_platform_and_lists_each_platform_once() {
+    let ws = Workspace::new();
+    let input = ws.write("rootfs.tar", &tar_bytes(&sample_rootfs()));
+    run(ws.cmd().arg(&input).args(["-q", "-o", "oci:amd:1"]));
+    run(ws.cmd().arg(&input).args(["-q", "--arch", "arm64", "--no-arch-check", "-o", "oci-archive:arm.tar"]));
+    let out = run_failing(ws.cmd().args(["index", "oci:amd:1", "oci:amd:1", "-o", "oci:both"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("are both for linux/amd64"), "{}", stderr(&out));
+    assert!(!ws.path("both").exists());
+    let report =
+        json(&run(ws.cmd().args(["index", "--json", "oci:amd:1", "oci-archive:arm.tar", "-o", "oci:both:multi"])));
+    let index = json(&std::fs::read_to_string(ws.path("both/index.json")).unwrap());
+    assert_eq!(index["manifests"][0]["digest"], report["index_digest"]);
+    assert_eq!(index["manifests"][0]["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let digest = report["index_digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let nested = json(&std::fs::read_to_string(ws.path("both/blobs/sha256").join(digest)).unwrap());
+    let archs: Vec<&str> = nested["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+}

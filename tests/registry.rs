@@ -571,3 +571,42 @@ fn token_authentication_gets_scoped_tokens_and_refuses_wrong_or_read_only_users(
     assert!(message.contains("no push right") && message.contains("tok/other"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 }
+
+#[test]
+fn a_two_platform_index_is_pushed_and_docker_runs_each_platform() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let work = tempfile::tempdir().unwrap();
+    let layout = |name: &str| format!("oci:{}:1", work.path().join(name).display());
+    run(bin().arg(fixtures().join("rootfs-amd64.tar.zst")).args(["-q", "-o", &layout("amd64")]));
+    run(bin().arg(fixtures().join("rootfs-arm64.tar.zst")).args(["-q", "-o", &layout("arm64")]));
+    let name = format!("{}/imgcraft/multi:1", registry.addr);
+    let out = run(bin()
+        .args(["index", "--json", &layout("amd64"), &layout("arm64"), "-o", &layout("both")])
+        .arg("-o")
+        .arg(format!("docker://{name}")));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let platforms: Vec<String> = report["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let raw =
+        run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false"]).arg(format!("docker://{name}")));
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2);
+    // skopeo picks the image for the platform asked for from the layout copy too.
+    let arm = run(Command::new("skopeo").args(["inspect", "--override-arch", "arm64"]).arg(layout("both")));
+    assert!(arm.contains("\"Architecture\": \"arm64\""), "{arm}");
+    for (platform, machine) in [("linux/arm64", "aarch64"), ("linux/amd64", "x86_64")] {
+        run(docker().args(["pull", "-q", "--platform", platform, &name]));
+        let out =
+            run(docker().args(["run", "--rm", "--network", "none", "--platform", platform, &name, "uname", "-m"]));
+        assert_eq!(out.trim(), machine, "{platform}");
+        run(docker().args(["rmi", &name]));
+    }
+}

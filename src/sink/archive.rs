@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::Publication;
 use super::layout::parent_dir;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, Result};
-use crate::image::{Image, Index};
+use crate::image::Index;
 use crate::reference::ImageName;
 use crate::tar_writer::TarWriter;
 
@@ -32,7 +33,7 @@ pub fn prepare(
     file: &Path,
     ref_name: Option<&str>,
     name: Option<&ImageName>,
-    image: &Image,
+    image: &Publication,
     staging: &BlobStore,
 ) -> Result<Box<dyn PreparedOutput>> {
     if file.is_dir() {
@@ -50,11 +51,16 @@ pub fn prepare(
     let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, temp.as_file()));
 
     let blob_name = |digest: &crate::digest::Digest| format!("blobs/sha256/{}", digest.hex());
-    let docker_manifest = vec![DockerManifest {
-        config: blob_name(&image.config_descriptor.digest),
-        repo_tags: name.map(|n| vec![n.familiar()]),
-        layers: image.layers.iter().map(|l| blob_name(&l.digest)).collect(),
-    }];
+    // Docker loads every image listed; an index's images stay untagged (Docker 20.10 has no multi-platform store).
+    let docker_manifest: Vec<DockerManifest> = image
+        .images
+        .iter()
+        .map(|i| DockerManifest {
+            config: blob_name(&i.config.digest),
+            repo_tags: name.filter(|_| !image.is_index()).map(|n| vec![n.familiar()]),
+            layers: i.layers.iter().map(|l| blob_name(&l.digest)).collect(),
+        })
+        .collect();
     let index = Index::new(vec![index_descriptor(image, ref_name, name)]);
 
     let member = |path: &str, kind: EntryKind| Entry {
@@ -81,11 +87,12 @@ pub fn prepare(
     add_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&docker_manifest).expect("serialises"))
         .map_err(write_error)?;
     add_bytes(&mut tar, "oci-layout", OCI_LAYOUT).map_err(write_error)?;
-    if let (Some(name), Some(top)) = (name, image.layers.last()) {
+    let top_layer = image.images.first().and_then(|i| i.layers.last()).filter(|_| !image.is_index());
+    if let (Some(name), Some(top)) = (name, top_layer) {
         // The legacy `repositories` file maps repository -> tag -> top layer id.
         let repositories = BTreeMap::from([(
             name.familiar_repository(),
-            BTreeMap::from([(name.tag.clone(), top.diff_id.hex().to_string())]),
+            BTreeMap::from([(name.tag.clone(), top.digest.hex().to_string())]),
         )]);
         add_bytes(&mut tar, "repositories", &serde_json::to_vec(&repositories).expect("serialises"))
             .map_err(write_error)?;

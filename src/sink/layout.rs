@@ -7,17 +7,18 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::Publication;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_REF_NAME, Descriptor, Image, Index};
+use crate::image::{ANNOTATION_REF_NAME, Descriptor, Index};
 use crate::reference::ImageName;
 
 pub fn prepare(
     dir: &Path,
     tag: &str,
     name: Option<&ImageName>,
-    image: &Image,
+    image: &Publication,
     staging: &BlobStore,
 ) -> Result<Box<dyn PreparedOutput>> {
     let descriptor = index_descriptor(image, Some(tag), name);

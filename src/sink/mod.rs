@@ -1,4 +1,5 @@
-//! Outputs: each writes an [`Image`] whose blobs sit in a staging [`BlobStore`] to one destination, in two phases.
+//! Outputs: each writes a [`Publication`] (one image, or an index of several) whose blobs sit in a staging
+//! [`BlobStore`] to one destination, in two phases.
 //! `prepare` does all the work beside the destination; `commit` makes it visible with a rename (or, for an existing
 //! layout, an atomic index update). A failed run therefore leaves every destination as it was.
 
@@ -14,6 +15,60 @@ use crate::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, 
 use crate::reference::{ImageName, ImageRef};
 use crate::registry::{ClientOptions, PushReport};
 
+/// One image of a publication: its manifest (exact bytes) and the blobs it references.
+#[derive(Clone, Debug)]
+pub struct PublishedImage {
+    pub manifest: Descriptor,
+    pub manifest_bytes: Vec<u8>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+/// What an output publishes: a top document (an image manifest, or an index of several images) and its images.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The descriptor a layout's `index.json` lists and a registry tag points at.
+    pub top: Descriptor,
+    pub top_bytes: Vec<u8>,
+    pub images: Vec<PublishedImage>,
+}
+
+impl Publication {
+    pub fn single(image: &Image) -> Publication {
+        Publication {
+            top: image.manifest_descriptor.clone(),
+            top_bytes: image.manifest_bytes.clone(),
+            images: vec![PublishedImage {
+                manifest: image.manifest_descriptor.clone(),
+                manifest_bytes: image.manifest_bytes.clone(),
+                config: image.config_descriptor.clone(),
+                layers: image.manifest.layers.clone(),
+            }],
+        }
+    }
+
+    pub fn is_index(&self) -> bool {
+        self.images.len() != 1 || self.top.digest != self.images[0].manifest.digest
+    }
+
+    /// Every blob to copy: configs, layers, manifests and the top document, sorted and without repeats.
+    pub fn blob_digests(&self) -> Vec<crate::digest::Digest> {
+        let mut digests: Vec<_> = self
+            .images
+            .iter()
+            .flat_map(|i| {
+                [i.manifest.digest.clone(), i.config.digest.clone()]
+                    .into_iter()
+                    .chain(i.layers.iter().map(|l| l.digest.clone()))
+            })
+            .chain(std::iter::once(self.top.digest.clone()))
+            .collect();
+        digests.sort();
+        digests.dedup();
+        digests
+    }
+}
+
 /// Work done beside a destination, waiting to be made visible.
 pub trait PreparedOutput {
     /// Makes the output visible; a push reports what it sent.
@@ -28,10 +83,10 @@ pub struct SinkOptions {
     pub mount_from: Option<String>,
 }
 
-/// Prepares `image` for `output`. `name` is the image's name (`--tag`), used where the reference names none.
+/// Prepares `publication` for `output`. `name` is the image's name (`--tag`), used where the reference names none.
 pub fn prepare(
     output: &ImageRef,
-    image: &Image,
+    image: &Publication,
     staging: &BlobStore,
     name: Option<&ImageName>,
     options: &SinkOptions,
@@ -91,7 +146,7 @@ pub fn check_destination(output: &ImageRef) -> Result<()> {
 }
 
 /// The manifest descriptor as an index lists it: platform, ref.name and containerd's full name.
-fn index_descriptor(image: &Image, ref_name: Option<&str>, name: Option<&ImageName>) -> Descriptor {
+fn index_descriptor(image: &Publication, ref_name: Option<&str>, name: Option<&ImageName>) -> Descriptor {
     let mut annotations = BTreeMap::new();
     if let Some(name) = name {
         annotations.insert(ANNOTATION_CONTAINERD_NAME.to_string(), name.to_string());
@@ -99,7 +154,7 @@ fn index_descriptor(image: &Image, ref_name: Option<&str>, name: Option<&ImageNa
     if let Some(ref_name) = ref_name {
         annotations.insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
     }
-    Descriptor { annotations: (!annotations.is_empty()).then_some(annotations), ..image.manifest_descriptor.clone() }
+    Descriptor { annotations: (!annotations.is_empty()).then_some(annotations), ..image.top.clone() }
 }
 
 /// image-layout.md: the `oci-layout` file.

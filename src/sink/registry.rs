@@ -1,38 +1,45 @@
 //! The registry sink (`docker://HOST/REPO[:TAG|@DIGEST]`): `prepare` uploads every missing blob, which no client can
 //! see yet; `commit` puts the manifest, so that nothing is half-published when a run fails.
 
-use super::{PreparedOutput, SinkOptions};
+use super::{PreparedOutput, Publication, SinkOptions};
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
-use crate::image::Image;
 use crate::reference::{RegistryRef, RegistryTarget};
 use crate::registry::push::{push_blobs, put_manifest};
 use crate::registry::{PushReport, RegistryClient};
 
 pub fn prepare(
     target: &RegistryRef,
-    image: &Image,
+    image: &Publication,
     staging: &BlobStore,
     options: &SinkOptions,
 ) -> Result<Box<dyn PreparedOutput>> {
     if let RegistryTarget::Digest(digest) = &target.target
-        && *digest != image.manifest_descriptor.digest
+        && *digest != image.top.digest
     {
         return Err(Error::Invalid(format!(
-            "docker://{target}: the image's manifest digest is {}, not the one named",
-            image.manifest_descriptor.digest
+            "docker://{target}: the digest to push is {}, not the one named",
+            image.top.digest
         )));
     }
     let client = RegistryClient::connect(target, options.registry.clone())?;
     let mut report = PushReport { reference: format!("docker://{target}"), ..PushReport::default() };
-    let mut blobs = vec![image.config_descriptor.clone()];
-    blobs.extend(image.manifest.layers.iter().cloned());
+    let mut blobs: Vec<_> =
+        image.images.iter().flat_map(|i| std::iter::once(i.config.clone()).chain(i.layers.iter().cloned())).collect();
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    blobs.dedup_by(|a, b| a.digest == b.digest);
     push_blobs(&client, staging, &blobs, options.mount_from.as_deref(), &mut report)?;
+    if image.is_index() {
+        // An index may only name manifests the registry has: put each image's manifest by digest first.
+        for i in &image.images {
+            put_manifest(&client, &i.manifest.digest.to_string(), &i.manifest.media_type, &i.manifest_bytes)?;
+        }
+    }
     Ok(Box::new(PreparedPush {
         client,
         reference: target.manifest_reference(),
-        media_type: image.manifest_descriptor.media_type.clone(),
-        manifest: image.manifest_bytes.clone(),
+        media_type: image.top.media_type.clone(),
+        manifest: image.top_bytes.clone(),
         report,
     }))
 }
