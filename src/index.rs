@@ -49,7 +49,7 @@ pub fn build_index(
     let mut images = Vec::new();
     let mut platforms: Vec<(PlatformDoc, String)> = Vec::new();
     for source in sources {
-        let image = crate::source::open(source)?;
+        let image = crate::source::open_with(source, &options.registry)?;
         let (Some(manifest), Some(manifest_bytes), Some(descriptor)) =
             (&image.manifest, &image.manifest_bytes, &image.manifest_descriptor)
         else {
@@ -69,8 +69,16 @@ pub fn build_index(
             )));
         }
         platforms.push((platform.clone(), source.to_string()));
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            copy_blob(&image, &staging, blob, source)?;
+        // Blobs of an image on a registry that every output can mount from are never downloaded.
+        let origin = image.registry_origin();
+        let mountable_everywhere = outputs.iter().all(|output| match (output, &origin) {
+            (ImageRef::Registry(target), Some((host, _))) => target.api_host() == host,
+            _ => false,
+        });
+        if !mountable_everywhere {
+            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                copy_blob(&image, &staging, blob, source)?;
+            }
         }
         staging.put(manifest_bytes)?;
         images.push(PublishedImage {
@@ -78,6 +86,7 @@ pub fn build_index(
             manifest_bytes: manifest_bytes.clone(),
             config: manifest.config.clone(),
             layers: manifest.layers.clone(),
+            origin,
         });
     }
     let index = Index::new(images.iter().map(|i| i.manifest.clone()).collect());

@@ -12,7 +12,8 @@ use crate::image::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MEDIA_TYPE_DOCKER_MANIFEST,
     MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Manifest,
 };
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, RegistryRef, RegistryTarget};
+use crate::registry::{ClientOptions, RegistryClient};
 use crate::tar_reader::TarReader;
 
 /// Where blobs are read from.
@@ -23,11 +24,21 @@ enum Blobs {
         file: PathBuf,
         members: HashMap<String, (u64, u64)>,
     },
+    /// A repository on a registry; blobs are streamed from it, never held whole.
+    Registry(Box<RegistryClient>),
 }
 
 impl Blobs {
     fn open_path(&self, member: &str) -> Result<(Box<dyn Read + Send>, u64)> {
         match self {
+            Blobs::Registry(client) => {
+                let digest: Digest = member
+                    .strip_prefix("blobs/sha256/")
+                    .and_then(|hex| format!("sha256:{hex}").parse().ok())
+                    .ok_or_else(|| client.fail(&format!("`{member}` is not a blob")))?;
+                // The size is checked by the caller against the descriptor.
+                Ok((client.open_blob(&digest)?, u64::MAX))
+            }
             Blobs::Layout(dir) => {
                 let path = dir.join(member);
                 let file = File::open(&path).map_err(|e| Error::io("cannot open", &path, e))?;
@@ -46,12 +57,16 @@ impl Blobs {
     }
 
     fn read_path(&self, member: &str, image: &str) -> Result<Vec<u8>> {
-        let (mut reader, size) = self.open_path(member)?;
-        if size > 64 << 20 {
-            return Err(Error::bad_image(image, format!("`{member}` is {size} bytes, too large for a JSON document")));
+        const LIMIT: u64 = 64 << 20;
+        let (reader, _) = self.open_path(member)?;
+        let mut bytes = Vec::new();
+        reader.take(LIMIT + 1).read_to_end(&mut bytes).map_err(|e| Error::io("cannot read", member, e))?;
+        if bytes.len() as u64 > LIMIT {
+            return Err(Error::bad_image(
+                image,
+                format!("`{member}` is larger than {LIMIT} bytes, too large for a JSON document"),
+            ));
         }
-        let mut bytes = Vec::with_capacity(size as usize);
-        reader.read_to_end(&mut bytes).map_err(|e| Error::io("cannot read", member, e))?;
         Ok(bytes)
     }
 }
@@ -83,6 +98,11 @@ pub struct OpenedImage {
 }
 
 pub fn open(reference: &ImageRef) -> Result<OpenedImage> {
+    open_with(reference, &ClientOptions::default())
+}
+
+/// Opens an image; `registry` says how to reach a `docker://` source.
+pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<OpenedImage> {
     let display = reference.to_string();
     let (blobs, wanted) = match reference {
         ImageRef::Layout { dir, tag } => (Blobs::Layout(dir.clone()), tag.clone()),
@@ -90,9 +110,7 @@ pub fn open(reference: &ImageRef) -> Result<OpenedImage> {
         ImageRef::DockerArchive { file, reference } => {
             (index_archive(file)?, reference.as_ref().map(|r| r.to_string()))
         }
-        ImageRef::Registry(_) => {
-            return Err(Error::Invalid(format!("`{display}`: reading images from a registry is not supported yet")));
-        }
+        ImageRef::Registry(target) => return open_registry(target, registry, &display),
     };
     if let Blobs::Layout(dir) = &blobs
         && !dir.join("index.json").is_file()
@@ -100,10 +118,78 @@ pub fn open(reference: &ImageRef) -> Result<OpenedImage> {
         return Err(Error::bad_image(&display, "not an OCI image layout: no index.json"));
     }
     let has_index = match &blobs {
-        Blobs::Layout(_) => true,
+        Blobs::Layout(_) | Blobs::Registry(_) => true,
         Blobs::Archive { members, .. } => members.contains_key("index.json"),
     };
     if has_index { open_oci(blobs, &display, wanted.as_deref()) } else { open_docker_save(blobs, &display) }
+}
+
+/// A manifest from a registry: fetched by tag or digest, checked against its digest, config read and checked.
+fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -> Result<OpenedImage> {
+    let client = RegistryClient::connect_for_pull(target, options.clone())?;
+    let accept =
+        [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST].join(", ");
+    let url = client.url(&format!("manifests/{}", target.manifest_reference()));
+    let reply = client.send(ureq::http::Method::GET, &url, &[("accept", accept)], None)?;
+    if !reply.status.is_success() {
+        return Err(client.fail(&format!(
+            "GET manifest {} answered {}: {}",
+            target.manifest_reference(),
+            reply.status,
+            reply.error_text()
+        )));
+    }
+    let media_type =
+        reply.header("content-type").unwrap_or(MEDIA_TYPE_MANIFEST).split(';').next().unwrap_or("").trim().to_string();
+    if media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST {
+        return Err(Error::bad_image(display, "the reference names a multi-platform index, not one image"));
+    }
+    let digest = Digest::of(&reply.body);
+    if let RegistryTarget::Digest(expected) = &target.target
+        && *expected != digest
+    {
+        return Err(Error::bad_image(display, format!("the registry served a manifest with digest {digest}")));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&reply.body).map_err(|e| Error::bad_image(display, format!("invalid manifest: {e}")))?;
+    let descriptor =
+        Descriptor { media_type, digest, size: reply.body.len() as u64, platform: None, annotations: None };
+    let blobs = Blobs::Registry(Box::new(client));
+    let config_bytes = read_verified(&blobs, &manifest.config, display)?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::bad_image(display, format!("invalid image config {}: {e}", manifest.config.digest)))?;
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(config.rootfs.diff_ids.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(d, diff_id)| SourceLayer {
+            descriptor: d.clone(),
+            diff_id: diff_id.cloned(),
+            member: blob_member(&d.digest),
+        })
+        .collect();
+    Ok(OpenedImage {
+        reference: display.to_string(),
+        names: vec![target.to_string()],
+        manifest_descriptor: Some(descriptor),
+        config_descriptor: manifest.config.clone(),
+        config_member: blob_member(&manifest.config.digest),
+        manifest_bytes: Some(reply.body),
+        manifest: Some(manifest),
+        config,
+        layers,
+        blobs,
+    })
+}
+
+impl OpenedImage {
+    /// The registry and repository the image comes from, when it comes from one (for cross-repository mounts).
+    pub fn registry_origin(&self) -> Option<(String, String)> {
+        match &self.blobs {
+            Blobs::Registry(client) => Some((client.host().to_string(), client.repository().to_string())),
+            _ => None,
+        }
+    }
 }
 
 fn index_archive(file: &Path) -> Result<Blobs> {
@@ -294,10 +380,10 @@ impl OpenedImage {
     /// Reads every layer once, checking its size and digest, and its uncompressed digest against the config's
     /// diff_id.
     pub fn verify_layers(&self) -> Result<Vec<VerifiedLayer>> {
-        let (mut config, config_size) = self.blobs.open_path(&self.config_member)?;
+        let (mut config, _) = self.blobs.open_path(&self.config_member)?;
         let mut config_bytes = Vec::new();
         config.read_to_end(&mut config_bytes).map_err(|e| Error::io("cannot read", &self.config_member, e))?;
-        check(&self.config_descriptor, &Digest::of(&config_bytes), config_size, &self.reference)?;
+        check(&self.config_descriptor, &Digest::of(&config_bytes), config_bytes.len() as u64, &self.reference)?;
         let mut verified = Vec::new();
         for layer in &self.layers {
             let (reader, _) = self.blobs.open_path(&layer.member)?;

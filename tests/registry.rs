@@ -610,3 +610,29 @@ fn a_two_platform_index_is_pushed_and_docker_runs_each_platform() {
         run(docker().args(["rmi", &name]));
     }
 }
+
+#[test]
+fn registry_sources_are_mounted_into_an_index_on_the_same_registry_and_streamed_elsewhere() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let amd = format!("docker://{}/src/amd64:1", registry.addr);
+    let arm = format!("docker://{}/src/arm64:1", registry.addr);
+    run(bin().arg(fixtures().join("rootfs-amd64.tar.zst")).args(["-q", "-o", &amd]));
+    run(bin().arg(fixtures().join("rootfs-arm64.tar.zst")).args(["-q", "-o", &arm]));
+    let inspected = run(bin().args(["inspect", "--json", &arm]));
+    assert!(inspected.contains("\"architecture\": \"arm64\""), "{inspected}");
+
+    let target = format!("docker://{}/dst/multi:1", registry.addr);
+    let out = run(bin().args(["index", "--json", &amd, &arm, "-o", &target]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let push = &report["pushes"][0];
+    assert_eq!((push["mounted"].as_array().unwrap().len(), push["bytes_sent"].as_u64()), (4, Some(0)), "{push}");
+    assert_eq!(registry.requests("GET", "/v2/src/amd64/blobs/"), 1, "only the config is read: {}", registry.log());
+
+    let work = tempfile::tempdir().unwrap();
+    let layout = format!("oci:{}:1", work.path().join("multi").display());
+    run(bin().args(["index", &amd, &arm, "-o", &layout]));
+    let arm_only = run(Command::new("skopeo").args(["inspect", "--override-arch", "arm64"]).arg(&layout));
+    assert!(arm_only.contains("\"Architecture\": \"arm64\""), "{arm_only}");
+    let copied = run(bin().args(["push", "--json", &amd, &format!("docker://{}/dst/copy:1", registry.addr)]));
+    assert!(copied.contains("\"bytes_sent\": 0"), "{copied}");
+}

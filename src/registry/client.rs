@@ -90,13 +90,29 @@ pub struct RegistryClient {
     auth: Mutex<Auth>,
     /// Extra repositories whose pull right the token must carry (cross-repository mount sources).
     extra_pull: Mutex<Vec<String>>,
+    /// `pull,push` to push, `pull` to read.
+    actions: &'static str,
 }
 
 const MAX_BODY: u64 = 64 << 20;
 
 impl RegistryClient {
     /// Connects to the registry of `target` (`GET /v2/`) and learns how it wants to be authenticated.
-    pub fn connect(target: &RegistryRef, mut options: ClientOptions) -> Result<RegistryClient, Error> {
+    /// Connects for pushing (`pull,push` rights).
+    pub fn connect(target: &RegistryRef, options: ClientOptions) -> Result<RegistryClient, Error> {
+        Self::connect_with(target, options, "pull,push")
+    }
+
+    /// Connects for reading only (`pull` rights).
+    pub fn connect_for_pull(target: &RegistryRef, options: ClientOptions) -> Result<RegistryClient, Error> {
+        Self::connect_with(target, options, "pull")
+    }
+
+    fn connect_with(
+        target: &RegistryRef,
+        mut options: ClientOptions,
+        actions: &'static str,
+    ) -> Result<RegistryClient, Error> {
         if options.credentials.is_none() {
             options.credentials = super::credentials::lookup(&target.domain)?;
         }
@@ -110,6 +126,7 @@ impl RegistryClient {
             options,
             auth: Mutex::new(Auth::None),
             extra_pull: Mutex::new(Vec::new()),
+            actions,
         };
         let plain_allowed = target.is_loopback() || !client.options.tls_verify;
         let ping = match client.call_once(Method::GET, &format!("{}/v2/", client.base), &[], None) {
@@ -242,6 +259,42 @@ impl RegistryClient {
         }
     }
 
+    /// Opens a blob for streaming (redirects to storage are followed without the `Authorization` header).
+    pub fn open_blob(&self, digest: &crate::digest::Digest) -> Result<Box<dyn std::io::Read + Send>, Error> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let mut delay = self.options.backoff;
+        let mut refreshed_auth = false;
+        let mut attempt = 1;
+        loop {
+            let mut request = http::Request::builder().method(Method::GET).uri(&url);
+            if let Some(value) = self.authorization()? {
+                request = request.header("authorization", value);
+            }
+            let request = request.body(()).map_err(|e| self.fail(&e.to_string()))?;
+            match self.agent.run(request) {
+                Ok(response) if response.status().is_success() => {
+                    return Ok(Box::new(response.into_body().into_reader()));
+                }
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
+                    refreshed_auth = true;
+                    let (parts, _) = response.into_parts();
+                    self.refresh(&Reply { status: parts.status, headers: parts.headers, body: Vec::new() })?;
+                    continue;
+                }
+                Ok(response) if !response.status().is_server_error() || attempt >= self.options.attempts => {
+                    return Err(self.fail(&format!("GET blob {digest} answered {}", response.status())));
+                }
+                Err(e) if !retryable(&e) || attempt >= self.options.attempts => {
+                    return Err(self.unreachable(&describe(&e)));
+                }
+                _ => {}
+            }
+            std::thread::sleep(delay);
+            delay = delay.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
     fn call_once(
         &self,
         method: Method,
@@ -308,7 +361,7 @@ impl RegistryClient {
 
     /// The scopes a push needs: push and pull on the repository, pull on mount sources.
     fn scope(&self) -> String {
-        let mut scopes = vec![format!("repository:{}:pull,push", self.repository)];
+        let mut scopes = vec![format!("repository:{}:{}", self.repository, self.actions)];
         scopes.extend(self.extra_pull.lock().expect("scope lock").iter().map(|r| format!("repository:{r}:pull")));
         scopes.join(" ")
     }
@@ -388,6 +441,8 @@ fn build_agent(options: &ClientOptions) -> Result<ureq::Agent, Error> {
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(300)))
         .max_redirects(5)
+        // Blob GETs may be redirected to object storage: credentials stay with the registry.
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .user_agent(concat!("rootfs2image/", env!("CARGO_PKG_VERSION")))
         .build()
         .into())

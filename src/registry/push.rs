@@ -50,15 +50,31 @@ enum BlobOutcome {
     Mounted,
 }
 
+/// A blob to push, and the repository of the same registry to mount it from, if any.
+#[derive(Clone, Debug)]
+pub struct BlobToPush {
+    pub descriptor: Descriptor,
+    pub mount_from: Option<String>,
+}
+
+impl BlobToPush {
+    /// The blobs of one image (config and layers), all mounted from `mount_from` when given.
+    pub fn of_image(config: &Descriptor, layers: &[Descriptor], mount_from: Option<&str>) -> Vec<BlobToPush> {
+        std::iter::once(config)
+            .chain(layers)
+            .map(|d| BlobToPush { descriptor: d.clone(), mount_from: mount_from.map(str::to_string) })
+            .collect()
+    }
+}
+
 /// Uploads every blob the registry lacks. Nothing becomes visible until [`put_manifest`].
 pub fn push_blobs(
     client: &RegistryClient,
     source: &dyn BlobSource,
-    blobs: &[Descriptor],
-    mount_from: Option<&str>,
+    blobs: &[BlobToPush],
     report: &mut PushReport,
 ) -> Result<()> {
-    if let Some(from) = mount_from {
+    for from in blobs.iter().filter_map(|b| b.mount_from.as_deref()) {
         client.add_pull_scope(from);
     }
     let next = AtomicUsize::new(0);
@@ -69,7 +85,7 @@ pub fn push_blobs(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(blob) = blobs.get(i) else { return };
-                    let outcome = ensure_blob(client, source, blob, mount_from);
+                    let outcome = ensure_blob(client, source, &blob.descriptor, blob.mount_from.as_deref());
                     let failed = outcome.is_err();
                     results.lock().expect("results lock").push((i, outcome));
                     if failed {
@@ -84,7 +100,7 @@ pub fn push_blobs(
     let mut results = results.into_inner().expect("results lock");
     results.sort_by_key(|(i, _)| *i);
     for (i, outcome) in results {
-        let digest = blobs[i].digest.clone();
+        let digest = blobs[i].descriptor.digest.clone();
         match outcome? {
             BlobOutcome::Uploaded(bytes) => {
                 report.uploaded.push(digest);
@@ -210,7 +226,7 @@ pub fn push_image(
     target: &crate::reference::RegistryRef,
     options: &crate::sink::SinkOptions,
 ) -> Result<PushReport> {
-    let image = crate::source::open(source)?;
+    let image = crate::source::open_with(source, &options.registry)?;
     let (Some(manifest), Some(manifest_bytes), Some(descriptor)) =
         (&image.manifest, &image.manifest_bytes, &image.manifest_descriptor)
     else {
@@ -222,9 +238,13 @@ pub fn push_image(
     };
     let client = RegistryClient::connect(target, options.registry.clone())?;
     let mut report = PushReport { reference: format!("docker://{target}"), ..PushReport::default() };
-    let mut blobs = vec![manifest.config.clone()];
-    blobs.extend(manifest.layers.iter().cloned());
-    push_blobs(&client, &image, &blobs, options.mount_from.as_deref(), &mut report)?;
+    // From the same registry, blobs are mounted from the source repository: nothing goes through this machine.
+    let mount_from = match image.registry_origin() {
+        Some((host, repository)) if host == client.host() => Some(repository),
+        _ => options.mount_from.clone(),
+    };
+    let blobs = BlobToPush::of_image(&manifest.config, &manifest.layers, mount_from.as_deref());
+    push_blobs(&client, &image, &blobs, &mut report)?;
     report.manifest_digest =
         Some(put_manifest(&client, &target.manifest_reference(), &descriptor.media_type, manifest_bytes)?);
     Ok(report)

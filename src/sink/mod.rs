@@ -22,6 +22,8 @@ pub struct PublishedImage {
     pub manifest_bytes: Vec<u8>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    /// The registry host and repository the image was read from, for cross-repository mounts.
+    pub origin: Option<(String, String)>,
 }
 
 /// What an output publishes: a top document (an image manifest, or an index of several images) and its images.
@@ -43,6 +45,7 @@ impl Publication {
                 manifest_bytes: image.manifest_bytes.clone(),
                 config: image.config_descriptor.clone(),
                 layers: image.manifest.layers.clone(),
+                origin: None,
             }],
         }
     }

@@ -5,7 +5,7 @@ use super::{PreparedOutput, Publication, SinkOptions};
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
 use crate::reference::{RegistryRef, RegistryTarget};
-use crate::registry::push::{push_blobs, put_manifest};
+use crate::registry::push::{BlobToPush, push_blobs, put_manifest};
 use crate::registry::{PushReport, RegistryClient};
 
 pub fn prepare(
@@ -24,11 +24,21 @@ pub fn prepare(
     }
     let client = RegistryClient::connect(target, options.registry.clone())?;
     let mut report = PushReport { reference: format!("docker://{target}"), ..PushReport::default() };
-    let mut blobs: Vec<_> =
-        image.images.iter().flat_map(|i| std::iter::once(i.config.clone()).chain(i.layers.iter().cloned())).collect();
-    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
-    blobs.dedup_by(|a, b| a.digest == b.digest);
-    push_blobs(&client, staging, &blobs, options.mount_from.as_deref(), &mut report)?;
+    let mut blobs: Vec<BlobToPush> = image
+        .images
+        .iter()
+        .flat_map(|i| {
+            // An image read from this same registry has its blobs mounted from its own repository.
+            let mount_from = match &i.origin {
+                Some((host, repository)) if host == client.host() => Some(repository.as_str()),
+                _ => options.mount_from.as_deref(),
+            };
+            BlobToPush::of_image(&i.config, &i.layers, mount_from)
+        })
+        .collect();
+    blobs.sort_by(|a, b| a.descriptor.digest.cmp(&b.descriptor.digest));
+    blobs.dedup_by(|a, b| a.descriptor.digest == b.descriptor.digest);
+    push_blobs(&client, staging, &blobs, &mut report)?;
     if image.is_index() {
         // An index may only name manifests the registry has: put each image's manifest by digest first.
         for i in &image.images {
