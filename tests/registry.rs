@@ -317,8 +317,17 @@ fn cross_repository_mounts_send_no_data() {
     assert_eq!(registry.requests("POST", "mount="), 2, "{}", registry.log());
 }
 
-/// Forwards loopback connections to `upstream`, cutting the connection once after `cut_after` request bytes.
-fn faulty_proxy(upstream: String, cut_after: u64) -> (String, Arc<AtomicBool>) {
+/// How the faulty proxy misbehaves, once.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Cut the connection after this many request bytes in all.
+    CutAfter(u64),
+    /// Answer the first `PUT` (an upload's closing request) with 503 and `Retry-After: 1` instead of forwarding it.
+    Unavailable,
+}
+
+/// Forwards loopback connections to `upstream`, misbehaving once as `fault` says.
+fn faulty_proxy(upstream: String, fault: Fault) -> (String, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let sent = Arc::new(AtomicU64::new(0));
@@ -338,7 +347,16 @@ fn faulty_proxy(upstream: String, cut_after: u64) -> (String, Arc<AtomicBool>) {
                         break;
                     }
                     let total = sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
-                    if total > cut_after && !tripped.swap(true, Ordering::SeqCst) {
+                    let trip = match fault {
+                        Fault::CutAfter(limit) => total > limit,
+                        Fault::Unavailable => buf[..n].starts_with(b"PUT "),
+                    };
+                    if trip && !tripped.swap(true, Ordering::SeqCst) {
+                        if let Fault::Unavailable = fault {
+                            let reply = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                            let mut answer = c_read.try_clone().unwrap();
+                            let _ = answer.write_all(reply.as_bytes());
+                        }
                         let _ = c_read.shutdown(Shutdown::Both);
                         let _ = s_write.shutdown(Shutdown::Both);
                         return;
@@ -361,7 +379,7 @@ fn faulty_proxy(upstream: String, cut_after: u64) -> (String, Arc<AtomicBool>) {
 #[test]
 fn a_connection_dropped_mid_upload_is_retried_and_the_push_succeeds() {
     let registry = TestRegistry::start(RegistryConfig::default());
-    let (proxy, tripped) = faulty_proxy(registry.addr.clone(), 2 << 20);
+    let (proxy, tripped) = faulty_proxy(registry.addr.clone(), Fault::CutAfter(2 << 20));
     let target = format!("docker://{proxy}/flaky/app:1");
     let pushed = push_json(&["-o", &target]);
     assert!(tripped.load(Ordering::SeqCst), "the proxy never cut a connection");
@@ -635,4 +653,16 @@ fn registry_sources_are_mounted_into_an_index_on_the_same_registry_and_streamed_
     assert!(arm_only.contains("\"Architecture\": \"arm64\""), "{arm_only}");
     let copied = run(bin().args(["push", "--json", &amd, &format!("docker://{}/dst/copy:1", registry.addr)]));
     assert!(copied.contains("\"bytes_sent\": 0"), "{copied}");
+}
+
+#[test]
+fn a_503_with_retry_after_is_waited_out_and_retried() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let (proxy, tripped) = faulty_proxy(registry.addr.clone(), Fault::Unavailable);
+    let started = Instant::now();
+    let pushed = push_json(&["-o", &format!("docker://{proxy}/busy/app:1")]);
+    assert!(tripped.load(Ordering::SeqCst), "the proxy never answered 503");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not honoured");
+    let direct = format!("docker://{}/busy/app:1", registry.addr);
+    assert_eq!(skopeo_digest(&direct, &[]), pushed["manifest_digest"].as_str().unwrap());
 }

@@ -187,13 +187,7 @@ impl RegistryClient {
 
     /// Resolves a `Location` header, relative or absolute, against the registry.
     pub fn resolve(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.base)
-        } else {
-            format!("{}/{location}", self.base)
-        }
+        resolve_location(&self.base, location)
     }
 
     /// Asks for pull rights on `repository` too, for cross-repository mounts.
@@ -414,6 +408,17 @@ impl RegistryClient {
     }
 }
 
+/// distribution spec: a `Location` may be absolute or relative to the registry's base URL.
+fn resolve_location(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if location.starts_with('/') {
+        format!("{base}{location}")
+    } else {
+        format!("{base}/{location}")
+    }
+}
+
 fn build_agent(options: &ClientOptions) -> Result<ureq::Agent, Error> {
     use ureq::tls::{RootCerts, TlsConfig};
     let mut certs = Vec::new();
@@ -471,4 +476,25 @@ fn percent_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_whether_absolute_or_relative() {
+        let base = "https://r.example:5000";
+        assert_eq!(
+            resolve_location(base, "/v2/a/blobs/uploads/x?_state=1"),
+            "https://r.example:5000/v2/a/blobs/uploads/x?_state=1"
+        );
+        assert_eq!(resolve_location(base, "https://s3.example/upload"), "https://s3.example/upload");
+        assert_eq!(resolve_location(base, "v2/a/blobs/uploads/y"), "https://r.example:5000/v2/a/blobs/uploads/y");
+    }
+
+    #[test]
+    fn token_scopes_are_percent_encoded() {
+        assert_eq!(percent_encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+    }
 }
