@@ -1,0 +1,155 @@
+# Container images from an image recipe's rootfs: `inherit imgcraft` adds the image type `imgcraft`, whose
+# do_image_imgcraft task runs rootfs2image and deploys an archive that `docker load`, `podman load` and skopeo accept
+# (${IMAGE_LINK_NAME}.oci.tar) and, if asked, an OCI image layout (${IMAGE_LINK_NAME}.oci), for the MACHINE's
+# architecture. `bitbake -c imgcraft_push IMAGE` pushes it to a registry; a normal build never touches the network.
+
+# What to convert. Empty: a tarball of IMAGE_ROOTFS streamed straight into rootfs2image, made under pseudo by GNU tar
+# with --xattrs (OE-core's own IMAGE_CMD:tar drops xattrs, and with them file capabilities). A tar type of
+# IMAGE_FSTYPES (tar.zst, tar.bz2, ...) converts that tarball instead.
+IMGCRAFT_ROOTFS_TYPE ??= ""
+# The name the image carries in archives (docker/podman load list it under it).
+IMGCRAFT_TAG ??= "${IMAGE_BASENAME}:latest"
+# Entrypoint and default command: a JSON array (["/usr/bin/app","-v"]) or a shell-like string.
+IMGCRAFT_ENTRYPOINT ??= ""
+IMGCRAFT_CMD ??= ""
+# Space-separated KEY=VALUE environment variables of the container.
+IMGCRAFT_ENV ??= ""
+# Working directory and user (NAME, UID, NAME:GROUP or UID:GID) of the container's process.
+IMGCRAFT_WORKDIR ??= ""
+IMGCRAFT_USER ??= ""
+# Space-separated KEY=VALUE config labels and manifest annotations, added to IMGCRAFT_STANDARD_LABELS.
+IMGCRAFT_LABELS ??= ""
+IMGCRAFT_ANNOTATIONS ??= ""
+# The OCI labels and annotations every image gets, for traceability back to the build.
+IMGCRAFT_STANDARD_LABELS ??= "org.opencontainers.image.title=${IMAGE_BASENAME} org.opencontainers.image.version=${PV} ${@imgcraft_revision_label(d)}"
+# Space-separated ports (PORT, PORT/tcp, PORT/udp) and volume mount points.
+IMGCRAFT_PORTS ??= ""
+IMGCRAFT_VOLUMES ??= ""
+# Signal that stops the container (SIGTERM, SIGINT, ...).
+IMGCRAFT_STOPSIGNAL ??= ""
+# Layer compression: gzip (what every engine and registry accepts), zstd or none.
+IMGCRAFT_COMPRESSION ??= "gzip"
+# What to deploy: "archive" (NAME.oci.tar), "layout" (NAME.oci, an OCI image layout directory), or both.
+IMGCRAFT_OUTPUTS ??= "archive"
+# More rootfs2image options, verbatim.
+IMGCRAFT_EXTRA_ARGS ??= ""
+# Creation time and mtime ceiling; the build's SOURCE_DATE_EPOCH keeps images reproducible.
+IMGCRAFT_SOURCE_DATE_EPOCH ??= "${SOURCE_DATE_EPOCH}"
+# Where `bitbake -c imgcraft_push IMAGE` pushes (docker://HOST/REPO:TAG), and its extra options (--creds-stdin is not
+# available in a task: use an auth file, REGISTRY_AUTH_FILE or a credential helper).
+IMGCRAFT_PUSH_REF ??= ""
+IMGCRAFT_PUSH_ARGS ??= ""
+# The OCI platform, from TARGET_ARCH and the tune (see imgcraft_oci_platform); set them to override.
+IMGCRAFT_ARCH ??= "${@imgcraft_oci_platform(d)[0]}"
+IMGCRAFT_VARIANT ??= "${@imgcraft_oci_platform(d)[1]}"
+
+IMAGE_TYPES:append = " imgcraft"
+IMAGE_FSTYPES:append = " imgcraft"
+IMAGE_TYPEDEP:imgcraft = "${IMGCRAFT_ROOTFS_TYPE}"
+IMAGE_CMD:imgcraft = "imgcraft_image"
+do_image_imgcraft[depends] += "imgcraft-native:do_populate_sysroot"
+do_image_imgcraft[vardeps] += "IMGCRAFT_ARCH IMGCRAFT_VARIANT"
+
+def imgcraft_oci_platform(d):
+    """The OCI architecture and variant for TARGET_ARCH. The ARM level is looked for in TUNE_FEATURES, then in
+    MACHINEOVERRIDES, TUNE_PKGARCH and PACKAGE_EXTRA_ARCHS: qemuarm's TUNE_FEATURES ("arm vfp cortexa15 neon thumb
+    callconvention-hard") names no level, which only its overrides (armv7ve) and package archs show."""
+    import re
+    arch = d.getVar('TARGET_ARCH') or ''
+    simple = {
+        'aarch64': ('arm64', 'v8'), 'x86_64': ('amd64', ''), 'riscv64': ('riscv64', ''),
+        'powerpc64le': ('ppc64le', ''), 'powerpc64': ('ppc64', ''), 's390x': ('s390x', ''),
+        'mips': ('mips', ''), 'mipsel': ('mipsle', ''), 'mips64': ('mips64', ''), 'mips64el': ('mips64le', ''),
+        'loongarch64': ('loong64', ''),
+    }
+    if arch in simple:
+        return simple[arch]
+    if re.fullmatch(r'i[3-6]86', arch):
+        return ('386', '')
+    if arch in ('arm', 'armeb'):
+        if arch == 'armeb':
+            return ('', 'big-endian ARM')
+        words = (d.getVar('TUNE_FEATURES') or '').split()
+        words += (d.getVar('MACHINEOVERRIDES') or '').split(':')
+        words += (d.getVar('TUNE_PKGARCH') or '').split()
+        words += (d.getVar('PACKAGE_EXTRA_ARCHS') or '').split()
+        levels = [int(m.group(1)) for w in words for m in [re.match(r'armv([5-8])', w)] if m]
+        if not levels:
+            return ('arm', '')
+        return ('arm', 'v%d' % min(max(levels), 8))
+    return ('', arch)
+
+def imgcraft_revision_label(d):
+    revision = d.getVar('METADATA_REVISION') or ''
+    if revision and revision != '<unknown>':
+        return 'org.opencontainers.image.revision=%s' % revision
+    return ''
+
+python __anonymous() {
+    arch = d.getVar('IMGCRAFT_ARCH')
+    if not arch:
+        bb.fatal("imgcraft: TARGET_ARCH '%s' (%s) is not an architecture container engines know; set IMGCRAFT_ARCH "
+                 "(and IMGCRAFT_VARIANT) if you know better" % (d.getVar('TARGET_ARCH'), imgcraft_oci_platform(d)[1]))
+    if arch == 'arm' and not d.getVar('IMGCRAFT_VARIANT'):
+        bb.fatal("imgcraft: no ARM architecture level (armv5/6/7/8) found in TUNE_FEATURES, MACHINEOVERRIDES, "
+                 "TUNE_PKGARCH or PACKAGE_EXTRA_ARCHS; set IMGCRAFT_VARIANT = \"v7\" (or v5, v6, v8)")
+    for output in (d.getVar('IMGCRAFT_OUTPUTS') or '').split():
+        if output not in ('archive', 'layout'):
+            bb.fatal("imgcraft: IMGCRAFT_OUTPUTS holds '%s': use archive, layout or both" % output)
+}
+
+# Runs rootfs2image in do_image_imgcraft (under pseudo, so the stream sees the rootfs's real owners).
+imgcraft_image() {
+    set -- --arch "${IMGCRAFT_ARCH}${@'/' + d.getVar('IMGCRAFT_VARIANT') if d.getVar('IMGCRAFT_VARIANT') else ''}" \
+        --tag "${IMGCRAFT_TAG}" --compression "${IMGCRAFT_COMPRESSION}" --quiet
+    [ -n "${IMGCRAFT_SOURCE_DATE_EPOCH}" ] && set -- "$@" --source-date-epoch "${IMGCRAFT_SOURCE_DATE_EPOCH}"
+    [ -n '${IMGCRAFT_ENTRYPOINT}' ] && set -- "$@" --entrypoint='${IMGCRAFT_ENTRYPOINT}'
+    [ -n '${IMGCRAFT_CMD}' ] && set -- "$@" --cmd='${IMGCRAFT_CMD}'
+    [ -n "${IMGCRAFT_WORKDIR}" ] && set -- "$@" --workdir "${IMGCRAFT_WORKDIR}"
+    [ -n "${IMGCRAFT_USER}" ] && set -- "$@" --user "${IMGCRAFT_USER}"
+    [ -n "${IMGCRAFT_STOPSIGNAL}" ] && set -- "$@" --stop-signal "${IMGCRAFT_STOPSIGNAL}"
+    for kv in ${IMGCRAFT_ENV}; do set -- "$@" --env "$kv"; done
+    for kv in ${IMGCRAFT_STANDARD_LABELS} ${IMGCRAFT_LABELS}; do set -- "$@" --label "$kv"; done
+    for kv in ${IMGCRAFT_STANDARD_LABELS} ${IMGCRAFT_ANNOTATIONS}; do set -- "$@" --annotation "$kv"; done
+    for port in ${IMGCRAFT_PORTS}; do set -- "$@" --expose "$port"; done
+    for volume in ${IMGCRAFT_VOLUMES}; do set -- "$@" --volume "$volume"; done
+    name="${IMAGE_NAME}${IMAGE_NAME_SUFFIX}"
+    for output in ${IMGCRAFT_OUTPUTS}; do
+        case "$output" in
+        archive) set -- "$@" -o "oci-archive:${IMGDEPLOYDIR}/$name.oci.tar" ;;
+        layout) rm -rf "${IMGDEPLOYDIR}/$name.oci"; set -- "$@" -o "oci:${IMGDEPLOYDIR}/$name.oci" ;;
+        esac
+    done
+
+    if [ -n "${IMGCRAFT_ROOTFS_TYPE}" ]; then
+        rootfs2image "${IMGDEPLOYDIR}/$name.${IMGCRAFT_ROOTFS_TYPE}" "$@" ${IMGCRAFT_EXTRA_ARGS}
+    else
+        # OE-core's tar flags plus xattrs; exit status 1 ("file changed as we read it") is fine, as for IMAGE_CMD:tar.
+        { tar --xattrs --xattrs-include='*' --sort=name --format=posix --pax-option=delete=atime,delete=ctime \
+            --numeric-owner -C "${IMAGE_ROOTFS}" -cf - . || [ $? -eq 1 ]; } |
+            rootfs2image - "$@" ${IMGCRAFT_EXTRA_ARGS}
+    fi
+
+    # The usual IMAGE_LINK_NAME symlinks, so that tmp/deploy/images/MACHINE/IMAGE.oci.tar is always the latest.
+    if [ -n "${IMAGE_LINK_NAME}" ]; then
+        for output in ${IMGCRAFT_OUTPUTS}; do
+            case "$output" in
+            archive) ln -sfn "$name.oci.tar" "${IMGDEPLOYDIR}/${IMAGE_LINK_NAME}.oci.tar" ;;
+            layout) ln -sfn "$name.oci" "${IMGDEPLOYDIR}/${IMAGE_LINK_NAME}.oci" ;;
+            esac
+        done
+    fi
+}
+
+# `bitbake -c imgcraft_push IMAGE`: pushes the deployed archive to IMGCRAFT_PUSH_REF. Not part of any normal build.
+do_imgcraft_push() {
+    if [ -z "${IMGCRAFT_PUSH_REF}" ]; then
+        bbfatal "imgcraft: set IMGCRAFT_PUSH_REF = \"docker://HOST/REPO:TAG\" to push"
+    fi
+    rootfs2image push ${IMGCRAFT_PUSH_ARGS} "oci-archive:${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar" "${IMGCRAFT_PUSH_REF}"
+}
+addtask imgcraft_push after do_image_complete
+do_imgcraft_push[nostamp] = "1"
+do_imgcraft_push[network] = "1"
+do_imgcraft_push[depends] += "imgcraft-native:do_populate_sysroot"
+do_imgcraft_push[prefuncs] += "extend_recipe_sysroot"
