@@ -16,9 +16,17 @@
 # The rootfs (debootstrap of bookworm, ~800 MB installed) is built once and tarred the way Yocto's IMAGE_CMD:tar does,
 # then compressed like Yocto's default IMAGE_FSTYPES (tar.zst). Every step is skipped when its output exists.
 #
-# Each row runs under `/usr/bin/time`: wall seconds and the peak RSS of the largest single process in the row
-# (for a pipeline that is the hungriest stage, not the sum). The page cache is never dropped; the input is read once
+# Each row runs under `/usr/bin/time` for the peak RSS of the largest single process in the row (for a pipeline that is
+# the hungriest stage, not the sum); wall seconds come from bash's clock around it, to the millisecond, because a warm
+# push takes a few hundredths of a second. The page cache is never dropped; the input is read once
 # before the first row so that every row starts warm. Outputs are deleted and flushed to disk between rows.
+#
+# The push rows push one image of the same rootfs (an OCI layout with a gzip layer, written once by rootfs2image and
+# kept in the cache) to a docker-registry the script starts on a free loopback port and stops at exit, once with
+# `rootfs2image push` and once with `skopeo copy`: cold (the registry's storage wiped and the registry restarted before
+# every run, untimed) and warm (the same image pushed again, untimed, right before the timed push, so every blob is
+# already there). Their wall time includes nothing but the client's run; the registry hashes and stores in parallel on
+# the same cores. They are compared with skopeo instead of umoci.
 #
 # To add a row: write a `row_NAME` function that calls `bench_row` (or `skip_row`) and append NAME to ROWS.
 set -euo pipefail
@@ -34,6 +42,10 @@ ROOTFS_TAR=$BENCH_DIR/rootfs.tar
 TARBALL=$BENCH_DIR/rootfs.tar.zst
 OUT_DIR=$BENCH_DIR/out
 PODMAN_REF=localhost/imgcraft-bench:latest
+PUSH_LAYOUT=$BENCH_DIR/push-layout
+REGISTRY_DIR=$BENCH_DIR/registry
+PUSH_REPO=bench/app
+PUSH_TAG=1
 
 # Targets from the issue: wall time relative to the umoci pipeline, and peak memory (MB = 10^6 bytes).
 TARGET_GZIP_RATIO=0.5
@@ -41,7 +53,7 @@ TARGET_ZSTD_RATIO=0.2
 TARGET_PEAK_BYTES=100000000
 
 RUNS=1
-ROWS=(rootfs2image-gzip rootfs2image-zstd umoci podman-import floor)
+ROWS=(rootfs2image-gzip rootfs2image-zstd umoci podman-import floor push-cold push-warm skopeo-cold skopeo-warm)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -155,12 +167,19 @@ build_tarball() {
 # ---------------------------------------------------------------------------------------------------------------------
 # Measurement
 
-ROW_NAME=() ROW_STATUS=() ROW_WALL=() ROW_RSS_KIB=() ROW_SIZE=() ROW_NOTE=() ROW_WALLS=()
+ROW_NAME=() ROW_STATUS=() ROW_WALL=() ROW_RSS_KIB=() ROW_SIZE=() ROW_NOTE=() ROW_WALLS=() ROW_SENT=()
 
 record() { # NAME STATUS WALL RSS_KIB SIZE NOTE [WALL_OF_EVERY_RUN...]
 	ROW_NAME+=("$1") ROW_STATUS+=("$2") ROW_WALL+=("$3") ROW_RSS_KIB+=("$4") ROW_SIZE+=("$5") ROW_NOTE+=("$6")
 	shift 6
-	ROW_WALLS+=("$*")
+	ROW_WALLS+=("$*") ROW_SENT+=(-)
+}
+
+# annotate_last_row NOTE [BYTES_SENT]: what the row just recorded did, for the table and the JSON.
+annotate_last_row() {
+	local i=$((${#ROW_NAME[@]} - 1))
+	ROW_NOTE[i]=$1
+	ROW_SENT[i]=${2:--}
 }
 
 reset_out_dir() {
@@ -168,30 +187,37 @@ reset_out_dir() {
 	mkdir -p "$OUT_DIR"
 }
 
-# bench_row NAME OUTPUT [--cleanup FUNCTION] -- COMMAND...
-#   Run COMMAND $RUNS times, each in an empty $OUT_DIR followed by FUNCTION, and record the median wall time, the
-#   highest peak RSS and the size of OUTPUT ("-" for none).
+# bench_row NAME OUTPUT [--setup FUNCTION] [--cleanup FUNCTION] -- COMMAND...
+#   Run COMMAND $RUNS times, each in an empty $OUT_DIR followed by the cleanup FUNCTION, and record the median wall
+#   time, the highest peak RSS and the size of OUTPUT ("-" for none). The setup FUNCTION runs, untimed, right before
+#   each run; the cleanup FUNCTION before the setup and after each run.
 bench_row() {
-	local name=$1 output=$2 cleanup=:
+	local name=$1 output=$2 setup=: cleanup=:
 	shift 2
-	if [[ ${1:-} == --cleanup ]]; then
-		cleanup=$2
+	while [[ ${1:-} == --setup || ${1:-} == --cleanup ]]; do
+		case $1 in
+		--setup) setup=$2 ;;
+		--cleanup) cleanup=$2 ;;
+		esac
 		shift 2
-	fi
+	done
 	[[ ${1:-} == -- ]] || die "bench_row $name: expected -- before the command"
 	shift
-	local timing=$BENCH_DIR/time.$name log=$BENCH_DIR/row.$name.log status=ok size=- run wall rss walls=() peak=0
+	local timing=$BENCH_DIR/time.$name log=$BENCH_DIR/row.$name.log status=ok size=- run start end wall rss walls=() peak=0
 	for ((run = 1; run <= RUNS; run++)); do
 		reset_out_dir
 		"$cleanup"
+		"$setup"
 		sync
 		say "row $name, run $run/$RUNS: $*"
-		if ! /usr/bin/time -f '%e %M' -o "$timing" "$@" >"$log" 2>&1; then
+		start=${EPOCHREALTIME/,/.}
+		if ! /usr/bin/time -f '%M' -o "$timing" "$@" >"$log" 2>&1; then
 			status=failed
 			say "row $name failed; its output is in $log"
 		fi
-		read -r wall rss < <(tail -n 1 "$timing")
-		walls+=("$wall")
+		end=${EPOCHREALTIME/,/.}
+		rss=$(tail -n 1 "$timing")
+		walls+=("$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }')")
 		((rss > peak)) && peak=$rss
 		if [[ $status == ok && $output != - ]]; then
 			if [[ -f $output ]]; then
@@ -290,6 +316,225 @@ row_floor() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Registry push: one image, a private docker-registry, this tool against `skopeo copy`
+
+PUSH_SOURCE=oci:$PUSH_LAYOUT:latest
+PUSH_WHY=
+REGISTRY_ADDR=
+REGISTRY_PID=
+
+is_push_row() { [[ $1 == push-* || $1 == skopeo-* ]]; }
+
+# The image both tools push: the large rootfs with one gzip layer, written once and kept while the tarball is unchanged.
+build_push_layout() {
+	if [[ -f $PUSH_LAYOUT/index.json && ! $TARBALL -nt $PUSH_LAYOUT/index.json ]]; then
+		say "push layout exists: $PUSH_LAYOUT"
+		return 0
+	fi
+	rm -rf "$PUSH_LAYOUT" "$PUSH_LAYOUT.partial"
+	say "writing the image to push (untimed, once): $ROOTFS2IMAGE_BIN $TARBALL --arch $ARCH --compression gzip -q -o oci:$PUSH_LAYOUT:latest"
+	"$ROOTFS2IMAGE_BIN" "$TARBALL" --arch "$ARCH" --compression gzip -q -o "oci:$PUSH_LAYOUT.partial:latest" >&2 ||
+		die "rootfs2image could not write $PUSH_LAYOUT"
+	mv "$PUSH_LAYOUT.partial" "$PUSH_LAYOUT"
+}
+
+# The layout's manifest, as the registry will serve it.
+layout_manifest() {
+	local digest
+	digest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "latest") | .digest' \
+		"$PUSH_LAYOUT/index.json")
+	cat "$PUSH_LAYOUT/blobs/${digest/://}"
+}
+
+# The layout's blob files (config and layers), read once before every push so that both tools read from the page cache.
+read_layout_blobs() {
+	layout_manifest | jq -r '.config.digest, .layers[].digest' | sed "s|:|/|; s|^|$PUSH_LAYOUT/blobs/|" | xargs cat >/dev/null
+}
+
+# A loopback port nothing listens on, picked at random in 5100-5899 so that two benches side by side rarely collide.
+free_port() {
+	local used port tries
+	used=" $(ss -Htln | awk '{ n = split($4, a, ":"); printf "%s ", a[n] }')"
+	for ((tries = 0; tries < 100; tries++)); do
+		port=$((5100 + RANDOM % 800))
+		[[ $used == *" $port "* ]] || { echo "$port"; return 0; }
+	done
+	die "found no free loopback port in 5100-5899"
+}
+
+registry_answers() { curl -fsS -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v2/" 2>/dev/null; }
+
+# Starts docker-registry on $REGISTRY_ADDR (picked on the first start, kept across restarts so the rows' destination
+# stays the same) with its storage in $REGISTRY_DIR/storage.
+start_registry() {
+	[[ -n $REGISTRY_ADDR ]] || REGISTRY_ADDR=127.0.0.1:$(free_port)
+	mkdir -p "$REGISTRY_DIR/storage"
+	# Our own config: Debian's default asks for htpasswd auth and listens on every address.
+	cat >"$REGISTRY_DIR/config.yml" <<-CONFIG
+		version: 0.1
+		storage:
+		  filesystem:
+		    rootdirectory: $REGISTRY_DIR/storage
+		http:
+		  addr: $REGISTRY_ADDR
+	CONFIG
+	say "starting docker-registry on $REGISTRY_ADDR (storage $REGISTRY_DIR/storage, log $REGISTRY_DIR/registry.log)"
+	docker-registry serve "$REGISTRY_DIR/config.yml" </dev/null >>"$REGISTRY_DIR/registry.log" 2>&1 &
+	REGISTRY_PID=$!
+	local i
+	for ((i = 0; i < 50; i++)); do
+		# Alive and answering: a registry that lost the port to someone else exits at once.
+		if registry_answers && kill -0 "$REGISTRY_PID" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$REGISTRY_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	tail -n 20 "$REGISTRY_DIR/registry.log" >&2
+	stop_registry
+	die "docker-registry did not answer on $REGISTRY_ADDR; its log is $REGISTRY_DIR/registry.log"
+}
+
+stop_registry() {
+	[[ -n $REGISTRY_PID ]] || return 0
+	kill "$REGISTRY_PID" 2>/dev/null || true
+	wait "$REGISTRY_PID" 2>/dev/null || true
+	REGISTRY_PID=
+}
+
+# At exit, however the script ends: the registry stops and its storage (a copy of the image) goes.
+stop_registry_at_exit() {
+	[[ -n $REGISTRY_PID ]] || return 0
+	say "stopping docker-registry on $REGISTRY_ADDR and removing $REGISTRY_DIR/storage"
+	stop_registry
+	rm -rf "$REGISTRY_DIR/storage"
+}
+
+# Everything the push rows need, or PUSH_WHY when they cannot run.
+prepare_push() {
+	if [[ -z $ROOTFS2IMAGE_BIN ]]; then
+		PUSH_WHY="no image to push: $ROOTFS2IMAGE_WHY"
+		return 0
+	fi
+	if ! "$ROOTFS2IMAGE_BIN" push --help >/dev/null 2>&1; then
+		PUSH_WHY="\`$ROOTFS2IMAGE_BIN\` has no push subcommand yet"
+		return 0
+	fi
+	build_push_layout
+	mkdir -p "$REGISTRY_DIR"
+	rm -rf "$REGISTRY_DIR/storage"
+	: >"$REGISTRY_DIR/registry.log"
+	trap stop_registry_at_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	start_registry
+}
+
+push_destination() { echo "docker://$REGISTRY_ADDR/$PUSH_REPO:$PUSH_TAG"; }
+
+# Setup of a cold row: no blob of any repository left (blobs are global in docker-registry) and a new process, so no
+# cache remembers one.
+empty_registry() {
+	say "emptying the registry: stop, remove $REGISTRY_DIR/storage, start"
+	stop_registry
+	rm -rf "$REGISTRY_DIR/storage"
+	start_registry
+	read_layout_blobs
+	mark_registry_log
+}
+
+# Setups of the warm rows: the same tool pushes the same image once, untimed, so the timed push is a second push.
+first_push_rootfs2image() {
+	say "untimed first push: rootfs2image push $PUSH_SOURCE $(push_destination)"
+	"$ROOTFS2IMAGE_BIN" push "$PUSH_SOURCE" "$(push_destination)" >"$REGISTRY_DIR/first-push.log" 2>&1 ||
+		die "the untimed first push failed; see $REGISTRY_DIR/first-push.log"
+	read_layout_blobs
+	mark_registry_log
+}
+
+first_push_skopeo() {
+	say "untimed first push: skopeo copy --dest-tls-verify=false $PUSH_SOURCE $(push_destination)"
+	skopeo copy --dest-tls-verify=false "$PUSH_SOURCE" "$(push_destination)" >"$REGISTRY_DIR/first-push.log" 2>&1 ||
+		die "the untimed first push failed; see $REGISTRY_DIR/first-push.log"
+	read_layout_blobs
+	mark_registry_log
+}
+
+# The registry's access log from the start of the last timed run: what the client asked for, summed up the same way for
+# both tools (skopeo prints no "skipped: already exists" without a terminal, so its own output says little).
+REGISTRY_LOG_MARK=0
+mark_registry_log() { REGISTRY_LOG_MARK=$(wc -l <"$REGISTRY_DIR/registry.log"); }
+
+registry_requests() {
+	# The access log line is written once the response is out; give the last one a moment to land.
+	sleep 0.2
+	tail -n +"$((REGISTRY_LOG_MARK + 1))" "$REGISTRY_DIR/registry.log" | awk '
+		$1 == "127.0.0.1" && $2 == "-" {
+			method = substr($6, 2); path = $7; code = $9
+			if (method == "HEAD" && path ~ /\/blobs\/sha256:/) { heads++; if (code == 200) found++ }
+			else if (method == "POST" && path ~ /\/blobs\/uploads\//) uploads++
+			else if (method == "PATCH") patches++
+			else if (method == "PUT" && path ~ /\/manifests\//) manifests++
+		}
+		END {
+			printf "registry saw: HEAD blob %d (%d found), POST upload %d, PATCH %d, PUT manifest %d",
+				heads, found, uploads, patches, manifests
+		}'
+}
+
+# What the last run of a rootfs2image push row did: bytes sent from its --json report, requests from the registry.
+note_rootfs2image_push() {
+	local log=$BENCH_DIR/row.$1.log i=$((${#ROW_NAME[@]} - 1)) sent
+	[[ ${ROW_STATUS[i]} == ok ]] || return 0
+	if ! sent=$(jq -er '.bytes_sent' "$log" 2>/dev/null); then
+		annotate_last_row "no --json report in $log; $(registry_requests)"
+		return 0
+	fi
+	annotate_last_row "sent $(human "$sent"); $(registry_requests)" "$sent"
+}
+
+# What the last run of a skopeo row did: requests from the registry, and whether the registry now holds the layout's
+# layers as they are or recompressed ones.
+note_skopeo_push() {
+	local i=$((${#ROW_NAME[@]} - 1)) pushed layers
+	[[ ${ROW_STATUS[i]} == ok ]] || return 0
+	pushed=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+		-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		"http://$REGISTRY_ADDR/v2/$PUSH_REPO/manifests/$PUSH_TAG" | jq -c '[.layers[].digest]') || pushed=unknown
+	if [[ $pushed == "$(layout_manifest | jq -c '[.layers[].digest]')" ]]; then
+		layers="layers pushed as they are in the layout"
+	elif [[ $pushed == unknown ]]; then
+		layers="the pushed manifest could not be read back"
+	else
+		layers="layers recompressed (digests differ from the layout's)"
+	fi
+	annotate_last_row "$(registry_requests); $layers"
+}
+
+push_row() { # NAME SETUP
+	if [[ -n $PUSH_WHY ]]; then
+		skip_row "$1" "$PUSH_WHY"
+		return 0
+	fi
+	bench_row "$1" - --setup "$2" -- "$ROOTFS2IMAGE_BIN" push --json "$PUSH_SOURCE" "$(push_destination)"
+	note_rootfs2image_push "$1"
+}
+
+skopeo_row() { # NAME SETUP
+	if [[ -n $PUSH_WHY ]]; then
+		skip_row "$1" "$PUSH_WHY"
+		return 0
+	fi
+	bench_row "$1" - --setup "$2" -- skopeo copy --dest-tls-verify=false "$PUSH_SOURCE" "$(push_destination)"
+	note_skopeo_push "$1"
+}
+
+row_push-cold() { push_row push-cold empty_registry; }
+row_push-warm() { push_row push-warm first_push_rootfs2image; }
+row_skopeo-cold() { skopeo_row skopeo-cold empty_registry; }
+row_skopeo-warm() { skopeo_row skopeo-warm first_push_skopeo; }
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Report
 
 row_index() {
@@ -324,12 +569,25 @@ row_verdict() {
 		'BEGIN { print (w <= r * u && k * 1024 < m) ? "met" : "missed" }'
 }
 
-umoci_wall() {
+# ok_wall NAME: the row's median wall time, or nothing when it did not run or failed.
+ok_wall() {
 	local i
-	i=$(row_index umoci) || return 0
+	i=$(row_index "$1") || return 0
 	[[ ${ROW_STATUS[$i]} == ok ]] && echo "${ROW_WALL[$i]}"
 	return 0
 }
+
+umoci_wall() { ok_wall umoci; }
+
+# The row a push row is compared with: the same push done by skopeo.
+skopeo_counterpart() {
+	case $1 in
+	push-cold) echo skopeo-cold ;;
+	push-warm) echo skopeo-warm ;;
+	esac
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
 print_table() {
 	local umoci i wall rss ratio size verdict
@@ -339,7 +597,7 @@ print_table() {
 	printf 'Machine: %s cores; load average before the first row %s (other work skews the figures)\n' \
 		"$(nproc)" "$LOAD_BEFORE"
 	printf 'Runs per row: %s (wall: median; peak: highest)\n\n' "$RUNS"
-	printf '%-20s %9s %10s %9s %12s  %-32s %s\n' row 'wall s' 'peak MiB' 'x umoci' 'output' target verdict
+	printf '%-20s %9s %10s %9s %12s  %-32s %s\n' row 'wall s' 'peak MiB' 'x umoci' 'output' target 'verdict or note'
 	for i in "${!ROW_NAME[@]}"; do
 		row_target "${ROW_NAME[$i]}"
 		verdict=$(row_verdict "$i" "$umoci")
@@ -350,16 +608,43 @@ print_table() {
 		wall=${ROW_WALL[$i]}
 		rss=$(awk -v k="${ROW_RSS_KIB[$i]}" 'BEGIN { printf "%.1f", k / 1024 }')
 		ratio=-
-		[[ -n $umoci ]] && ratio=$(awk -v w="$wall" -v u="$umoci" 'BEGIN { printf "%.3f", w / u }')
+		if [[ -n $umoci ]] && ! is_push_row "${ROW_NAME[$i]}"; then
+			ratio=$(ratio "$wall" "$umoci")
+		fi
 		size=-
 		[[ ${ROW_SIZE[$i]} != - ]] && size=$(human "${ROW_SIZE[$i]}")
 		if [[ ${ROW_STATUS[$i]} == failed ]]; then
 			wall=- rss=- ratio=- verdict="failed, see $BENCH_DIR/row.${ROW_NAME[$i]}.log"
 		fi
-		printf '%-20s %9s %10s %9s %12s  %-32s %s\n' "${ROW_NAME[$i]}" "$wall" "$rss" "$ratio" "$size" "$TARGET_TEXT" "$verdict"
+		printf '%-20s %9s %10s %9s %12s  %-32s %s\n' "${ROW_NAME[$i]}" "$wall" "$rss" "$ratio" "$size" "$TARGET_TEXT" \
+			"${verdict:-${ROW_NOTE[$i]}}"
 	done
 	printf '\npeak MiB: largest single process of the row; output: the oci-archive the row wrote\n'
 	printf 'floor: zstd -dc | pigz -p%s | sha256sum, decompress + gzip + hash with stock tools and the system zlib\n' "$(nproc)"
+	print_push_table
+}
+
+# The push rows side by side with skopeo's, when any ran.
+print_push_table() {
+	local kind ours theirs i sent=- any=false blobs bytes
+	for i in "${!ROW_NAME[@]}"; do
+		is_push_row "${ROW_NAME[$i]}" && [[ ${ROW_STATUS[$i]} != n/a ]] && any=true
+	done
+	$any || return 0
+	read -r blobs bytes < <(layout_manifest | jq -r '"\(.layers | length + 1) \([.config.size, .layers[].size] | add)"')
+	printf '\nPush of %s (%s blobs, %s) to docker-registry on %s (plain HTTP)\n\n' "$PUSH_SOURCE" "$blobs" \
+		"$(human "$bytes")" "$REGISTRY_ADDR"
+	printf '%-6s %16s %10s %9s %18s\n' push 'rootfs2image s' 'skopeo s' 'x skopeo' 'rootfs2image sent'
+	for kind in cold warm; do
+		ours=$(ok_wall "push-$kind") theirs=$(ok_wall "skopeo-$kind") sent=-
+		if i=$(row_index "push-$kind") && [[ ${ROW_SENT[$i]} != - ]]; then
+			sent=$(human "${ROW_SENT[$i]}")
+		fi
+		printf '%-6s %16s %10s %9s %18s\n' "$kind" "${ours:--}" "${theirs:--}" \
+			"$(if [[ -n $ours && -n $theirs ]]; then ratio "$ours" "$theirs"; else echo -; fi)" "$sent"
+	done
+	printf '\ncold: the registry emptied and restarted before every run; warm: the same tool pushed the same image just\n'
+	printf 'before, untimed, so every blob is already there. Wall time is the client'"'"'s; the registry runs on the same cores.\n'
 }
 
 print_json() {
@@ -370,13 +655,18 @@ print_json() {
 		rows+=("$(jq -cn \
 			--arg name "${ROW_NAME[$i]}" --arg status "${ROW_STATUS[$i]}" --arg note "${ROW_NOTE[$i]}" \
 			--arg wall "${ROW_WALL[$i]}" --arg walls "${ROW_WALLS[$i]}" --arg rss "${ROW_RSS_KIB[$i]}" --arg size "${ROW_SIZE[$i]}" \
-			--arg umoci "$umoci" --arg ratio "$TARGET_RATIO" --arg verdict "$(row_verdict "$i" "$umoci")" \
+			--arg umoci "$(is_push_row "${ROW_NAME[$i]}" || echo "$umoci")" \
+			--arg skopeo "$(ok_wall "$(skopeo_counterpart "${ROW_NAME[$i]}")")" --arg sent "${ROW_SENT[$i]}" \
+			--arg ratio "$TARGET_RATIO" --arg verdict "$(row_verdict "$i" "$umoci")" \
 			--argjson peak "$TARGET_PEAK_BYTES" '
 			def num: if . == "-" or . == "" then null else tonumber end;
 			{name: $name, status: $status,
 			 wall_seconds: ($wall | num), wall_seconds_of_each_run: ($walls | split(" ") | map(select(. != "") | tonumber)),
 			 peak_rss_kib: ($rss | num), output_bytes: ($size | num),
 			 ratio_to_umoci: (if ($wall | num) != null and ($umoci | num) != null then ($wall | num) / ($umoci | num) else null end),
+			 ratio_to_skopeo: (if ($wall | num) != null and ($skopeo | num) != null and ($skopeo | num) > 0
+				then ($wall | num) / ($skopeo | num) else null end),
+			 bytes_sent: ($sent | num),
 			 target: (if $ratio == "" then null else {max_ratio_to_umoci: ($ratio | num), max_peak_bytes: $peak, verdict: $verdict} end),
 			 note: (if $note == "" then null else $note end)}')")
 	done
@@ -384,9 +674,10 @@ print_json() {
 		--arg input "$TARBALL" --argjson input_bytes "$(stat -c %s "$TARBALL")" \
 		--argjson tar_bytes "$(stat -c %s "$ROOTFS_TAR")" --argjson files "$FILE_COUNT" \
 		--argjson cores "$(nproc)" --argjson load "$LOAD_BEFORE" \
-		--argjson runs "$RUNS" \
+		--argjson runs "$RUNS" --arg registry "$REGISTRY_ADDR" --arg push_source "$PUSH_SOURCE" \
 		'{input: {path: $input, bytes: $input_bytes, tar_bytes: $tar_bytes, tar_entries: $files},
-		  machine: {cores: $cores, load_average_1m: $load}, runs_per_row: $runs, rows: .}'
+		  machine: {cores: $cores, load_average_1m: $load}, runs_per_row: $runs,
+		  push: (if $registry == "" then null else {source: $push_source, registry: $registry} end), rows: .}'
 }
 
 human() { numfmt --to=iec-i --suffix=B --format='%.1f' "$1"; }
@@ -430,8 +721,21 @@ main() {
 		tar -tf "$ROOTFS_TAR" | wc -l >"$BENCH_DIR/file-count"
 	fi
 	FILE_COUNT=$(<"$BENCH_DIR/file-count")
-	if [[ " ${selected[*]} " == *" rootfs2image-"* ]]; then
+	local push=false
+	for row in "${selected[@]}"; do
+		is_push_row "$row" && push=true
+	done
+	if $push; then
+		need_tool skopeo skopeo
+		need_tool docker-registry docker-registry
+		need_tool curl curl
+		need_tool ss iproute2
+	fi
+	if [[ " ${selected[*]} " == *" rootfs2image-"* ]] || $push; then
 		resolve_rootfs2image
+	fi
+	if $push; then
+		prepare_push
 	fi
 
 	say "warming the page cache with $TARBALL"

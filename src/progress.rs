@@ -32,7 +32,7 @@ impl Progress {
     pub fn start(&self, total: Option<u64>, message: &str) {
         if let Some(bar) = &self.bar {
             let template = match total {
-                Some(_) => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                Some(_) => "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
                 None => "{spinner} {msg} {bytes} {bytes_per_sec}",
             };
             bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
