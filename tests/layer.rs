@@ -11,10 +11,5 @@ fn the_recipe_crate_list_matches_cargo_lock() {
         .arg("--check")
         .output()
         .expect("python3 runs scripts/update-recipe-crates.py");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

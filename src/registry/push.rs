@@ -134,15 +134,7 @@ fn ensure_blob(
         if started.status == StatusCode::CREATED && mount_from.is_some() {
             return Ok(BlobOutcome::Mounted);
         }
-        if started.status != StatusCode::ACCEPTED {
-            check_access(client, &started)?;
-            return Err(client.fail(&format!(
-                "starting the upload of {} answered {}: {}",
-                blob.digest,
-                started.status,
-                started.error_text()
-            )));
-        }
+        expect(client, &started, StatusCode::ACCEPTED, || format!("starting the upload of {}", blob.digest))?;
         match upload(client, source, blob, &started) {
             Ok(bytes) => return Ok(BlobOutcome::Uploaded(bytes)),
             // An upload that failed midway starts over with a fresh session.
@@ -179,15 +171,7 @@ fn upload(client: &RegistryClient, source: &dyn BlobSource, blob: &Descriptor, s
             ("content-length", chunk.len().to_string()),
         ];
         let reply = client.send(Method::PATCH, &location, &headers, Some(&chunk))?;
-        if reply.status != StatusCode::ACCEPTED {
-            check_access(client, &reply)?;
-            return Err(client.fail(&format!(
-                "uploading bytes {offset}-{end} of {} answered {}: {}",
-                blob.digest,
-                reply.status,
-                reply.error_text()
-            )));
-        }
+        expect(client, &reply, StatusCode::ACCEPTED, || format!("uploading bytes {offset}-{end} of {}", blob.digest))?;
         location = self::location(client, &reply)?;
         offset = end + 1;
         if last {
@@ -200,15 +184,7 @@ fn upload(client: &RegistryClient, source: &dyn BlobSource, blob: &Descriptor, s
     let headers =
         [("content-type", "application/octet-stream".to_string()), ("content-length", body.len().to_string())];
     let reply = client.send(Method::PUT, &url, &headers, Some(&body))?;
-    if reply.status != StatusCode::CREATED {
-        check_access(client, &reply)?;
-        return Err(client.fail(&format!(
-            "completing the upload of {} answered {}: {}",
-            blob.digest,
-            reply.status,
-            reply.error_text()
-        )));
-    }
+    expect(client, &reply, StatusCode::CREATED, || format!("completing the upload of {}", blob.digest))?;
     check_digest(client, &reply, &blob.digest)?;
     Ok(blob.size)
 }
@@ -275,6 +251,15 @@ fn check_digest(client: &RegistryClient, reply: &Reply, expected: &Digest) -> Re
             .fail(&format!("the registry stored {theirs} where {expected} was sent: the data was altered on the way"))),
         _ => Ok(()),
     }
+}
+
+/// Checks that a step answered `expected`; otherwise says which step failed, how, and (for access errors) why.
+fn expect(client: &RegistryClient, reply: &Reply, expected: StatusCode, step: impl FnOnce() -> String) -> Result<()> {
+    if reply.status == expected {
+        return Ok(());
+    }
+    check_access(client, reply)?;
+    Err(client.fail(&format!("{} answered {}: {}", step(), reply.status, reply.error_text())))
 }
 
 /// Turns authorization and repository errors into messages that say what to do.
