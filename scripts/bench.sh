@@ -18,8 +18,8 @@
 #
 # Each row runs under `/usr/bin/time` for the peak RSS of the largest single process in the row (for a pipeline that is
 # the hungriest stage, not the sum); wall seconds come from bash's clock around it, to the millisecond, because a warm
-# push takes a few hundredths of a second. The page cache is never dropped; the input is read once
-# before the first row so that every row starts warm. Outputs are deleted and flushed to disk between rows.
+# push takes a few hundredths of a second. The page cache is never dropped; the input is read once before the first
+# row so that every row starts warm. Outputs are deleted and flushed to disk between rows.
 #
 # The push rows push one image of the same rootfs (an OCI layout with a gzip layer, written once by rootfs2image and
 # kept in the cache) to a docker-registry the script starts on a free loopback port and stops at exit, once with

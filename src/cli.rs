@@ -88,6 +88,9 @@ pub struct RegistryArgs {
     /// Mount blobs from this repository of the same registry instead of uploading them (no data sent)
     #[arg(long, value_name = "REPO", help_heading = "Registry")]
     pub mount_from: Option<String>,
+    /// Upload blobs larger than this many MiB in chunks of this size (for proxies that limit request bodies)
+    #[arg(long, value_name = "MIB", default_value_t = 64, help_heading = "Registry")]
+    pub chunk_size: u64,
     /// Attempts per request on connection errors, timeouts, 5xx and 429
     #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Registry")]
     pub retries: u32,

@@ -81,6 +81,7 @@ pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOption
             cert_dir: args.cert_dir.clone(),
             credentials,
             attempts: args.retries.max(1),
+            chunk_size: args.chunk_size.max(1) << 20,
             ..ClientOptions::default()
         },
         mount_from: args.mount_from.clone(),

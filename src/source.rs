@@ -130,7 +130,8 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
     let accept =
         [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST].join(", ");
     let url = client.url(&format!("manifests/{}", target.manifest_reference()));
-    let reply = client.send(ureq::http::Method::GET, &url, &[("accept", accept)], None)?;
+    let reply =
+        client.send(ureq::http::Method::GET, &url, &[("accept", accept)], crate::registry::client::Body::Empty)?;
     if !reply.status.is_success() {
         return Err(client.fail(&format!(
             "GET manifest {} answered {}: {}",

@@ -233,7 +233,10 @@ fn large_blobs_go_up_in_chunks_and_the_push_subcommand_pushes_a_layout() {
     let layout = work.path().join("layout");
     run(bin().arg(&rootfs).args(["-q", "-o"]).arg(format!("oci:{}:v1", layout.display())));
     let target = format!("docker://{}/imgcraft/big:v1", registry.addr);
-    let out = run(bin().args(["push", "--json"]).arg(format!("oci:{}:v1", layout.display())).arg(&target));
+    let out = run(bin()
+        .args(["push", "--json", "--chunk-size", "8"])
+        .arg(format!("oci:{}:v1", layout.display()))
+        .arg(&target));
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(report["bytes_sent"].as_u64().unwrap() > 20 << 20, "{report}");
     assert!(registry.requests("PATCH", "/blobs/uploads/") >= 3, "{}", registry.log());

@@ -27,6 +27,8 @@ pub struct ClientOptions {
     pub attempts: u32,
     /// The first backoff delay; doubled after each failure.
     pub backoff: Duration,
+    /// Blobs larger than this are uploaded in `PATCH` chunks of this size (proxies often limit request bodies).
+    pub chunk_size: u64,
 }
 
 impl Default for ClientOptions {
@@ -37,8 +39,16 @@ impl Default for ClientOptions {
             credentials: None,
             attempts: 5,
             backoff: Duration::from_millis(250),
+            chunk_size: 64 << 20,
         }
     }
+}
+
+/// A request body. A stream is opened anew for every attempt, so a retry resends it from its start.
+pub enum Body<'a, 'r> {
+    Empty,
+    Bytes(&'a [u8]),
+    Stream(&'a (dyn Fn() -> Result<Box<dyn std::io::Read + Send + 'r>, Error> + Sync)),
 }
 
 /// A response's status, headers and (small) body.
@@ -172,6 +182,10 @@ impl RegistryClient {
         Ok(client)
     }
 
+    pub fn chunk_size(&self) -> u64 {
+        self.options.chunk_size.max(1)
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -219,7 +233,7 @@ impl RegistryClient {
         method: Method,
         url: &str,
         headers: &[(&str, String)],
-        body: Option<&[u8]>,
+        body: Body<'_, '_>,
     ) -> Result<Reply, Error> {
         let mut delay = self.options.backoff;
         let mut refreshed_auth = false;
@@ -229,7 +243,14 @@ impl RegistryClient {
             if let Some(value) = self.authorization()? {
                 all_headers.push(("authorization", value));
             }
-            let result = self.call_once(method.clone(), url, &all_headers, body);
+            let result = match &body {
+                Body::Empty => self.call_once(method.clone(), url, &all_headers, None),
+                Body::Bytes(bytes) => self.call_once(method.clone(), url, &all_headers, Some(bytes)),
+                Body::Stream(open) => {
+                    let mut reader = open()?;
+                    self.call_streaming(method.clone(), url, &all_headers, &mut *reader)
+                }
+            };
             let retry_after = match &result {
                 Ok(reply) if reply.status == StatusCode::UNAUTHORIZED && !refreshed_auth => {
                     // A token expires, or the registry wants another scope: fetch a fresh one once.
@@ -287,6 +308,24 @@ impl RegistryClient {
             delay = delay.saturating_mul(2);
             attempt += 1;
         }
+    }
+
+    fn call_streaming(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &mut (dyn std::io::Read + Send),
+    ) -> Result<Reply, ureq::Error> {
+        let mut request = http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let mut response = self.agent.run(request.body(ureq::SendBody::from_reader(body))?)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.body_mut().with_config().limit(MAX_BODY).read_to_vec().unwrap_or_default();
+        Ok(Reply { status, headers, body })
     }
 
     fn call_once(

@@ -10,13 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use ureq::http::{Method, StatusCode};
 
-use super::client::{RegistryClient, Reply};
+use super::client::{Body, RegistryClient, Reply};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::Descriptor;
 
-/// Blobs larger than this go up in chunks of this size, each resendable on its own.
-pub const CHUNK_SIZE: usize = 8 << 20;
 /// How many blobs are uploaded at once.
 pub const PARALLEL_UPLOADS: usize = 3;
 /// How many times a blob upload starts over from scratch after a failure midway.
@@ -25,11 +23,27 @@ const UPLOAD_RESTARTS: u32 = 3;
 /// Where the blobs to push are read from.
 pub trait BlobSource: Sync {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// The blob from byte `offset` on; sources that can seek do better than reading up to it.
+    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + Send + '_>> {
+        let mut reader = self.open_blob(digest)?;
+        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
+            .map_err(|e| crate::error::Error::Invalid(format!("cannot read blob {digest}: {e}")))?;
+        Ok(reader)
+    }
 }
 
 impl BlobSource for crate::blobs::BlobStore {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(crate::blobs::BlobStore::open_blob(self, digest)?))
+    }
+
+    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + Send + '_>> {
+        use std::io::Seek;
+        let mut file = crate::blobs::BlobStore::open_blob(self, digest)?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .map_err(|e| crate::error::Error::io("cannot read blob", self.path(digest), e))?;
+        Ok(Box::new(file))
     }
 }
 
@@ -119,7 +133,7 @@ fn ensure_blob(
     blob: &Descriptor,
     mount_from: Option<&str>,
 ) -> Result<BlobOutcome> {
-    let head = client.send(Method::HEAD, &client.url(&format!("blobs/{}", blob.digest)), &[], None)?;
+    let head = client.send(Method::HEAD, &client.url(&format!("blobs/{}", blob.digest)), &[], Body::Empty)?;
     if head.status.is_success() {
         return Ok(BlobOutcome::Skipped);
     }
@@ -130,7 +144,8 @@ fn ensure_blob(
             Some(from) => format!("blobs/uploads/?mount={}&from={from}", blob.digest),
             None => "blobs/uploads/".to_string(),
         };
-        let started = client.send(Method::POST, &client.url(&start), &[("content-length", "0".into())], Some(&[]))?;
+        let started =
+            client.send(Method::POST, &client.url(&start), &[("content-length", "0".into())], Body::Bytes(&[]))?;
         if started.status == StatusCode::CREATED && mount_from.is_some() {
             return Ok(BlobOutcome::Mounted);
         }
@@ -144,46 +159,40 @@ fn ensure_blob(
     }
 }
 
-/// Sends the blob to the upload session `started` opened: whole when small, else chunk by chunk.
+/// Sends the blob to the upload session `started` opened: whole in the closing `PUT` when small, else in `PATCH`
+/// chunks. Every request body is streamed from the source, so memory stays small whatever the blob's size.
 fn upload(client: &RegistryClient, source: &dyn BlobSource, blob: &Descriptor, started: &Reply) -> Result<u64> {
     let mut location = location(client, started)?;
-    let mut reader = source.open_blob(&blob.digest)?;
-    let mut offset: u64 = 0;
-    let mut chunk = Vec::with_capacity(CHUNK_SIZE.min(blob.size as usize));
-    let finish = loop {
-        chunk.clear();
-        (&mut reader)
-            .take(CHUNK_SIZE as u64)
-            .read_to_end(&mut chunk)
-            .map_err(|e| client.fail(&format!("cannot read blob {}: {e}", blob.digest)))?;
-        let last = offset + chunk.len() as u64 >= blob.size;
-        if offset == 0 && last {
-            // Monolithic upload: the whole blob in the closing PUT.
-            break Some(std::mem::take(&mut chunk));
-        }
-        if chunk.is_empty() {
-            break None;
-        }
-        let end = offset + chunk.len() as u64 - 1;
-        let headers = [
-            ("content-type", "application/octet-stream".to_string()),
-            ("content-range", format!("{offset}-{end}")),
-            ("content-length", chunk.len().to_string()),
-        ];
-        let reply = client.send(Method::PATCH, &location, &headers, Some(&chunk))?;
-        expect(client, &reply, StatusCode::ACCEPTED, || format!("uploading bytes {offset}-{end} of {}", blob.digest))?;
-        location = self::location(client, &reply)?;
-        offset = end + 1;
-        if last {
-            break None;
+    let stream = |offset: u64, length: u64| {
+        move || -> Result<Box<dyn Read + Send + '_>> {
+            Ok(Box::new(source.open_blob_at(&blob.digest, offset)?.take(length)))
         }
     };
+    let octets = || ("content-type", "application/octet-stream".to_string());
+    let mut offset: u64 = 0;
+    let chunk_size = client.chunk_size();
+    if blob.size > chunk_size {
+        while offset < blob.size {
+            let length = chunk_size.min(blob.size - offset);
+            let end = offset + length - 1;
+            let headers =
+                [octets(), ("content-range", format!("{offset}-{end}")), ("content-length", length.to_string())];
+            let open = stream(offset, length);
+            let reply = client.send(Method::PATCH, &location, &headers, Body::Stream(&open))?;
+            expect(client, &reply, StatusCode::ACCEPTED, || {
+                format!("uploading bytes {offset}-{end} of {}", blob.digest)
+            })?;
+            location = self::location(client, &reply)?;
+            offset = end + 1;
+        }
+    }
     let separator = if location.contains('?') { '&' } else { '?' };
     let url = format!("{location}{separator}digest={}", blob.digest);
-    let body = finish.unwrap_or_default();
-    let headers =
-        [("content-type", "application/octet-stream".to_string()), ("content-length", body.len().to_string())];
-    let reply = client.send(Method::PUT, &url, &headers, Some(&body))?;
+    let rest = blob.size - offset;
+    let headers = [octets(), ("content-length", rest.to_string())];
+    let open = stream(offset, rest);
+    let body = if rest == 0 { Body::Bytes(&[]) } else { Body::Stream(&open) };
+    let reply = client.send(Method::PUT, &url, &headers, body)?;
     expect(client, &reply, StatusCode::CREATED, || format!("completing the upload of {}", blob.digest))?;
     check_digest(client, &reply, &blob.digest)?;
     Ok(blob.size)
@@ -230,7 +239,8 @@ pub fn push_image(
 pub fn put_manifest(client: &RegistryClient, reference: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
     let ours = Digest::of(manifest);
     let headers = [("content-type", media_type.to_string()), ("content-length", manifest.len().to_string())];
-    let reply = client.send(Method::PUT, &client.url(&format!("manifests/{reference}")), &headers, Some(manifest))?;
+    let reply =
+        client.send(Method::PUT, &client.url(&format!("manifests/{reference}")), &headers, Body::Bytes(manifest))?;
     if reply.status != StatusCode::CREATED && reply.status != StatusCode::OK {
         check_access(client, &reply)?;
         let text = reply.error_text();
