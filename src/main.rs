@@ -16,6 +16,11 @@ use imgcraft::registry::PushReport;
 use imgcraft::registry::push::push_image;
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes away (`rootfs2image inspect ... | head`).
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Inspect(args)) => inspect(&args.image).map(|report| {

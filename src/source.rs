@@ -218,7 +218,10 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
         .map_err(|e| Error::bad_image(display, format!("invalid index.json: {e}")))?;
     let names = |d: &Descriptor| -> Vec<String> {
         let a = d.annotations.clone().unwrap_or_default();
-        [ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME].iter().filter_map(|k| a.get(*k).cloned()).collect()
+        let mut names: Vec<String> =
+            [ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME].iter().filter_map(|k| a.get(*k).cloned()).collect();
+        names.dedup();
+        names
     };
     let chosen = match wanted {
         Some(wanted) => index

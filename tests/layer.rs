@@ -13,3 +13,33 @@ fn the_recipe_crate_list_matches_cargo_lock() {
         .expect("python3 runs scripts/update-recipe-crates.py");
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+/// oelint-adv (PyPI), pinned, in a venv under target/: every finding is either fixed or suppressed inline with a
+/// reason in the layer itself.
+#[cfg(feature = "engine-tests")]
+#[test]
+fn meta_imgcraft_passes_oelint_adv() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = repo.join("target/oelint-venv");
+    let oelint = venv.join("bin/oelint-adv");
+    if !oelint.exists() {
+        let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+        assert!(created.success(), "python3 -m venv failed");
+        let installed = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "oelint-adv==9.11.2"])
+            .status()
+            .unwrap();
+        assert!(installed.success(), "pip install oelint-adv failed");
+    }
+    let layer = repo.join("meta-imgcraft");
+    let out = Command::new(&oelint)
+        .arg("--quiet")
+        .arg(layer.join("classes-recipe/imgcraft.bbclass"))
+        .arg(layer.join("recipes-devtools/imgcraft/imgcraft_0.1.0.bb"))
+        .arg(layer.join("recipes-devtools/imgcraft/imgcraft-crates.inc"))
+        .arg(layer.join("conf/layer.conf"))
+        .output()
+        .unwrap();
+    let findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && findings.trim().is_empty(), "oelint-adv findings:\n{findings}");
+}

@@ -10,7 +10,9 @@ IMGCRAFT_ROOTFS_TYPE ??= ""
 # The name the image carries in archives (docker/podman load list it under it).
 IMGCRAFT_TAG ??= "${IMAGE_BASENAME}:latest"
 # Entrypoint and default command: a JSON array (["/usr/bin/app","-v"]) or a shell-like string.
+# nooelint: oelint.vars.mispell.unknown - the class's own variable, not a misspelling
 IMGCRAFT_ENTRYPOINT ??= ""
+# nooelint: oelint.vars.mispell.unknown - the class's own variable, not a misspelling
 IMGCRAFT_CMD ??= ""
 # Space-separated KEY=VALUE environment variables of the container.
 IMGCRAFT_ENV ??= ""
@@ -45,9 +47,13 @@ IMGCRAFT_VARIANT ??= "${@imgcraft_oci_platform(d)[1]}"
 
 IMAGE_TYPES:append = " imgcraft"
 IMAGE_FSTYPES:append = " imgcraft"
+# nooelint: oelint.vars.mispell - OE-core image.bbclass's per-type dependency variable
 IMAGE_TYPEDEP:imgcraft = "${IMGCRAFT_ROOTFS_TYPE}"
+# nooelint: oelint.vars.mispell - OE-core image.bbclass's per-type command variable
 IMAGE_CMD:imgcraft = "imgcraft_image"
+# nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
 do_image_imgcraft[depends] += "imgcraft-native:do_populate_sysroot"
+# nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
 do_image_imgcraft[vardeps] += "IMGCRAFT_ARCH IMGCRAFT_VARIANT"
 
 def imgcraft_oci_platform(d):
@@ -79,12 +85,19 @@ def imgcraft_oci_platform(d):
         return ('arm', 'v%d' % min(max(levels), 8))
     return ('', arch)
 
+def imgcraft_option(d, flag, var):
+    """A shell line adding `flag=VALUE` to the arguments when the variable is set, quoted whatever it holds."""
+    import shlex
+    value = d.getVar(var)
+    return 'set -- "$@" %s' % shlex.quote('%s=%s' % (flag, value)) if value else ':'
+
 def imgcraft_revision_label(d):
     revision = d.getVar('METADATA_REVISION') or ''
     if revision and revision != '<unknown>':
         return 'org.opencontainers.image.revision=%s' % revision
     return ''
 
+# nooelint: oelint.task.noanonpython - an unknown architecture must stop parsing, before any task runs
 python __anonymous() {
     arch = d.getVar('IMGCRAFT_ARCH')
     if not arch:
@@ -99,12 +112,16 @@ python __anonymous() {
 }
 
 # Runs rootfs2image in do_image_imgcraft (under pseudo, so the stream sees the rootfs's real owners).
+# nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
+do_image_imgcraft[doc] = "Builds the container image (archive and/or OCI layout) from the rootfs with rootfs2image"
+# nooelint: oelint.task.docstrings - a shell function that IMAGE_CMD:imgcraft calls, not a task
 imgcraft_image() {
     set -- --arch "${IMGCRAFT_ARCH}${@'/' + d.getVar('IMGCRAFT_VARIANT') if d.getVar('IMGCRAFT_VARIANT') else ''}" \
         --tag "${IMGCRAFT_TAG}" --compression "${IMGCRAFT_COMPRESSION}" --quiet
     [ -n "${IMGCRAFT_SOURCE_DATE_EPOCH}" ] && set -- "$@" --source-date-epoch "${IMGCRAFT_SOURCE_DATE_EPOCH}"
-    [ -n '${IMGCRAFT_ENTRYPOINT}' ] && set -- "$@" --entrypoint='${IMGCRAFT_ENTRYPOINT}'
-    [ -n '${IMGCRAFT_CMD}' ] && set -- "$@" --cmd='${IMGCRAFT_CMD}'
+    # Quoted by Python: JSON arrays and shell-like strings may hold any quote or space.
+    ${@imgcraft_option(d, '--entrypoint', 'IMGCRAFT_ENTRYPOINT')}
+    ${@imgcraft_option(d, '--cmd', 'IMGCRAFT_CMD')}
     [ -n "${IMGCRAFT_WORKDIR}" ] && set -- "$@" --workdir "${IMGCRAFT_WORKDIR}"
     [ -n "${IMGCRAFT_USER}" ] && set -- "$@" --user "${IMGCRAFT_USER}"
     [ -n "${IMGCRAFT_STOPSIGNAL}" ] && set -- "$@" --stop-signal "${IMGCRAFT_STOPSIGNAL}"
@@ -113,7 +130,8 @@ imgcraft_image() {
     for kv in ${IMGCRAFT_STANDARD_LABELS} ${IMGCRAFT_ANNOTATIONS}; do set -- "$@" --annotation "$kv"; done
     for port in ${IMGCRAFT_PORTS}; do set -- "$@" --expose "$port"; done
     for volume in ${IMGCRAFT_VOLUMES}; do set -- "$@" --volume "$volume"; done
-    name="${IMAGE_NAME}${IMAGE_NAME_SUFFIX}"
+    # IMAGE_NAME already ends in IMAGE_NAME_SUFFIX (.rootfs) and the build's version, as OE-core's own tarball does.
+    name="${IMAGE_NAME}"
     for output in ${IMGCRAFT_OUTPUTS}; do
         case "$output" in
         archive) set -- "$@" -o "oci-archive:${IMGDEPLOYDIR}/$name.oci.tar" ;;
@@ -124,10 +142,15 @@ imgcraft_image() {
     if [ -n "${IMGCRAFT_ROOTFS_TYPE}" ]; then
         rootfs2image "${IMGDEPLOYDIR}/$name.${IMGCRAFT_ROOTFS_TYPE}" "$@" ${IMGCRAFT_EXTRA_ARGS}
     else
-        # OE-core's tar flags plus xattrs; exit status 1 ("file changed as we read it") is fine, as for IMAGE_CMD:tar.
+        # OE-core's tar flags plus xattrs. /bin/sh has no pipefail: tar's status goes through a file, and 1 ("file
+        # changed as we read it") is accepted, as OE-core's IMAGE_CMD:tar does.
+        status="${WORKDIR}/imgcraft-tar.status"
         { tar --xattrs --xattrs-include='*' --sort=name --format=posix --pax-option=delete=atime,delete=ctime \
-            --numeric-owner -C "${IMAGE_ROOTFS}" -cf - . || [ $? -eq 1 ]; } |
+            --numeric-owner -C "${IMAGE_ROOTFS}" -cf - . ; echo $? > "$status"; } |
             rootfs2image - "$@" ${IMGCRAFT_EXTRA_ARGS}
+        if [ "$(cat "$status")" -gt 1 ]; then
+            bbfatal "imgcraft: tar of ${IMAGE_ROOTFS} failed with status $(cat "$status")"
+        fi
     fi
 
     # The usual IMAGE_LINK_NAME symlinks, so that tmp/deploy/images/MACHINE/IMAGE.oci.tar is always the latest.
@@ -149,7 +172,9 @@ do_imgcraft_push() {
     rootfs2image push ${IMGCRAFT_PUSH_ARGS} "oci-archive:${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar" "${IMGCRAFT_PUSH_REF}"
 }
 addtask imgcraft_push after do_image_complete
+do_imgcraft_push[doc] = "Pushes the deployed container image to IMGCRAFT_PUSH_REF (run it explicitly; never part of a build)"
 do_imgcraft_push[nostamp] = "1"
+# nooelint: oelint.task.network - pushing to a registry is this task's purpose; it is never part of a normal build
 do_imgcraft_push[network] = "1"
 do_imgcraft_push[depends] += "imgcraft-native:do_populate_sysroot"
 do_imgcraft_push[prefuncs] += "extend_recipe_sysroot"

@@ -1,0 +1,275 @@
+//! meta-imgcraft under a real BitBake: tests/bitbake/run.py builds an image recipe that inherits the imgcraft class
+//! for OE-core's qemu machines, with BitBake's `bb` library from the PyPI package bitbake-setup and a minimal
+//! configuration of our own (tests/bitbake). The images it deploys are checked with `rootfs2image inspect`, skopeo
+//! and Docker. Needs python3 and PyPI (for the first run), skopeo, and the Docker engine of
+//! scripts/setup-test-env.sh (DOCKER, DOCKER_HOST).
+
+#![cfg(feature = "engine-tests")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use common::{bin, fixtures, run, run_failing};
+
+const PV: &str = "1.2.3";
+/// OE-core's SOURCE_DATE_EPOCH_FALLBACK, which an image recipe gets, as the class turns it into the creation time.
+const CREATED: &str = "2011-04-05T23:00:00Z";
+
+fn driver() -> Command {
+    let mut c = Command::new("python3");
+    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bitbake/run.py"));
+    // The rootfs2image these tests were built with, not whatever target/release holds.
+    c.arg("--tools").arg(Path::new(env!("CARGO_BIN_EXE_rootfs2image")).parent().unwrap());
+    c
+}
+
+/// One build of imgcraft-test-image by run.py, in a directory removed when it is dropped.
+struct Build {
+    _dir: tempfile::TempDir,
+    result: Value,
+    /// IMGCRAFT_TAG: imgcraft-bitbake-test/NAME:PV, so that tests running at once never share a Docker tag.
+    tag: String,
+}
+
+impl Build {
+    /// Builds for `machine` from `rootfs` with `conf` lines added to local.conf.
+    fn new(name: &str, machine: &str, rootfs: &Path, conf: &[&str]) -> Build {
+        Build::with_task(name, machine, rootfs, conf, None)
+    }
+
+    /// Runs `task` of the image recipe (and the tasks it needs) instead of do_build.
+    fn with_task(name: &str, machine: &str, rootfs: &Path, conf: &[&str], task: Option<&str>) -> Build {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("imgcraft-bitbake-test/{name}:{PV}");
+        let mut c = driver();
+        c.args(["--json", "--machine", machine, "--rootfs"]).arg(rootfs).arg("--workdir").arg(dir.path());
+        c.args(["--conf", &format!("IMGCRAFT_TAG = \"{tag}\"")]);
+        for line in conf {
+            c.args(["--conf", line]);
+        }
+        if let Some(task) = task {
+            c.args(["--task", task]);
+        }
+        let stdout = run(&mut c);
+        let results: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("run.py printed {stdout}: {e}"));
+        Build { _dir: dir, result: results[0].clone(), tag }
+    }
+
+    fn var(&self, name: &str) -> &str {
+        self.result[name].as_str().unwrap_or_else(|| panic!("run.py gave no {name}: {}", self.result))
+    }
+
+    fn deploy_dir(&self) -> PathBuf {
+        PathBuf::from(self.var("deploy_dir_image"))
+    }
+
+    /// Where the IMAGE_LINK_NAME symlink of an output (`oci.tar`, `oci`) points; asserts that it points at the
+    /// IMAGE_NAME file, named as OE-core's own IMAGE_CMD:tar names the tar.zst of the same build.
+    fn linked(&self, suffix: &str) -> PathBuf {
+        let link_name = self.var("image_link_name");
+        let deploy = self.deploy_dir();
+        let target = |suffix: &str| {
+            let link = deploy.join(format!("{link_name}.{suffix}"));
+            let target = std::fs::read_link(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+            target.to_str().unwrap().to_owned()
+        };
+        let image_name = target("tar.zst").strip_suffix(".tar.zst").unwrap().to_owned();
+        assert!(image_name.starts_with(&format!("{link_name}-")), "IMAGE_NAME {image_name}");
+        assert_eq!(target(suffix), format!("{image_name}.{suffix}"), "{link_name}.{suffix} points elsewhere");
+        let file = deploy.join(format!("{image_name}.{suffix}"));
+        assert!(file.exists(), "{} is missing", file.display());
+        deploy.join(format!("{link_name}.{suffix}"))
+    }
+
+    fn archive(&self) -> PathBuf {
+        self.linked("oci.tar")
+    }
+}
+
+fn inspect(reference: &str) -> Value {
+    serde_json::from_str(&run(bin().args(["inspect", "--json", reference]))).unwrap()
+}
+
+/// The image config as skopeo reads it (`skopeo inspect` alone shows no variant).
+fn skopeo_config(reference: &str) -> Value {
+    serde_json::from_str(&run(Command::new("skopeo").args(["inspect", "--config", reference]))).unwrap()
+}
+
+/// What every image the class makes carries: the platform, the standard labels and annotations, the creation time
+/// from SOURCE_DATE_EPOCH; and skopeo reads the same.
+fn assert_platform_and_labels(build: &Build, architecture: &str, variant: Option<&str>) {
+    let reference = format!("oci-archive:{}", build.archive().display());
+    let image = inspect(&reference);
+    assert_eq!(image["verified"], true, "{image}");
+    assert_eq!(image["architecture"], architecture, "{image}");
+    assert_eq!(image["variant"].as_str(), variant, "{image}");
+    assert_eq!(image["os"], "linux");
+    assert_eq!(image["created"], CREATED);
+    let labels = &image["config"]["Labels"];
+    assert_eq!(labels["org.opencontainers.image.version"], PV, "{image}");
+    assert_eq!(labels["org.opencontainers.image.title"], "imgcraft-test-image", "{image}");
+    assert_eq!(image["annotations"]["org.opencontainers.image.version"], PV, "{image}");
+    assert_eq!(build.var("pv"), PV);
+
+    let config = skopeo_config(&reference);
+    assert_eq!(config["architecture"], architecture, "{config}");
+    assert_eq!(config["variant"].as_str(), variant, "{config}");
+    assert_eq!(config["config"]["Labels"], *labels, "{config}");
+    let summary: Value = serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &reference]))).unwrap();
+    assert_eq!(summary["Digest"], image["manifest_digest"], "{summary}");
+    assert_eq!(summary["Labels"], *labels, "{summary}");
+}
+
+/// Loads the build's archive into Docker, runs `args` in it (on `platform`, `linux/arm64`, if given), removes it.
+fn docker_run(build: &Build, platform: Option<&str>, args: &[&str]) -> String {
+    let loaded = run(common::docker().arg("load").arg("-i").arg(build.archive()));
+    assert!(loaded.contains(&build.tag), "docker load said {loaded}");
+    let mut c = common::docker();
+    c.args(["run", "--rm", "--network", "none"]);
+    if let Some(platform) = platform {
+        c.args(["--platform", platform]);
+    }
+    let output = run(c.arg(&build.tag).args(args));
+    run(common::docker().args(["rmi", &build.tag]));
+    output.trim().to_owned()
+}
+
+#[test]
+fn qemuarm64_image_is_arm64_v8_and_runs_in_docker() {
+    let build = Build::new("arm64", "qemuarm64", &fixtures().join("rootfs-arm64.tar"), &[]);
+    assert_eq!(build.var("target_arch"), "aarch64");
+    assert_platform_and_labels(&build, "arm64", Some("v8"));
+    assert_eq!(docker_run(&build, Some("linux/arm64"), &["uname", "-m"]), "aarch64");
+}
+
+#[test]
+fn qemuarm_image_is_arm_v7_from_its_overrides_and_package_archs_and_runs_in_docker() {
+    // qemuarm's TUNE_FEATURES name no ARM level: v7 comes from MACHINEOVERRIDES (armv7ve) and PACKAGE_EXTRA_ARCHS.
+    let build = Build::new("armv7", "qemuarm", &fixtures().join("rootfs-armhf.tar"), &[]);
+    assert_eq!(build.var("target_arch"), "arm");
+    assert_platform_and_labels(&build, "arm", Some("v7"));
+    assert_eq!(docker_run(&build, Some("linux/arm/v7"), &["uname", "-m"]), "armv7l");
+}
+
+#[test]
+fn qemuriscv64_image_is_riscv64_without_variant() {
+    // No riscv64 fixture: a small tree without ELF files, which rootfs2image takes for any --arch.
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/os-release"), "ID=imgcraft-test\n").unwrap();
+    let tarball = dir.path().join("rootfs-riscv64.tar");
+    run(Command::new("tar").arg("-cf").arg(&tarball).arg("-C").arg(&tree).arg("."));
+    let build = Build::new("riscv64", "qemuriscv64", &tarball, &[]);
+    assert_eq!(build.var("target_arch"), "riscv64");
+    assert_platform_and_labels(&build, "riscv64", None);
+}
+
+#[test]
+fn qemux86_64_image_is_amd64_and_runs_in_docker() {
+    let build = Build::new("amd64", "qemux86-64", &fixtures().join("rootfs-amd64.tar"), &[]);
+    assert_eq!(build.var("target_arch"), "x86_64");
+    assert_platform_and_labels(&build, "amd64", None);
+    assert_eq!(docker_run(&build, None, &["uname", "-m"]), "x86_64");
+}
+
+#[test]
+fn container_settings_from_local_conf_reach_the_config_and_both_outputs_are_deployed() {
+    let build = Build::new(
+        "settings",
+        "qemux86-64",
+        &fixtures().join("rootfs-amd64.tar"),
+        &[
+            r#"IMGCRAFT_ENTRYPOINT = '["/bin/echo", "entry"]'"#,
+            r#"IMGCRAFT_CMD = "from bitbake""#,
+            r#"IMGCRAFT_ENV = "APP_MODE=test GREETING=hello""#,
+            r#"IMGCRAFT_PORTS = "8080 53/udp""#,
+            r#"IMGCRAFT_OUTPUTS = "archive layout""#,
+        ],
+    );
+    let layout = build.linked("oci");
+    assert!(layout.join("index.json").is_file(), "{} is no OCI layout", layout.display());
+    let archive = build.archive();
+    for reference in [format!("oci-archive:{}", archive.display()), format!("oci:{}", layout.display())] {
+        let image = inspect(&reference);
+        let config = &image["config"];
+        assert_eq!(config["Entrypoint"], serde_json::json!(["/bin/echo", "entry"]), "{reference}: {image}");
+        assert_eq!(config["Cmd"], serde_json::json!(["from", "bitbake"]), "{reference}: {image}");
+        let env: Vec<&str> = config["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(env.contains(&"APP_MODE=test") && env.contains(&"GREETING=hello"), "{reference}: {env:?}");
+        let ports = config["ExposedPorts"].as_object().unwrap_or_else(|| panic!("{reference}: {image}"));
+        let mut ports: Vec<&str> = ports.keys().map(String::as_str).collect();
+        ports.sort();
+        assert_eq!(ports, ["53/udp", "8080/tcp"], "{reference}");
+        assert_eq!(image["architecture"], "amd64");
+    }
+    let config = skopeo_config(&format!("oci:{}", layout.display()));
+    assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/bin/echo", "entry"]), "{config}");
+    assert_eq!(docker_run(&build, None, &[]), "entry from bitbake");
+}
+
+#[test]
+fn imgcraft_rootfs_type_converts_the_tar_zst_image_type_built_before_it() {
+    // IMAGE_TYPEDEP:imgcraft makes do_image_imgcraft wait for do_image_tar and read its tar.zst.
+    let build = Build::new(
+        "rootfs-type",
+        "qemuarm64",
+        &fixtures().join("rootfs-arm64.tar"),
+        &[r#"IMGCRAFT_ROOTFS_TYPE = "tar.zst""#],
+    );
+    assert_platform_and_labels(&build, "arm64", Some("v8"));
+}
+
+#[test]
+fn imgcraft_push_task_pushes_the_deployed_archive_to_the_registry() {
+    let registry = std::env::var("IMGCRAFT_REGISTRY")
+        .expect("IMGCRAFT_REGISTRY unset: source the env.sh that scripts/setup-test-env.sh writes");
+    let destination = format!("docker://{registry}/imgcraft-bitbake-test/push:{PV}");
+    let push_ref = format!("IMGCRAFT_PUSH_REF = \"{destination}\"");
+    let build = Build::with_task(
+        "push",
+        "qemuarm64",
+        &fixtures().join("rootfs-arm64.tar"),
+        &[&push_ref, r#"IMGCRAFT_PUSH_ARGS = "--tls-verify=false""#],
+        Some("imgcraft_push"),
+    );
+    let deployed = inspect(&format!("oci-archive:{}", build.archive().display()));
+    let pushed: Value =
+        serde_json::from_str(&run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &destination])))
+            .unwrap();
+    assert_eq!(pushed["Digest"], deployed["manifest_digest"], "{pushed}");
+    assert_eq!(pushed["Architecture"], "arm64", "{pushed}");
+}
+
+#[test]
+fn layer_parses_with_the_series_it_names_and_not_with_others() {
+    let parse = |series: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = driver();
+        c.args(["--parse-only", "--machine", "qemux86-64", "--series", series, "--rootfs", "unused.tar"]);
+        c.arg("--workdir").arg(dir.path());
+        (c.output().unwrap(), dir)
+    };
+    for series in ["scarthgap", "wrynose", "blacksail"] {
+        let (output, _dir) = parse(series);
+        assert!(output.status.success(), "{series}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let (output, _dir) = parse("kirkstone");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Layer imgcraft is not compatible"), "{stderr}");
+}
+
+#[test]
+fn a_failing_task_fails_the_driver_with_the_task_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = driver();
+    c.args(["--machine", "qemux86-64", "--rootfs", "/nonexistent/rootfs.tar"]).arg("--workdir").arg(dir.path());
+    let output = run_failing(&mut c);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("do_rootfs") && stderr.contains("/nonexistent/rootfs.tar"), "{stderr}");
+}

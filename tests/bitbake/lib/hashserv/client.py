@@ -1,0 +1,1 @@
+"""Imported by bb.siggen beside hashserv itself; see hashserv/__init__.py."""
