@@ -16,8 +16,8 @@ use serde_json::Value;
 use common::{bin, fixtures, run, run_failing};
 
 const PV: &str = "1.2.3";
-/// OE-core's SOURCE_DATE_EPOCH_FALLBACK, which an image recipe gets, as the class turns it into the creation time.
-const CREATED: &str = "2011-04-05T23:00:00Z";
+/// OE-core's REPRODUCIBLE_TIMESTAMP_ROOTFS (the rootfs mtime clamp), which the class makes the creation time.
+const CREATED: &str = "2018-03-09T12:34:56Z";
 
 fn driver() -> Command {
     let mut c = Command::new("python3");

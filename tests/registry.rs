@@ -356,6 +356,8 @@ fn faulty_proxy(upstream: String, fault: Fault) -> (String, Arc<AtomicBool>) {
                     };
                     if trip && !tripped.swap(true, Ordering::SeqCst) {
                         if let Fault::Unavailable = fault {
+                            // Like a real server: read the whole request (its body too), then answer.
+                            drain_request_body(&mut c_read, &buf[..n]);
                             let reply = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
                             let mut answer = c_read.try_clone().unwrap();
                             let _ = answer.write_all(reply.as_bytes());
@@ -377,6 +379,34 @@ fn faulty_proxy(upstream: String, fault: Fault) -> (String, Arc<AtomicBool>) {
         }
     });
     (addr, tripped_out)
+}
+
+/// Reads the rest of a request whose first `received` bytes (headers included) were already read.
+fn drain_request_body(stream: &mut TcpStream, received: &[u8]) {
+    let mut head = received.to_vec();
+    let mut buf = [0u8; 16384];
+    let header_end = loop {
+        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    };
+    let headers = String::from_utf8_lossy(&head[..header_end]).to_ascii_lowercase();
+    let length: usize = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut left = length.saturating_sub(head.len() - header_end);
+    while left > 0 {
+        match stream.read(&mut buf[..left.min(16384)]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left -= n,
+        }
+    }
 }
 
 #[test]

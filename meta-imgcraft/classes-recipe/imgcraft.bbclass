@@ -24,6 +24,9 @@ IMGCRAFT_LABELS ??= ""
 IMGCRAFT_ANNOTATIONS ??= ""
 # The OCI labels and annotations every image gets, for traceability back to the build.
 IMGCRAFT_STANDARD_LABELS ??= "org.opencontainers.image.title=${IMAGE_BASENAME} org.opencontainers.image.version=${PV} ${@imgcraft_revision_label(d)}"
+# The product's source revision for org.opencontainers.image.revision (OE-core's METADATA_REVISION is OE-core's own
+# commit, not the product's, so it is not used).
+IMGCRAFT_REVISION ??= ""
 # Space-separated ports (PORT, PORT/tcp, PORT/udp) and volume mount points.
 IMGCRAFT_PORTS ??= ""
 IMGCRAFT_VOLUMES ??= ""
@@ -35,8 +38,9 @@ IMGCRAFT_COMPRESSION ??= "gzip"
 IMGCRAFT_OUTPUTS ??= "archive"
 # More rootfs2image options, verbatim.
 IMGCRAFT_EXTRA_ARGS ??= ""
-# Creation time and mtime ceiling; the build's SOURCE_DATE_EPOCH keeps images reproducible.
-IMGCRAFT_SOURCE_DATE_EPOCH ??= "${SOURCE_DATE_EPOCH}"
+# Creation time and mtime ceiling. For images OE-core clamps rootfs mtimes to REPRODUCIBLE_TIMESTAMP_ROOTFS, while
+# SOURCE_DATE_EPOCH is only its 2011 fallback: the former keeps the rootfs's own times and the image reproducible.
+IMGCRAFT_SOURCE_DATE_EPOCH ??= "${@d.getVar('REPRODUCIBLE_TIMESTAMP_ROOTFS') or d.getVar('SOURCE_DATE_EPOCH') or ''}"
 # Where `bitbake -c imgcraft_push IMAGE` pushes (docker://HOST/REPO:TAG), and its extra options (--creds-stdin is not
 # available in a task: use an auth file, REGISTRY_AUTH_FILE or a credential helper).
 IMGCRAFT_PUSH_REF ??= ""
@@ -92,10 +96,8 @@ def imgcraft_option(d, flag, var):
     return 'set -- "$@" %s' % shlex.quote('%s=%s' % (flag, value)) if value else ':'
 
 def imgcraft_revision_label(d):
-    revision = d.getVar('METADATA_REVISION') or ''
-    if revision and revision != '<unknown>':
-        return 'org.opencontainers.image.revision=%s' % revision
-    return ''
+    revision = d.getVar('IMGCRAFT_REVISION')
+    return 'org.opencontainers.image.revision=%s' % revision if revision else ''
 
 # nooelint: oelint.task.noanonpython - an unknown architecture must stop parsing, before any task runs
 python __anonymous() {
