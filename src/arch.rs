@@ -176,13 +176,6 @@ impl ElfIdent {
             _ => return None,
         })
     }
-
-    pub fn describe(self) -> String {
-        match self.architecture() {
-            Some(arch) => arch.to_string(),
-            None => format!("ELF machine {}", self.machine),
-        }
-    }
 }
 
 /// Counts the machines of the rootfs's executables and shared objects as they stream past. The majority decides:

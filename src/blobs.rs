@@ -3,7 +3,7 @@
 //! partial blob under a digest name.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -85,14 +85,6 @@ impl BlobStore {
         let path = self.path(digest);
         File::open(&path).map_err(|e| Error::io("cannot open blob", &path, e))
     }
-
-    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        self.open_blob(digest)?
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io("cannot read blob", self.path(digest), e))?;
-        Ok(bytes)
-    }
 }
 
 /// A blob being written; dropped without [`BlobWriter::commit`], its temporary file is removed.
@@ -136,7 +128,7 @@ mod tests {
         let store = BlobStore::open(dir.path()).unwrap();
         let (digest, size) = store.put(b"{}").unwrap();
         assert_eq!((digest.clone(), size), (Digest::of(b"{}"), 2));
-        assert_eq!(store.read(&digest).unwrap(), b"{}");
+        assert_eq!(fs::read(store.path(&digest)).unwrap(), b"{}");
         let mut abandoned = store.writer().unwrap();
         abandoned.write_all(b"half").unwrap();
         drop(abandoned);

@@ -99,19 +99,6 @@ impl LayerCompression {
         }
     }
 
-    pub fn from_media_type(media_type: &str) -> Option<LayerCompression> {
-        match media_type {
-            "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-                Some(LayerCompression::Gzip)
-            }
-            "application/vnd.oci.image.layer.v1.tar+zstd" => Some(LayerCompression::Zstd),
-            "application/vnd.oci.image.layer.v1.tar" | "application/vnd.docker.image.rootfs.diff.tar" => {
-                Some(LayerCompression::None)
-            }
-            _ => None,
-        }
-    }
-
     /// The level used when the user gives none: gzip 6 (gzip's and Go's default), zstd 3 (zstd's default).
     pub fn default_level(self) -> i32 {
         match self {

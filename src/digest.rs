@@ -79,10 +79,6 @@ impl<W: Write> DigestWriter<W> {
         DigestWriter { inner, hasher: Sha256::new(), written: 0 }
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     /// Returns the inner writer, the digest and the byte count of what was written.
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_hasher(self.hasher), self.written)

@@ -23,10 +23,6 @@ impl<W: Write> TarWriter<W> {
         TarWriter { out, buffer: vec![0u8; 256 * 1024] }
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
-
     /// Writes one entry; for a regular file, exactly its declared size is copied from `data`. Errors reading `data`
     /// pass through unchanged (readers mark theirs with [`InputFault`]).
     pub fn append(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
