@@ -265,3 +265,4 @@ fi
 verify
 (cd "$OUTDIR" && cat SHA256SUMS)
 say "fixtures ready in $OUTDIR ($((SECONDS - T0))s)"
+bash "$REPO/scripts/make-package-fixtures.sh" "$OUTDIR/packages"
