@@ -44,7 +44,7 @@ impl BlobStore {
             .map_err(|e| Error::io("cannot create a blob in", &self.dir, e))?;
         let (file, path) = temp.into_parts();
         Ok(BlobWriter {
-            writer: DigestWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            writer: DigestWriter::new(BufWriter::with_capacity(128 << 10, file)),
             temp: path,
             dir: self.dir.clone(),
         })

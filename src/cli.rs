@@ -192,6 +192,36 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "AUTHOR", help_heading = "Image config")]
     pub author: Option<String>,
 
+    /// How to split the rootfs into layers: by package ownership, by --layer rules, or one layer
+    /// [default: packages when ownership is known (--pkgdata, or an opkg or dpkg database in the rootfs), else single]
+    #[arg(long, value_name = "MODE", default_value = "auto", help_heading = "Layers",
+          value_parser = ["auto", "single", "packages", "paths"])]
+    pub layers: String,
+
+    /// Yocto's PKGDATA_DIR (tmp/pkgdata/MACHINE): which package owns which path, with sizes and dependencies
+    #[arg(long, value_name = "DIR", help_heading = "Layers")]
+    pub pkgdata: Option<std::path::PathBuf>,
+
+    /// The image's package manifest (IMAGE_MANIFEST, lines `NAME ARCH VERSION`): the packages of --pkgdata installed
+    /// [default: every package of --pkgdata that owns a path of the rootfs]
+    #[arg(long, value_name = "FILE", help_heading = "Layers")]
+    pub package_manifest: Option<std::path::PathBuf>,
+
+    /// At most this many layers (Docker and containerd fail past about 125)
+    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Layers")]
+    pub max_layers: usize,
+
+    /// A layer of the paths matching these globs (repeatable, bottom first; implies --layers paths): each rule
+    /// takes what no earlier rule took, the rest goes on top. Globs match paths without a leading `/`; `*` stops at
+    /// `/`, `**` crosses it. Example: --layer libs='usr/lib/**,lib/**'
+    #[arg(long = "layer", value_name = "NAME=GLOB[,GLOB...]", help_heading = "Layers")]
+    pub layer_rules: Vec<String>,
+
+    /// An earlier image of this rootfs (oci:DIR[:TAG], oci-archive:FILE, docker://...): keep its package groups so
+    /// that unchanged packages keep bit-identical layers, and report what a device holding it must download
+    #[arg(long, value_name = "IMAGE", help_heading = "Layers")]
+    pub previous: Option<ImageRef>,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 

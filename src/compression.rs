@@ -5,8 +5,11 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
+use crate::compression_pool::CompressionPool;
 use crate::error::Error;
 use crate::parallel_gzip::ParallelGzipWriter;
+use crate::parallel_zstd::ParallelZstdWriter;
+use std::sync::Arc;
 
 /// The compression of an input stream, recognised by content, never by file name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,14 +128,27 @@ impl LayerCompression {
         }
     }
 
-    /// Wraps `out` in this compressor using `threads` worker threads. Output bytes depend only on the input and
-    /// the level, never on the thread count (../shared/CRATES.md).
+    /// Wraps `out` in this compressor using `threads` worker threads, or the shared `pool` when several layers are
+    /// written at once. Output bytes depend only on the input, the level and whether a pool is used, never on the
+    /// thread count (../shared/CRATES.md).
     pub fn encoder<'a, W: Write + Send + 'a>(
         self,
         out: W,
         level: i32,
         threads: usize,
+        pool: Option<&Arc<CompressionPool>>,
     ) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
+        if let Some(pool) = pool {
+            match self {
+                LayerCompression::Gzip => {
+                    return Ok(Box::new(ParallelGzipWriter::with_pool(out, level as u32, Arc::clone(pool))));
+                }
+                LayerCompression::Zstd => {
+                    return Ok(Box::new(ParallelZstdWriter::with_pool(out, level, Arc::clone(pool))));
+                }
+                LayerCompression::None => {}
+            }
+        }
         Ok(match self {
             LayerCompression::Gzip => Box::new(ParallelGzipWriter::new(out, level as u32, threads)),
             LayerCompression::Zstd => {
@@ -203,7 +219,7 @@ mod tests {
     use super::*;
 
     fn roundtrip(compression: LayerCompression, threads: usize, data: &[u8]) -> Vec<u8> {
-        let mut enc = compression.encoder(Vec::new(), compression.default_level(), threads).unwrap();
+        let mut enc = compression.encoder(Vec::new(), compression.default_level(), threads, None).unwrap();
         enc.write_all(data).unwrap();
         enc.finish_stream().unwrap()
     }

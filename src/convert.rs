@@ -14,12 +14,19 @@ use crate::entry::EntryKind;
 use crate::error::{Error, Result};
 use crate::image::{ANNOTATION_CREATED, ContainerConfig, History, Image, ImageConfig, RootFs, rfc3339};
 use crate::input;
-use crate::layer::{Layer, LayerWriter};
+use crate::layer::Layer;
+use crate::layer_set::LayerSet;
+use crate::layering::{
+    ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, DEFAULT_MAX_LAYERS, LayerMode, LayerPlan, PathRule,
+    PreviousLayers,
+};
 use crate::normalize::Normalizer;
+use crate::packages::{database, pkgdata};
 use crate::progress::Progress;
 use crate::reference::{ImageName, ImageRef};
 use crate::registry::PushReport;
 use crate::sink::{self, SinkOptions};
+use crate::source;
 use crate::tar_reader::input_fault;
 
 /// Everything a conversion needs, validated.
@@ -46,6 +53,36 @@ pub struct ConvertOptions {
     pub name: Option<ImageName>,
     pub progress: Progress,
     pub sink: SinkOptions,
+    pub layering: LayeringOptions,
+}
+
+/// How the rootfs is split into layers (see [`crate::layering`]).
+#[derive(Clone, Debug)]
+pub struct LayeringOptions {
+    pub mode: LayerMode,
+    /// Yocto's PKGDATA_DIR, for package ownership.
+    pub pkgdata: Option<PathBuf>,
+    /// The image manifest (IMAGE_MANIFEST) naming the installed packages of `pkgdata`.
+    pub package_manifest: Option<PathBuf>,
+    /// At most this many layers.
+    pub max_layers: usize,
+    /// `--layer NAME=GLOB,...` rules, bottom first.
+    pub rules: Vec<PathRule>,
+    /// An earlier image of this rootfs whose layer groups are kept.
+    pub previous: Option<ImageRef>,
+}
+
+impl Default for LayeringOptions {
+    fn default() -> Self {
+        LayeringOptions {
+            mode: LayerMode::Auto,
+            pkgdata: None,
+            package_manifest: None,
+            max_layers: DEFAULT_MAX_LAYERS,
+            rules: Vec::new(),
+            previous: None,
+        }
+    }
 }
 
 /// What a conversion produced, as `--json` prints it.
@@ -64,6 +101,25 @@ pub struct ConvertReport {
     pub pushes: Vec<PushReport>,
     /// Where the platform came from: `option`, or `detected from <file>`.
     pub platform_source: String,
+    /// The layering used: `single`, `packages` or `paths`.
+    pub layering: String,
+    /// Where package ownership came from (`pkgdata DIR`, `dpkg database ...`), in `packages` layering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<String>,
+    /// With `--previous`: what a device holding the previous image must download.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<Reuse>,
+}
+
+/// What a new image shares with a previous one.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reuse {
+    /// Layers whose blob the previous image already has.
+    pub reused_layers: usize,
+    /// Layers the previous image does not have.
+    pub new_layers: usize,
+    /// The compressed size of the new layers.
+    pub download_bytes: u64,
 }
 
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
@@ -77,7 +133,18 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     for output in &options.outputs {
         sink::check_destination(output)?;
     }
-    let mut rootfs = input::open(&options.rootfs, &options.progress)?;
+    let previous = options.layering.previous.as_ref().map(|r| read_previous(r, options)).transpose()?;
+    // Standard input is read twice when its package database is needed: spooled to a temporary file first.
+    let spool = match needs_database(options)? {
+        true if options.rootfs == "-" => Some(spool_stdin(options)?),
+        _ => None,
+    };
+    let rootfs_path = spool.as_ref().map(|f| f.path().to_path_buf()).unwrap_or_else(|| PathBuf::from(&options.rootfs));
+    let plan = plan_layers(options, &rootfs_path, previous.as_ref())?;
+    let mut rootfs = match &spool {
+        Some(file) => input::open_path(file.path(), "-", &options.progress)?,
+        None => input::open(&options.rootfs, &options.progress)?,
+    };
     let outputs_known = !options.outputs.is_empty();
     // Blobs are staged beside the first local output so that they can be hardlinked, not copied, into a layout.
     let staging_parent = match options.outputs.iter().find_map(ImageRef::path) {
@@ -91,15 +158,23 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
     let staging = BlobStore::open(staging_dir.path())?;
 
-    let scan = write_layer(&mut rootfs, options, &staging, level, threads)?;
+    let scan = write_layers(&mut rootfs, &plan, options, &staging, level, threads)?;
     options.progress.message("writing outputs");
 
     let (platform, platform_source) = resolve_platform(options, &scan.census, &rootfs.name)?;
     let created = rfc3339(options.source_date_epoch.or(scan.newest_mtime).unwrap_or(0));
-    let image_config = image_config(options, &platform, &created, scan.has_bin_sh);
+    let image_config = image_config(options, &platform, &created, scan.has_bin_sh, &scan.layers);
     let mut annotations = options.annotations.clone();
     annotations.entry(ANNOTATION_CREATED.into()).or_insert_with(|| created.clone());
-    let image = Image::assemble(&staging, image_config, vec![scan.layer], annotations)?;
+    let reuse = previous.as_ref().map(|previous| {
+        let new: Vec<&Layer> = scan.layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
+        Reuse {
+            reused_layers: scan.layers.len() - new.len(),
+            new_layers: new.len(),
+            download_bytes: new.iter().map(|l| l.size).sum(),
+        }
+    });
+    let image = Image::assemble(&staging, image_config, scan.layers, annotations)?;
 
     let publication = sink::Publication::single(&image);
     let outputs = if outputs_known {
@@ -128,20 +203,130 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         outputs: outputs.iter().map(ToString::to_string).collect(),
         pushes,
         platform_source,
+        layering: if plan.is_single() {
+            "single"
+        } else if plan.ownership_source().is_some() {
+            "packages"
+        } else {
+            "paths"
+        }
+        .into(),
+        ownership: plan.ownership_source().map(str::to_string),
+        reuse,
     })
 }
 
-/// What streaming the rootfs through the pipeline produced besides the layer itself.
+/// Whether package ownership must come from the rootfs's own database (read in a pass before the conversion).
+fn needs_database(options: &ConvertOptions) -> Result<bool> {
+    let layering = &options.layering;
+    if layering.package_manifest.is_some() && layering.pkgdata.is_none() {
+        return Err(Error::Invalid("--package-manifest names packages of --pkgdata: give --pkgdata too".into()));
+    }
+    let mode = effective_mode(layering)?;
+    Ok(match mode {
+        LayerMode::Packages => layering.pkgdata.is_none(),
+        // Standard input is spooled only on request: `auto` reads it once, in one layer.
+        LayerMode::Auto => layering.pkgdata.is_none() && options.rootfs != "-",
+        LayerMode::Single | LayerMode::Paths => false,
+    })
+}
+
+/// The mode after the options that imply one, refusing combinations that contradict each other.
+fn effective_mode(layering: &LayeringOptions) -> Result<LayerMode> {
+    let mode = match (layering.mode, layering.rules.is_empty()) {
+        (LayerMode::Auto | LayerMode::Paths, false) => LayerMode::Paths,
+        (mode, false) => {
+            return Err(Error::Invalid(format!("--layer rules need --layers paths (or auto), not --layers {mode}")));
+        }
+        (LayerMode::Paths, true) => {
+            return Err(Error::Invalid("--layers paths needs at least one --layer NAME=GLOB[,GLOB...]".into()));
+        }
+        (mode, true) => mode,
+    };
+    if layering.pkgdata.is_some() && matches!(mode, LayerMode::Single | LayerMode::Paths) {
+        return Err(Error::Invalid(format!("--pkgdata gives package ownership, which --layers {mode} does not use")));
+    }
+    if layering.max_layers == 0 {
+        return Err(Error::Invalid("--max-layers must be at least 1".into()));
+    }
+    Ok(mode)
+}
+
+/// The layer plan: package ownership from pkgdata or the rootfs's database, path rules, or one layer.
+fn plan_layers(options: &ConvertOptions, rootfs: &Path, previous: Option<&PreviousLayers>) -> Result<LayerPlan> {
+    let layering = &options.layering;
+    let mode = effective_mode(layering)?;
+    if layering.max_layers == 1 {
+        return Ok(LayerPlan::single());
+    }
+    let ownership = match mode {
+        LayerMode::Single => return Ok(LayerPlan::single()),
+        LayerMode::Paths => return Ok(LayerPlan::paths(layering.rules.clone())),
+        _ if layering.pkgdata.is_some() => {
+            let dir = layering.pkgdata.as_deref().expect("checked");
+            options.progress.message("reading pkgdata");
+            Some(pkgdata::load(dir, layering.package_manifest.as_deref())?)
+        }
+        LayerMode::Auto if options.rootfs == "-" => None,
+        _ => database::read(rootfs, &options.rootfs, &options.progress)?,
+    };
+    match ownership {
+        Some(ownership) => Ok(LayerPlan::packages(ownership, layering.max_layers, previous)),
+        None if mode == LayerMode::Packages => Err(Error::BadInput {
+            input: options.rootfs.clone(),
+            problem: "--layers packages: no package ownership known: the rootfs has no dpkg or opkg database \
+                (var/lib/dpkg/status, var/lib/opkg/status, usr/lib/opkg/status); give --pkgdata"
+                .into(),
+        }),
+        None => Ok(LayerPlan::single()),
+    }
+}
+
+/// Copies standard input to a temporary file, so that it can be read twice.
+fn spool_stdin(options: &ConvertOptions) -> Result<tempfile::NamedTempFile> {
+    options.progress.message("spooling standard input");
+    let mut spool = tempfile::Builder::new()
+        .prefix(".rootfs2image-stdin-")
+        .tempfile()
+        .map_err(|e| Error::io("cannot create a spool file in", std::env::temp_dir(), e))?;
+    std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut()).map_err(|e| Error::BadInput {
+        input: "-".into(),
+        problem: format!("cannot spool standard input to {}: {e}", spool.path().display()),
+    })?;
+    Ok(spool)
+}
+
+/// The layer groups and blobs of a previous image, from its layer annotations.
+fn read_previous(reference: &ImageRef, options: &ConvertOptions) -> Result<PreviousLayers> {
+    let image = source::open_with(reference, &options.sink.registry)?;
+    let descriptors = match &image.manifest {
+        Some(manifest) => manifest.layers.clone(),
+        None => image.layers.iter().map(|l| l.descriptor.clone()).collect(),
+    };
+    let mut previous = PreviousLayers::default();
+    for descriptor in descriptors {
+        previous.digests.insert(descriptor.digest.clone());
+        if let Some(packages) = descriptor.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PACKAGES))
+            && descriptor.annotations.as_ref().and_then(|a| a.get(ANNOTATION_CONTENT)).is_none()
+        {
+            previous.groups.push(packages.split_whitespace().map(str::to_string).collect());
+        }
+    }
+    Ok(previous)
+}
+
+/// What streaming the rootfs through the pipeline produced besides the layers themselves.
 struct Scan {
-    layer: Layer,
+    layers: Vec<Layer>,
     census: ElfCensus,
     newest_mtime: Option<i64>,
     has_bin_sh: bool,
 }
 
-/// Streams every entry through the normaliser into one layer, watching ELF headers on the way.
-fn write_layer(
+/// Streams every entry through the normaliser into its layer, watching ELF headers on the way.
+fn write_layers(
     rootfs: &mut input::Rootfs,
+    plan: &LayerPlan,
     options: &ConvertOptions,
     staging: &BlobStore,
     level: i32,
@@ -149,7 +334,7 @@ fn write_layer(
 ) -> Result<Scan> {
     let mut normalizer = Normalizer::new(&rootfs.name, options.source_date_epoch);
     let mut census = ElfCensus::default();
-    let mut layer = LayerWriter::create(staging, options.compression, level, threads)?;
+    let mut layers = LayerSet::new(plan, staging, options.compression, level, threads);
     let mut has_bin_sh = false;
     while let Some(entry) = rootfs.entries.next_entry()? {
         let Some(entry) = normalizer.normalize(entry)? else {
@@ -158,7 +343,7 @@ fn write_layer(
         has_bin_sh |= entry.path == b"bin/sh";
         let size = matches!(entry.kind, EntryKind::File { .. }).then(|| entry.size());
         let mut data = ElfSniffer::new(rootfs.entries.data(), &census, size);
-        layer.append(&entry, &mut data).map_err(|e| match input_fault(&e) {
+        layers.append(&entry, &mut data).map_err(|e| match input_fault(&e) {
             Some(problem) => Error::BadInput { input: rootfs.name.clone(), problem: problem.to_string() },
             None => Error::io("cannot write a layer in", staging.root(), e),
         })?;
@@ -168,11 +353,17 @@ fn write_layer(
             census.observe_arm_file(&whole);
         }
     }
-    Ok(Scan { layer: layer.commit()?, census, newest_mtime: normalizer.newest_mtime(), has_bin_sh })
+    Ok(Scan { layers: layers.finish()?, census, newest_mtime: normalizer.newest_mtime(), has_bin_sh })
 }
 
 /// The image config: the user's execution parameters with engine-like defaults, and one history entry.
-fn image_config(options: &ConvertOptions, platform: &Platform, created: &str, has_bin_sh: bool) -> ImageConfig {
+fn image_config(
+    options: &ConvertOptions,
+    platform: &Platform,
+    created: &str,
+    has_bin_sh: bool,
+    layers: &[Layer],
+) -> ImageConfig {
     let mut config = options.config.clone();
     if config.env.is_none() {
         // Docker's default PATH: engines add it only when they build an image, not when they load one.
@@ -189,13 +380,27 @@ fn image_config(options: &ConvertOptions, platform: &Platform, created: &str, ha
         os: "linux".into(),
         config,
         rootfs: RootFs { kind: "layers".into(), diff_ids: vec![] },
-        history: vec![History {
-            created: Some(created.to_string()),
-            created_by: Some("rootfs2image".into()),
-            author: None,
-            comment: Some("root filesystem".into()),
-            empty_layer: None,
-        }],
+        history: layers
+            .iter()
+            .map(|layer| History {
+                created: Some(created.to_string()),
+                created_by: Some("rootfs2image".into()),
+                author: None,
+                comment: Some(layer_comment(layer)),
+                empty_layer: None,
+            })
+            .collect(),
+    }
+}
+
+/// A layer's history comment: what it holds.
+fn layer_comment(layer: &Layer) -> String {
+    let get = |key: &str| layer.annotations.get(key);
+    match (get(ANNOTATION_RULE), get(ANNOTATION_CONTENT), get(ANNOTATION_PACKAGES)) {
+        (Some(rule), _, _) => format!("paths of layer rule {rule}"),
+        (None, Some(_), _) => "paths no package or rule owns, and directories".into(),
+        (None, None, Some(packages)) => format!("packages: {packages}"),
+        (None, None, None) => "root filesystem".into(),
     }
 }
 

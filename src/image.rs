@@ -182,7 +182,7 @@ impl Image {
                     digest: l.digest.clone(),
                     size: l.size,
                     platform: None,
-                    annotations: None,
+                    annotations: (!l.annotations.is_empty()).then(|| l.annotations.clone()),
                 })
                 .collect(),
             annotations: (!annotations.is_empty()).then_some(annotations),

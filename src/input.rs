@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver};
 
 use crate::compression::{InputCompression, SNIFF_LEN};
@@ -47,7 +47,13 @@ pub fn open(spec: &str, progress: &Progress) -> Result<Rootfs, Error> {
         progress.start(None, "converting standard input");
         return open_stream(Box::new(CountingReader::new(stdin, progress.clone())), "-", "rootfs".into());
     }
-    let path = PathBuf::from(spec);
+    open_path(Path::new(spec), spec, progress)
+}
+
+/// Opens the tarball or directory at `path`, named `name` in messages (a spool of standard input is named `-`).
+pub fn open_path(path: &Path, name: &str, progress: &Progress) -> Result<Rootfs, Error> {
+    let spec = name;
+    let path = path.to_path_buf();
     let meta = std::fs::metadata(&path).map_err(|e| Error::BadInput {
         input: spec.to_string(),
         problem: match e.kind() {
@@ -55,7 +61,7 @@ pub fn open(spec: &str, progress: &Progress) -> Result<Rootfs, Error> {
             _ => format!("cannot open: {e}"),
         },
     })?;
-    let stem = file_stem(&path);
+    let stem = if name == "-" { "rootfs".to_string() } else { file_stem(&path) };
     if meta.is_dir() {
         progress.start(None, &format!("converting {spec}"));
         return Ok(Rootfs {

@@ -1,12 +1,15 @@
 //! A layer being written: entries -> canonical tar -> sha256 (diff_id) -> compressor -> sha256 (digest) -> blob,
 //! all in one streaming pass with nothing held whole in memory.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::blobs::{BlobStore, BlobWriter};
 use crate::compression::{FinishWrite, LayerCompression};
+use crate::compression_pool::CompressionPool;
 use crate::digest::{Digest, DigestWriter};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -23,6 +26,9 @@ pub struct Layer {
     pub size: u64,
     pub media_type: String,
     pub uncompressed_size: u64,
+    /// What the layer holds, for its descriptor (`org.imgcraft.layer.*`, see `layering`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 pub struct LayerWriter {
@@ -32,10 +38,17 @@ pub struct LayerWriter {
 }
 
 impl LayerWriter {
-    pub fn create(blobs: &BlobStore, compression: LayerCompression, level: i32, threads: usize) -> Result<LayerWriter> {
+    /// A layer compressed with `threads` threads of its own, or on `pool` when several layers are written at once.
+    pub fn create(
+        blobs: &BlobStore,
+        compression: LayerCompression,
+        level: i32,
+        threads: usize,
+        pool: Option<&Arc<CompressionPool>>,
+    ) -> Result<LayerWriter> {
         let blob = blobs.writer()?;
         let compressor = compression
-            .encoder(blob, level, threads)
+            .encoder(blob, level, threads, pool)
             .map_err(|e| Error::Invalid(format!("cannot start the {compression} compressor: {e}")))?;
         Ok(LayerWriter {
             tar: TarWriter::new(DigestWriter::new(compressor)),
@@ -56,6 +69,13 @@ impl LayerWriter {
         let (compressor, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
         let blob = compressor.finish_stream().map_err(write_error)?;
         let (digest, size) = blob.commit()?;
-        Ok(Layer { digest, diff_id, size, media_type: self.compression.media_type().to_string(), uncompressed_size })
+        Ok(Layer {
+            digest,
+            diff_id,
+            size,
+            media_type: self.compression.media_type().to_string(),
+            uncompressed_size,
+            annotations: BTreeMap::new(),
+        })
     }
 }

@@ -118,11 +118,21 @@ fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
     println!("manifest  {}", report.manifest_digest);
     println!("platform  {platform} ({})", report.platform_source);
     println!(
-        "layers    {} ({} compressed, {} uncompressed)",
+        "layers    {} ({} compressed, {} uncompressed), {}{}",
         report.layers.len(),
         human_size(size),
-        human_size(uncompressed)
+        human_size(uncompressed),
+        report.layering,
+        report.ownership.as_deref().map(|o| format!(" from {o}")).unwrap_or_default()
     );
+    if let Some(reuse) = &report.reuse {
+        println!(
+            "previous  {} layers reused, {} new: a device holding it downloads {}",
+            reuse.reused_layers,
+            reuse.new_layers,
+            human_size(reuse.download_bytes)
+        );
+    }
     for output in report.outputs.iter().filter(|o| !o.starts_with("docker://")) {
         println!("wrote     {output}");
     }

@@ -101,6 +101,11 @@ impl Normalizer {
     }
 }
 
+/// A path in the normal form of layer entries, or `None` if it has a `..` component.
+pub fn normal_form(path: &[u8]) -> Option<Vec<u8>> {
+    normal_path(path).ok()
+}
+
 enum PathProblem {
     Escapes,
     DotDot,

@@ -8,13 +8,13 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 use crate::compression::FinishWrite;
+use crate::compression_pool::CompressionPool;
 
 const BLOCK_SIZE: usize = 128 * 1024;
 /// Deflate's window: a dictionary larger than this is never used.
@@ -23,13 +23,6 @@ const DICTIONARY_SIZE: usize = 32 * 1024;
 /// RFC 1952 header with no file name and mtime 0 (nothing about the host or the time leaks into a layer).
 /// OS 255 = unknown, as Go's compress/gzip writes.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-
-struct Job {
-    data: Vec<u8>,
-    dictionary: Vec<u8>,
-    last: bool,
-    reply: SyncSender<io::Result<Deflated>>,
-}
 
 struct Deflated {
     bytes: Vec<u8>,
@@ -41,51 +34,13 @@ enum Pending {
     Waiting(Receiver<io::Result<Deflated>>),
 }
 
-struct Workers {
-    jobs: Option<SyncSender<Job>>,
-    handles: Vec<JoinHandle<()>>,
-}
-
-impl Workers {
-    fn spawn(threads: usize, level: u32) -> Workers {
-        let (jobs, queue) = mpsc::sync_channel::<Job>(threads * 2);
-        let queue = Arc::new(Mutex::new(queue));
-        let handles = (0..threads)
-            .map(|_| {
-                let queue = Arc::clone(&queue);
-                std::thread::spawn(move || {
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        let result = deflate_block(&job.data, &job.dictionary, job.last, level);
-                        let _ = job.reply.send(result);
-                    }
-                })
-            })
-            .collect();
-        Workers { jobs: Some(jobs), handles }
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.jobs.take();
-        for handle in self.handles.drain(..) {
-            let _ = handle.join();
-        }
-    }
-}
-
 pub struct ParallelGzipWriter<W: Write> {
     out: W,
     level: u32,
     block: Vec<u8>,
     dictionary: Vec<u8>,
     crc: crc32fast::Hasher,
-    workers: Option<Workers>,
+    workers: Option<Arc<CompressionPool>>,
     pending: VecDeque<Pending>,
     max_pending: usize,
     header_written: bool,
@@ -95,7 +50,16 @@ pub struct ParallelGzipWriter<W: Write> {
 impl<W: Write> ParallelGzipWriter<W> {
     /// `threads` <= 1 compresses on the calling thread; the output is the same either way.
     pub fn new(out: W, level: u32, threads: usize) -> Self {
-        let workers = (threads > 1).then(|| Workers::spawn(threads, level));
+        Self::build(out, level, (threads > 1).then(|| CompressionPool::new(threads)), threads.max(1) * 3)
+    }
+
+    /// A writer whose blocks are compressed by a shared pool; at most `threads + 1` of its blocks are in flight.
+    pub fn with_pool(out: W, level: u32, pool: Arc<CompressionPool>) -> Self {
+        let max_pending = pool.threads() + 1;
+        Self::build(out, level, Some(pool), max_pending)
+    }
+
+    fn build(out: W, level: u32, workers: Option<Arc<CompressionPool>>, max_pending: usize) -> Self {
         ParallelGzipWriter {
             out,
             level,
@@ -104,7 +68,7 @@ impl<W: Write> ParallelGzipWriter<W> {
             crc: crc32fast::Hasher::new(),
             workers,
             pending: VecDeque::new(),
-            max_pending: threads.max(1) * 3,
+            max_pending,
             header_written: false,
             length: 0,
         }
@@ -118,13 +82,8 @@ impl<W: Write> ParallelGzipWriter<W> {
         }
         let pending = match &self.workers {
             Some(workers) => {
-                let (reply, result) = mpsc::sync_channel(1);
-                let job = Job { data, dictionary, last, reply };
-                let sent = workers.jobs.as_ref().map(|jobs| jobs.send(job));
-                if !matches!(sent, Some(Ok(()))) {
-                    return Err(io::Error::other("gzip worker threads stopped"));
-                }
-                Pending::Waiting(result)
+                let level = self.level;
+                Pending::Waiting(workers.submit(move || deflate_block(&data, &dictionary, last, level))?)
             }
             None => Pending::Ready(deflate_block(&data, &dictionary, last, self.level)),
         };
@@ -210,6 +169,8 @@ fn deflate_block(data: &[u8], dictionary: &[u8], last: bool, level: u32) -> io::
             _ => bytes.reserve(bytes.capacity().max(4096)),
         }
     }
+    // Blocks wait in a queue until written: keep only what they hold.
+    bytes.shrink_to_fit();
     let mut crc = crc32fast::Hasher::new();
     crc.update(data);
     Ok(Deflated { bytes, crc })

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use imgcraft::convert::{ConvertOptions, current_dir};
+use imgcraft::convert::{ConvertOptions, LayeringOptions, current_dir};
 use imgcraft::error::Error;
 use imgcraft::image::{ContainerConfig, Empty};
 use imgcraft::progress::Progress;
@@ -54,6 +54,15 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
         name: args.tag.clone(),
         progress: Progress::new(!args.quiet && !args.json),
         sink: sink_options(&args.registry, args.rootfs.as_deref() == Some("-"))?,
+        layering: LayeringOptions {
+            mode: args.layers.parse()?,
+            pkgdata: args.pkgdata.clone(),
+            package_manifest: args.package_manifest.clone(),
+            max_layers: args.max_layers,
+            // Parsed here: a glob that does not compile is bad input (exit 1), not a usage error.
+            rules: args.layer_rules.iter().map(|r| r.parse()).collect::<Result<_, _>>()?,
+            previous: args.previous.clone(),
+        },
     })
 }
 

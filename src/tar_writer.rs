@@ -20,7 +20,7 @@ pub struct TarWriter<W> {
 
 impl<W: Write> TarWriter<W> {
     pub fn new(out: W) -> Self {
-        TarWriter { out, buffer: vec![0u8; 256 * 1024] }
+        TarWriter { out, buffer: vec![0u8; 64 * 1024] }
     }
 
     /// Writes one entry; for a regular file, exactly its declared size is copied from `data`. Errors reading `data`

@@ -1,0 +1,214 @@
+//! Package ownership: which installed package owns which path of the rootfs, with each package's size and
+//! dependencies. It decides the layer of every entry in `--layers packages` (see [`crate::layering`]).
+//!
+//! Three sources: a Yocto build's pkgdata ([`pkgdata`]), and the rootfs's own opkg ([`opkg`]) or dpkg ([`dpkg`])
+//! database, found by [`database`] in a pass before the conversion.
+
+pub mod database;
+pub mod dpkg;
+pub mod opkg;
+pub mod pkgdata;
+
+use std::collections::{BTreeMap, HashMap};
+
+/// One installed package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Package {
+    /// The name it is installed under (after any renaming).
+    pub name: String,
+    /// Installed size in bytes (0 when the source does not say).
+    pub size: u64,
+    /// Names of the packages it depends on (runtime dependencies), alternatives included.
+    pub depends: Vec<String>,
+}
+
+/// Installed packages and the paths each owns.
+#[derive(Clone, Debug, Default)]
+pub struct Ownership {
+    /// Where the ownership came from, for messages and the summary (`pkgdata tmp/pkgdata/qemuarm64`).
+    pub source: String,
+    packages: Vec<Package>,
+    /// Rootfs path (normal form: no leading `/`) -> index into `packages`.
+    owners: HashMap<Vec<u8>, u32>,
+}
+
+impl Ownership {
+    pub fn new(source: impl Into<String>) -> Ownership {
+        Ownership { source: source.into(), ..Ownership::default() }
+    }
+
+    /// Adds a package and returns its index; a name added twice keeps the first.
+    pub fn add_package(&mut self, package: Package) -> u32 {
+        if let Some(i) = self.packages.iter().position(|p| p.name == package.name) {
+            return i as u32;
+        }
+        self.packages.push(package);
+        (self.packages.len() - 1) as u32
+    }
+
+    /// Records that `package` owns `path` (as listed: with or without a leading `/` or `./`). A path listed by two
+    /// packages stays with the first (the sources add packages sorted by name, so the choice is stable).
+    pub fn add_path(&mut self, path: &[u8], package: u32) {
+        let path = owned_path(path);
+        if path.is_empty() {
+            return;
+        }
+        self.owners.entry(path.to_vec()).or_insert(package);
+    }
+
+    pub fn packages(&self) -> &[Package] {
+        &self.packages
+    }
+
+    pub fn package(&self, index: u32) -> &Package {
+        &self.packages[index as usize]
+    }
+
+    /// The package that owns `path` (normal form).
+    pub fn owner(&self, path: &[u8]) -> Option<u32> {
+        self.owners.get(path).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packages.is_empty()
+    }
+
+    /// Paths owned per package, for tests and reports.
+    pub fn paths_by_package(&self) -> BTreeMap<&str, Vec<&[u8]>> {
+        let mut by = BTreeMap::<&str, Vec<&[u8]>>::new();
+        for (path, &i) in &self.owners {
+            by.entry(&self.packages[i as usize].name).or_default().push(path);
+        }
+        for paths in by.values_mut() {
+            paths.sort();
+        }
+        by
+    }
+}
+
+/// A path as package databases list it (`/usr/bin/x`, `./usr/bin/x`, `usr/bin/x/`) in the rootfs's normal form.
+fn owned_path(path: &[u8]) -> &[u8] {
+    let mut p = path;
+    loop {
+        if let Some(rest) = p.strip_prefix(b"./") {
+            p = rest;
+        } else if let Some(rest) = p.strip_prefix(b"/") {
+            p = rest;
+        } else {
+            break;
+        }
+    }
+    while let Some(rest) = p.strip_suffix(b"/") {
+        p = rest;
+    }
+    if p == b"." { b"" } else { p }
+}
+
+/// Package names from a Debian-style dependency field (`libc6 (>= 2.36), libfoo | libbar, python3:any`): every
+/// alternative, without versions or architecture qualifiers.
+pub fn dependency_names(field: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = field;
+    // Version constraints are in parentheses, which may hold commas in no format we know, but strip them first.
+    let mut cleaned = String::with_capacity(field.len());
+    let mut depth = 0;
+    for c in rest.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => cleaned.push(c),
+            _ => {}
+        }
+    }
+    rest = &cleaned;
+    for word in rest.split([',', '|', ' ', '\t', '\n']) {
+        let name = word.split(':').next().unwrap_or("").trim();
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// Splits an RFC 822-style control file (dpkg's and opkg's `status`) into stanzas of (field, value) pairs.
+/// Continuation lines (starting with a space or tab) extend the previous field. Returns the line number of a line
+/// that is neither a field nor a continuation.
+pub fn control_stanzas(text: &str) -> Result<Vec<Vec<(String, String)>>, usize> {
+    let mut stanzas = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                stanzas.push(std::mem::take(&mut current));
+            }
+        } else if line.starts_with([' ', '\t']) {
+            match current.last_mut() {
+                Some((_, value)) => {
+                    value.push('\n');
+                    value.push_str(line.trim());
+                }
+                None => return Err(number + 1),
+            }
+        } else {
+            let Some((field, value)) = line.split_once(':') else {
+                return Err(number + 1);
+            };
+            if field.is_empty() || field.contains(' ') {
+                return Err(number + 1);
+            }
+            current.push((field.to_string(), value.trim().to_string()));
+        }
+    }
+    if !current.is_empty() {
+        stanzas.push(current);
+    }
+    Ok(stanzas)
+}
+
+/// A field of a stanza, case-insensitively (dpkg treats field names so).
+pub fn field<'a>(stanza: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    stanza.iter().find(|(f, _)| f.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_paths_take_the_normal_form() {
+        assert_eq!(owned_path(b"/usr/bin/x"), b"usr/bin/x");
+        assert_eq!(owned_path(b"./usr/bin/"), b"usr/bin");
+        assert_eq!(owned_path(b"/."), b"");
+        assert_eq!(owned_path(b"/"), b"");
+    }
+
+    #[test]
+    fn dependency_fields_give_every_alternative_without_versions() {
+        assert_eq!(
+            dependency_names("libc6 (>= 2.36), libfoo | libbar (<< 2), python3:any, debconf (>= 0.5) | debconf-2.0"),
+            ["libc6", "libfoo", "libbar", "python3", "debconf", "debconf-2.0"]
+        );
+        assert_eq!(dependency_names("busybox libc6 (>= 2.39)"), ["busybox", "libc6"]);
+    }
+
+    #[test]
+    fn control_files_split_into_stanzas_with_continuations() {
+        let text = "Package: a\nDescription: one\n two\n\n\nPackage: b\nStatus: install ok installed\n";
+        let stanzas = control_stanzas(text).unwrap();
+        assert_eq!(stanzas.len(), 2);
+        assert_eq!(field(&stanzas[0], "description"), Some("one\ntwo"));
+        assert_eq!(field(&stanzas[1], "Status"), Some("install ok installed"));
+        assert_eq!(control_stanzas("Package: a\nnot a field\n"), Err(2));
+        assert_eq!(control_stanzas(" leading continuation\n"), Err(1));
+    }
+
+    #[test]
+    fn a_path_listed_twice_stays_with_its_first_owner() {
+        let mut ownership = Ownership::new("test");
+        let a = ownership.add_package(Package { name: "a".into(), size: 0, depends: vec![] });
+        let b = ownership.add_package(Package { name: "b".into(), size: 0, depends: vec![] });
+        ownership.add_path(b"/bin/x", a);
+        ownership.add_path(b"bin/x", b);
+        assert_eq!(ownership.owner(b"bin/x"), Some(a));
+    }
+}
