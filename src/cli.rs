@@ -37,6 +37,21 @@ pub enum Command {
     Push(PushArgs),
     /// Combine single-platform images into one multi-platform OCI image index
     Index(IndexArgs),
+    /// What a device holding OLD must download to get NEW: shared and new layers, and their bytes
+    Diff(DiffArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The image the device has: oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF], docker://...
+    pub old: ImageRef,
+    /// The image it is to get
+    pub new: ImageRef,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON object on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod compression;
 pub mod compression_pool;
 pub mod convert;
+pub mod diff;
 pub mod digest;
 pub mod directory;
 pub mod entry;

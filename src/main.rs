@@ -32,6 +32,15 @@ fn main() -> ExitCode {
         }),
         Some(Command::Push(args)) => push(args),
         Some(Command::Index(args)) => index(args),
+        Some(Command::Diff(args)) => settings::sink_options(&args.registry, false)
+            .and_then(|options| imgcraft::diff::diff(&args.old, &args.new, &options.registry))
+            .map(|report| {
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+                } else {
+                    print!("{}", report.to_text());
+                }
+            }),
         None => settings::resolve(&cli.convert).and_then(|options| {
             let report = convert(&options);
             options.progress.finish();
