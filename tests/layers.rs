@@ -1,0 +1,1 @@
+//! Layered images (issue 6): written by the layers test helper.
