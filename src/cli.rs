@@ -237,6 +237,12 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "IMAGE", help_heading = "Layers")]
     pub previous: Option<ImageRef>,
 
+    /// Build on this image (oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, docker://...): its layers are kept
+    /// as they are, only what differs from it goes on top, paths it has and the rootfs lacks become whiteouts, and
+    /// its config (environment, entrypoint, user, ...) is inherited unless an option overrides it
+    #[arg(long, value_name = "IMAGE", help_heading = "Layers")]
+    pub base: Option<ImageRef>,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::arch::{ARM_ATTRIBUTES_LIMIT, ELF_HEAD, ElfCensus, ElfIdent, Platform};
+use crate::base::BaseImage;
 use crate::blobs::BlobStore;
 use crate::compression::LayerCompression;
 use crate::digest::Digest;
@@ -70,6 +71,8 @@ pub struct LayeringOptions {
     pub rules: Vec<PathRule>,
     /// An earlier image of this rootfs whose layer groups are kept.
     pub previous: Option<ImageRef>,
+    /// An image to build on: its layers kept, only what differs from it added (see [`crate::base`]).
+    pub base: Option<ImageRef>,
 }
 
 impl Default for LayeringOptions {
@@ -81,6 +84,7 @@ impl Default for LayeringOptions {
             max_layers: DEFAULT_MAX_LAYERS,
             rules: Vec::new(),
             previous: None,
+            base: None,
         }
     }
 }
@@ -133,18 +137,6 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     for output in &options.outputs {
         sink::check_destination(output)?;
     }
-    let previous = options.layering.previous.as_ref().map(|r| read_previous(r, options)).transpose()?;
-    // Standard input is read twice when its package database is needed: spooled to a temporary file first.
-    let spool = match needs_database(options)? {
-        true if options.rootfs == "-" => Some(spool_stdin(options)?),
-        _ => None,
-    };
-    let rootfs_path = spool.as_ref().map(|f| f.path().to_path_buf()).unwrap_or_else(|| PathBuf::from(&options.rootfs));
-    let plan = plan_layers(options, &rootfs_path, previous.as_ref())?;
-    let mut rootfs = match &spool {
-        Some(file) => input::open_path(file.path(), "-", &options.progress)?,
-        None => input::open(&options.rootfs, &options.progress)?,
-    };
     let outputs_known = !options.outputs.is_empty();
     // Blobs are staged beside the first local output so that they can be hardlinked, not copied, into a layout.
     let staging_parent = match options.outputs.iter().find_map(ImageRef::path) {
@@ -158,23 +150,45 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
     let staging = BlobStore::open(staging_dir.path())?;
 
-    let scan = write_layers(&mut rootfs, &plan, options, &staging, level, threads)?;
+    let previous = options.layering.previous.as_ref().map(|r| read_previous(r, options)).transpose()?;
+    let base = match &options.layering.base {
+        Some(reference) => {
+            options.progress.message("reading the base image");
+            Some(BaseImage::load(reference, &options.sink.registry, &staging)?)
+        }
+        None => None,
+    };
+    // Standard input is read twice when its package database is needed: spooled to a temporary file first.
+    let spool = match needs_database(options)? {
+        true if options.rootfs == "-" => Some(spool_stdin(options)?),
+        _ => None,
+    };
+    let rootfs_path = spool.as_ref().map(|f| f.path().to_path_buf()).unwrap_or_else(|| PathBuf::from(&options.rootfs));
+    let plan = plan_layers(options, &rootfs_path, previous.as_ref(), base.as_ref())?;
+    let mut rootfs = match &spool {
+        Some(file) => input::open_path(file.path(), "-", &options.progress)?,
+        None => input::open(&options.rootfs, &options.progress)?,
+    };
+
+    let scan = write_layers(&mut rootfs, &plan, base.as_ref(), options, &staging, level, threads)?;
     options.progress.message("writing outputs");
 
-    let (platform, platform_source) = resolve_platform(options, &scan.census, &rootfs.name)?;
+    let (platform, platform_source) = resolve_platform(options, &scan.census, &rootfs.name, base.as_ref())?;
     let created = rfc3339(options.source_date_epoch.or(scan.newest_mtime).unwrap_or(0));
-    let image_config = image_config(options, &platform, &created, scan.has_bin_sh, &scan.layers);
+    let image_config = image_config(options, &platform, &created, scan.has_bin_sh, &scan.layers, base.as_ref());
     let mut annotations = options.annotations.clone();
     annotations.entry(ANNOTATION_CREATED.into()).or_insert_with(|| created.clone());
+    let mut layers = base.map(|b| b.layers).unwrap_or_default();
+    layers.extend(scan.layers);
     let reuse = previous.as_ref().map(|previous| {
-        let new: Vec<&Layer> = scan.layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
+        let new: Vec<&Layer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
         Reuse {
-            reused_layers: scan.layers.len() - new.len(),
+            reused_layers: layers.len() - new.len(),
             new_layers: new.len(),
             download_bytes: new.iter().map(|l| l.size).sum(),
         }
     });
-    let image = Image::assemble(&staging, image_config, scan.layers, annotations)?;
+    let image = Image::assemble(&staging, image_config, layers, annotations)?;
 
     let publication = sink::Publication::single(&image);
     let outputs = if outputs_known {
@@ -253,10 +267,27 @@ fn effective_mode(layering: &LayeringOptions) -> Result<LayerMode> {
 }
 
 /// The layer plan: package ownership from pkgdata or the rootfs's database, path rules, or one layer.
-fn plan_layers(options: &ConvertOptions, rootfs: &Path, previous: Option<&PreviousLayers>) -> Result<LayerPlan> {
+fn plan_layers(
+    options: &ConvertOptions,
+    rootfs: &Path,
+    previous: Option<&PreviousLayers>,
+    base: Option<&BaseImage>,
+) -> Result<LayerPlan> {
     let layering = &options.layering;
     let mode = effective_mode(layering)?;
-    if layering.max_layers == 1 {
+    // On a base, its layers and the whiteout layer count too.
+    let reserved = base.map(|b| b.layers.len() + 1).unwrap_or(0);
+    if reserved >= layering.max_layers {
+        return Err(Error::Invalid(format!(
+            "--max-layers {}: the base image `{}` already has {} layers; allow at least {}",
+            layering.max_layers,
+            base.map(|b| b.reference.as_str()).unwrap_or(""),
+            reserved - 1,
+            reserved + 1
+        )));
+    }
+    let max_layers = layering.max_layers - reserved;
+    if max_layers == 1 {
         return Ok(LayerPlan::single());
     }
     let ownership = match mode {
@@ -271,7 +302,7 @@ fn plan_layers(options: &ConvertOptions, rootfs: &Path, previous: Option<&Previo
         _ => database::read(rootfs, &options.rootfs, &options.progress)?,
     };
     match ownership {
-        Some(ownership) => Ok(LayerPlan::packages(ownership, layering.max_layers, previous)),
+        Some(ownership) => Ok(LayerPlan::packages(ownership, max_layers, previous)),
         None if mode == LayerMode::Packages => Err(Error::BadInput {
             input: options.rootfs.clone(),
             problem: "--layers packages: no package ownership known: the rootfs has no dpkg or opkg database \
@@ -327,6 +358,7 @@ struct Scan {
 fn write_layers(
     rootfs: &mut input::Rootfs,
     plan: &LayerPlan,
+    base: Option<&BaseImage>,
     options: &ConvertOptions,
     staging: &BlobStore,
     level: i32,
@@ -335,6 +367,9 @@ fn write_layers(
     let mut normalizer = Normalizer::new(&rootfs.name, options.source_date_epoch);
     let mut census = ElfCensus::default();
     let mut layers = LayerSet::new(plan, staging, options.compression, level, threads);
+    if let Some(base) = base {
+        layers = layers.on_base(base);
+    }
     let mut has_bin_sh = false;
     while let Some(entry) = rootfs.entries.next_entry()? {
         let Some(entry) = normalizer.normalize(entry)? else {
@@ -363,8 +398,12 @@ fn image_config(
     created: &str,
     has_bin_sh: bool,
     layers: &[Layer],
+    base: Option<&BaseImage>,
 ) -> ImageConfig {
     let mut config = options.config.clone();
+    if let Some(base) = base {
+        config = inherit(config, &base.config.config);
+    }
     if config.env.is_none() {
         // Docker's default PATH: engines add it only when they build an image, not when they load one.
         config.env = Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]);
@@ -372,25 +411,65 @@ fn image_config(
     if config.cmd.is_none() && config.entrypoint.is_none() && has_bin_sh {
         config.cmd = Some(vec!["/bin/sh".into()]);
     }
+    let mut history = base.map(|b| b.config.history.clone()).unwrap_or_default();
+    let new_layers = &layers[..];
     ImageConfig {
         created: Some(created.to_string()),
-        author: options.author.clone(),
+        author: options.author.clone().or_else(|| base.and_then(|b| b.config.author.clone())),
         architecture: platform.architecture.clone(),
         variant: platform.variant.clone(),
         os: "linux".into(),
         config,
         rootfs: RootFs { kind: "layers".into(), diff_ids: vec![] },
-        history: layers
-            .iter()
-            .map(|layer| History {
+        history: {
+            history.extend(new_layers.iter().map(|layer| History {
                 created: Some(created.to_string()),
                 created_by: Some("rootfs2image".into()),
                 author: None,
                 comment: Some(layer_comment(layer)),
                 empty_layer: None,
-            })
-            .collect(),
+            }));
+            history
+        },
     }
+}
+
+/// The base image's execution parameters under the user's: what the user gives wins; environment variables,
+/// labels, ports and volumes are merged key by key, as a Dockerfile's instructions would on top of `FROM`.
+fn inherit(mut config: ContainerConfig, base: &ContainerConfig) -> ContainerConfig {
+    if let Some(base_env) = &base.env {
+        let ours = config.env.take().unwrap_or_default();
+        let key = |e: &String| e.split('=').next().unwrap_or("").to_string();
+        let mut env: Vec<String> =
+            base_env.iter().filter(|b| !ours.iter().any(|o| key(o) == key(b))).cloned().collect();
+        env.extend(ours);
+        config.env = Some(env);
+    }
+    if config.entrypoint.is_none() && config.cmd.is_none() {
+        config.entrypoint = base.entrypoint.clone();
+        config.cmd = base.cmd.clone();
+    }
+    config.user = config.user.or_else(|| base.user.clone());
+    config.working_dir = config.working_dir.or_else(|| base.working_dir.clone());
+    config.stop_signal = config.stop_signal.or_else(|| base.stop_signal.clone());
+    fn merge<V: Clone>(
+        ours: Option<BTreeMap<String, V>>,
+        base: &Option<BTreeMap<String, V>>,
+    ) -> Option<BTreeMap<String, V>> {
+        match (ours, base) {
+            (None, base) => base.clone(),
+            (Some(ours), None) => Some(ours),
+            (Some(ours), Some(base)) => {
+                let mut merged = base.clone();
+                merged.extend(ours);
+                Some(merged)
+            }
+        }
+    }
+    config.labels = merge(config.labels, &base.labels);
+    config.exposed_ports = merge(config.exposed_ports, &base.exposed_ports);
+    config.volumes = merge(config.volumes, &base.volumes);
+    config
 }
 
 /// A layer's history comment: what it holds.
@@ -405,8 +484,41 @@ fn layer_comment(layer: &Layer) -> String {
 }
 
 /// The platform from the option, checked against the binaries; or detected from them.
-fn resolve_platform(options: &ConvertOptions, census: &ElfCensus, input: &str) -> Result<(Platform, String)> {
+fn resolve_platform(
+    options: &ConvertOptions,
+    census: &ElfCensus,
+    input: &str,
+    base: Option<&BaseImage>,
+) -> Result<(Platform, String)> {
+    let resolved = resolve_own_platform(options, census, input, base)?;
+    if let Some(base) = base {
+        let theirs = base.config.platform();
+        if theirs.architecture != resolved.0.architecture
+            || (theirs.variant.is_some() && resolved.0.variant.is_some() && theirs.variant != resolved.0.variant)
+        {
+            return Err(Error::BadImage {
+                image: base.reference.clone(),
+                problem: format!(
+                    "the base image is {theirs}, but the image being built is {} ({}): a base must be of the same \
+                     architecture",
+                    resolved.0, resolved.1
+                ),
+            });
+        }
+    }
+    Ok(resolved)
+}
+
+fn resolve_own_platform(
+    options: &ConvertOptions,
+    census: &ElfCensus,
+    input: &str,
+    base: Option<&BaseImage>,
+) -> Result<(Platform, String)> {
     let detected = census.platform();
+    if let (None, None, Some(base)) = (&options.platform, &detected, base) {
+        return Ok((base.config.platform().with_default_variant(), format!("from the base image {}", base.reference)));
+    }
     match (&options.platform, detected) {
         (Some(requested), Some((found, file))) => {
             if options.check_platform && requested.architecture != found.architecture {

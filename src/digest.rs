@@ -113,6 +113,11 @@ impl<R: Read> DigestReader<R> {
     pub fn finish(self) -> (Digest, u64) {
         (Digest::from_hasher(self.hasher), self.read)
     }
+
+    /// The inner reader back, with the digest and length of what was read through it.
+    pub fn into_parts(self) -> (R, Digest, u64) {
+        (self.inner, Digest::from_hasher(self.hasher), self.read)
+    }
 }
 
 impl<R: Read> Read for DigestReader<R> {

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Read};
 use std::sync::Arc;
 
+use crate::base::{BaseImage, Comparison};
 use crate::blobs::BlobStore;
 use crate::compression::LayerCompression;
 use crate::compression_pool::CompressionPool;
@@ -39,8 +40,12 @@ pub struct LayerSet<'a> {
     /// Shared by every layer when there are several (see `compression_pool`).
     pool: Option<Arc<CompressionPool>>,
     layers: BTreeMap<Group, OpenLayer>,
-    /// Every directory seen, with its real attributes.
+    /// Every directory seen, as lower layers carry it: real attributes, mtime 0 unless the base has it as it is.
     directories: HashMap<Vec<u8>, Entry>,
+    /// With `--base`: what the rootfs is compared with, and every path of the rootfs (for whiteouts).
+    base: Option<&'a BaseImage>,
+    present: HashSet<Vec<u8>>,
+    present_directories: HashSet<Vec<u8>>,
     /// The group of every non-directory written, for hardlinks to follow their target.
     placed: HashMap<Vec<u8>, Group>,
 }
@@ -62,8 +67,17 @@ impl<'a> LayerSet<'a> {
             pool: (!plan.is_single()).then(|| CompressionPool::new(threads)),
             layers: BTreeMap::new(),
             directories: HashMap::new(),
+            base: None,
+            present: HashSet::new(),
+            present_directories: HashSet::new(),
             placed: HashMap::new(),
         }
+    }
+
+    /// Writes only what differs from `base`, and whiteouts for what the rootfs lacks.
+    pub fn on_base(mut self, base: &'a BaseImage) -> Self {
+        self.base = Some(base);
+        self
     }
 
     fn layer(&mut self, group: Group) -> io::Result<&mut OpenLayer> {
@@ -76,12 +90,55 @@ impl<'a> LayerSet<'a> {
         Ok(self.layers.get_mut(&group).expect("just inserted"))
     }
 
-    /// Appends one normalised entry to its layer, with the parent directories that layer still lacks.
+    /// Appends one normalised entry to its layer, with the parent directories that layer still lacks; on a base,
+    /// only if the base does not have it as it is.
     pub fn append(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
+        let Some(base) = self.base else {
+            return self.write(entry, data);
+        };
+        self.note_present(entry);
+        match base.compare(entry) {
+            Comparison::Differs => self.write(entry, data),
+            Comparison::Same => {
+                if matches!(entry.kind, EntryKind::Directory) {
+                    // Lower layers may carry it as it is: no later layer needs to correct it.
+                    self.directories.insert(entry.path.clone(), entry.clone());
+                }
+                Ok(())
+            }
+            Comparison::SameIfContent => {
+                let mut content = Spool::read(data, entry.size())?;
+                if base.same_content(&entry.path, &content.digest) {
+                    return Ok(());
+                }
+                content.rewind()?;
+                self.write(entry, &mut content)
+            }
+        }
+    }
+
+    fn note_present(&mut self, entry: &Entry) {
+        if matches!(entry.kind, EntryKind::Directory) {
+            self.present_directories.insert(entry.path.clone());
+        }
+        let mut path = entry.path.as_slice();
+        while self.present.insert(path.to_vec()) {
+            match path.iter().rposition(|&b| b == b'/') {
+                Some(slash) => {
+                    path = &path[..slash];
+                    // A directory implied by its child, in a tarball that does not list it.
+                    self.present_directories.insert(path.to_vec());
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn write(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
         let directory_group = self.plan.directory_group();
         let (group, package) = match &entry.kind {
             EntryKind::Directory => {
-                self.directories.insert(entry.path.clone(), entry.clone());
+                self.directories.insert(entry.path.clone(), Entry { mtime: STUB_MTIME, ..entry.clone() });
                 (directory_group, None)
             }
             // A hardlink goes where its target is (image-spec layer.md: the target must be in the same layer).
@@ -117,7 +174,7 @@ impl<'a> LayerSet<'a> {
                 break;
             }
             if let Some(directory) = self.directories.get(parent) {
-                stubs.push(Entry { mtime: STUB_MTIME, ..directory.clone() });
+                stubs.push(directory.clone());
             }
             end = slash;
         }
@@ -128,8 +185,24 @@ impl<'a> LayerSet<'a> {
     /// Ends every layer and returns them bottom first, each annotated with what it holds.
     pub fn finish(self) -> Result<Vec<Layer>> {
         let plan = self.plan;
-        let mut layers = self.layers;
         let mut finished = Vec::new();
+        if let Some(base) = self.base {
+            // First of the new layers: an opaque marker hides the base's children from the layers below it only.
+            let whiteouts = base.whiteouts(&self.present, &self.present_directories);
+            if !whiteouts.is_empty() {
+                let mut writer =
+                    LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
+                for whiteout in &whiteouts {
+                    writer
+                        .append(whiteout, &mut io::empty())
+                        .map_err(|e| crate::error::Error::io("cannot write a layer in", self.blobs.root(), e))?;
+                }
+                let mut layer = writer.commit()?;
+                layer.annotations.insert(ANNOTATION_CONTENT.into(), "whiteouts".into());
+                finished.push(layer);
+            }
+        }
+        let mut layers = self.layers;
         for group in plan.order() {
             let Some(open) = layers.remove(&group) else { continue };
             let mut layer = open.writer.commit()?;
@@ -155,12 +228,55 @@ impl<'a> LayerSet<'a> {
             }
             finished.push(layer);
         }
-        if finished.is_empty() {
+        if finished.is_empty() && self.base.is_none() {
             // An empty rootfs still makes an image with one (empty) layer.
             let writer =
                 LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
             finished.push(writer.commit()?);
         }
         Ok(finished)
+    }
+}
+
+/// A file's content held to compare it with the base's: in memory, or in a temporary file when large.
+struct Spool {
+    digest: crate::digest::Digest,
+    memory: io::Cursor<Vec<u8>>,
+    file: Option<std::fs::File>,
+}
+
+impl Spool {
+    const MEMORY_LIMIT: u64 = 64 << 20;
+
+    fn read(data: &mut dyn Read, size: u64) -> io::Result<Spool> {
+        let mut hashed = crate::digest::DigestReader::new(data);
+        if size <= Self::MEMORY_LIMIT {
+            let mut bytes = Vec::with_capacity(size as usize);
+            hashed.read_to_end(&mut bytes)?;
+            let (digest, _) = hashed.finish();
+            return Ok(Spool { digest, memory: io::Cursor::new(bytes), file: None });
+        }
+        let mut file = tempfile::tempfile()?;
+        io::copy(&mut hashed, &mut file)?;
+        let (digest, _) = hashed.finish();
+        Ok(Spool { digest, memory: io::Cursor::new(Vec::new()), file: Some(file) })
+    }
+
+    fn rewind(&mut self) -> io::Result<()> {
+        use std::io::Seek;
+        self.memory.set_position(0);
+        if let Some(file) = &mut self.file {
+            file.rewind()?;
+        }
+        Ok(())
+    }
+}
+
+impl Read for Spool {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(file) => file.read(buf),
+            None => self.memory.read(buf),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! -> [`sink`] (OCI layout, archive). [`convert`] wires the pipeline; [`source`] reads images back for [`inspect`].
 
 pub mod arch;
+pub mod base;
 pub mod blobs;
 pub mod compression;
 pub mod compression_pool;

@@ -62,6 +62,7 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
             // Parsed here: a glob that does not compile is bad input (exit 1), not a usage error.
             rules: args.layer_rules.iter().map(|r| r.parse()).collect::<Result<_, _>>()?,
             previous: args.previous.clone(),
+            base: args.base.clone(),
         },
     })
 }

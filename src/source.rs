@@ -432,6 +432,13 @@ impl OpenedImage {
     }
 }
 
+impl OpenedImage {
+    /// A layer's blob as stored (checked by the caller against its descriptor).
+    pub fn open_layer(&self, layer: &SourceLayer) -> Result<Box<dyn Read + Send + '_>> {
+        Ok(self.blobs.open_path(&layer.member)?.0)
+    }
+}
+
 impl crate::registry::push::BlobSource for OpenedImage {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
         Ok(self.blobs.open_path(&blob_member(digest))?.0)
