@@ -116,7 +116,7 @@ impl BaseImage {
             && base.gid == entry.gid
             && base.mtime == entry.mtime
             && base.xattrs == entry.xattrs;
-        match (same_attributes, &base.kind == &entry.kind) {
+        match (same_attributes, base.kind == entry.kind) {
             (true, true) if matches!(entry.kind, EntryKind::File { .. }) => Comparison::SameIfContent,
             (true, true) => Comparison::Same,
             _ => Comparison::Differs,

@@ -412,7 +412,7 @@ fn image_config(
         config.cmd = Some(vec!["/bin/sh".into()]);
     }
     let mut history = base.map(|b| b.config.history.clone()).unwrap_or_default();
-    let new_layers = &layers[..];
+    let new_layers = layers;
     ImageConfig {
         created: Some(created.to_string()),
         author: options.author.clone().or_else(|| base.and_then(|b| b.config.author.clone())),

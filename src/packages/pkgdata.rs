@@ -29,12 +29,8 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
             let mut files = Vec::new();
             for entry in std::fs::read_dir(&runtime).map_err(|e| Error::io("cannot read", &runtime, e))? {
                 let entry = entry.map_err(|e| Error::io("cannot read", &runtime, e))?;
-                let name = entry.file_name();
-                // runtime/<pkg>.packaged markers and the like are not package files.
-                if name.to_string_lossy().contains('.') && !entry.path().is_file() {
-                    continue;
-                }
-                if name.to_string_lossy().ends_with(".packaged") {
+                // runtime/<pkg>.packaged markers say a package was written; they are not package files.
+                if !entry.path().is_file() || entry.file_name().to_string_lossy().ends_with(".packaged") {
                     continue;
                 }
                 files.push(entry.path());
