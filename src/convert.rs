@@ -279,10 +279,11 @@ fn plan_layers(
     let reserved = base.map(|b| b.layers.len() + 1).unwrap_or(0);
     if reserved >= layering.max_layers {
         return Err(Error::Invalid(format!(
-            "--max-layers {}: the base image `{}` already has {} layers; allow at least {}",
+            "--max-layers {}: the base image `{}` already has {} layer{}; allow at least {}",
             layering.max_layers,
             base.map(|b| b.reference.as_str()).unwrap_or(""),
             reserved - 1,
+            if reserved == 2 { "" } else { "s" },
             reserved + 1
         )));
     }
