@@ -91,6 +91,16 @@ impl Build {
     fn archive(&self) -> PathBuf {
         self.linked("oci.tar")
     }
+
+    /// The file names IMAGE_OUTPUT_MANIFEST (OE-core's write_image_output_manifest, gathered by do_image_complete)
+    /// records for `task`.
+    fn recorded_outputs(&self, task: &str) -> Vec<String> {
+        let path = self.var("image_output_manifest");
+        let manifest: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let entry = manifest.as_array().unwrap().iter().find(|e| e["taskname"] == task);
+        let images = entry.unwrap_or_else(|| panic!("{path} has no {task}: {manifest}"))["images"].as_array().unwrap();
+        images.iter().map(|i| i["filename"].as_str().unwrap().to_owned()).collect()
+    }
 }
 
 fn inspect(reference: &str) -> Value {
@@ -213,6 +223,10 @@ fn container_settings_from_local_conf_reach_the_config_and_both_outputs_are_depl
     let config = skopeo_config(&format!("oci:{}", layout.display()));
     assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/bin/echo", "entry"]), "{config}");
     assert_eq!(docker_run(&build, None, &[]), "entry from bitbake");
+    // OE-core's postfuncs found both outputs through the task's [subimages] flag: they made the links above and
+    // recorded the files.
+    let name = |link: &Path| std::fs::read_link(link).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(build.recorded_outputs("image_imgcraft"), [name(&archive), name(&layout)]);
 }
 
 #[test]
