@@ -50,7 +50,7 @@ export DOCKER_HOST
 PACKAGES=(docker.io podman skopeo umoci oci-image-tool docker-registry qemu-user-static
   busybox-static pigz pbzip2 zstd xz-utils bzip2 debootstrap apache2-utils runc
   libcap2-bin attr fuse-overlayfs uidmap containernetworking-plugins
-  curl openssl)  # curl: health checks here; openssl: fixture noise in make-fixtures.sh
+  curl openssl pseudo)  # curl: health checks here; openssl: fixture noise in make-fixtures.sh; pseudo: BitBake tests
 # Emulated architectures the tests may use; every other qemu-*.conf is registered too.
 REQUIRED_BINFMT=(aarch64 arm riscv64)
 # Debian architectures whose busybox-static .deb we fetch, with what `uname -m` says under qemu.

@@ -1,23 +1,26 @@
 //! meta-imgcraft under a real BitBake: tests/bitbake/run.py builds an image recipe that inherits the imgcraft class
 //! for OE-core's qemu machines, with BitBake's `bb` library from the PyPI package bitbake-setup and a minimal
 //! configuration of our own (tests/bitbake). The images it deploys are checked with `rootfs2image inspect`, skopeo
-//! and Docker. Needs python3 and PyPI (for the first run), skopeo, and the Docker engine of
-//! scripts/setup-test-env.sh (DOCKER, DOCKER_HOST).
+//! and Docker. Needs python3 and PyPI (for the first run), Debian's pseudo (the fakeroot of do_rootfs and do_image*,
+//! as in OE-core), skopeo, umoci, and the Docker engine of scripts/setup-test-env.sh (DOCKER, DOCKER_HOST).
 
 #![cfg(feature = "engine-tests")]
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-use common::{bin, fixtures, run, run_failing};
+use common::{assert_same_tree, bin, fixtures, run, run_failing, snapshot};
 
 const PV: &str = "1.2.3";
-/// OE-core's REPRODUCIBLE_TIMESTAMP_ROOTFS (the rootfs mtime clamp), which the class makes the creation time.
+/// OE-core's REPRODUCIBLE_TIMESTAMP_ROOTFS (the rootfs mtime clamp), which the class makes the creation time and the
+/// mtime ceiling.
 const CREATED: &str = "2018-03-09T12:34:56Z";
+const CREATED_EPOCH: i64 = 1_520_598_896;
 
 fn driver() -> Command {
     let mut c = Command::new("python3");
@@ -87,6 +90,16 @@ impl Build {
 
     fn archive(&self) -> PathBuf {
         self.linked("oci.tar")
+    }
+
+    /// The file names IMAGE_OUTPUT_MANIFEST (OE-core's write_image_output_manifest, gathered by do_image_complete)
+    /// records for `task`.
+    fn recorded_outputs(&self, task: &str) -> Vec<String> {
+        let path = self.var("image_output_manifest");
+        let manifest: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let entry = manifest.as_array().unwrap().iter().find(|e| e["taskname"] == task);
+        let images = entry.unwrap_or_else(|| panic!("{path} has no {task}: {manifest}"))["images"].as_array().unwrap();
+        images.iter().map(|i| i["filename"].as_str().unwrap().to_owned()).collect()
     }
 }
 
@@ -210,6 +223,41 @@ fn container_settings_from_local_conf_reach_the_config_and_both_outputs_are_depl
     let config = skopeo_config(&format!("oci:{}", layout.display()));
     assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/bin/echo", "entry"]), "{config}");
     assert_eq!(docker_run(&build, None, &[]), "entry from bitbake");
+    // OE-core's postfuncs found both outputs through the task's [subimages] flag: they made the links above and
+    // recorded the files.
+    let name = |link: &Path| std::fs::read_link(link).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(build.recorded_outputs("image_imgcraft"), [name(&archive), name(&layout)]);
+}
+
+#[test]
+fn pseudo_alone_gives_the_image_the_rootfs_owners_devices_and_capabilities() {
+    // do_rootfs unpacks the fixture under pseudo and do_image_imgcraft streams it out under pseudo. On disk the tree
+    // is the building user's, without device nodes or capabilities, even when the build runs as root (whose tasks
+    // BitBake's worker puts in a user namespace that maps only root, where mknod and chown to others fail anyway):
+    // what the image carries can only come from pseudo's database.
+    let build =
+        Build::new("pseudo", "qemux86-64", &fixtures().join("rootfs-amd64.tar"), &[r#"IMGCRAFT_OUTPUTS = "layout""#]);
+    let builder = std::fs::metadata(build.deploy_dir()).unwrap().uid();
+    let on_disk = snapshot(Path::new(build.var("image_rootfs")));
+    let entry = |path: &str| &on_disk[path.as_bytes()];
+    assert_eq!(entry("dev/null-test").kind, "file", "{:?}", entry("dev/null-test"));
+    assert_eq!(entry("usr/share/owners/huge-id").uid, builder, "{:?}", entry("usr/share/owners/huge-id"));
+    assert!(entry("usr/bin/ping-cap").xattrs.is_empty(), "{:?}", entry("usr/bin/ping-cap"));
+    let database = Path::new(build.var("pseudo_localstatedir")).join("files.db");
+    assert!(database.is_file(), "{} is missing", database.display());
+
+    // The image holds the fixture's tree exactly, mtimes clamped to REPRODUCIBLE_TIMESTAMP_ROOTFS.
+    let layout = build.linked("oci");
+    let bundle = tempfile::tempdir().unwrap();
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{PV}", layout.display()))
+        .arg(bundle.path().join("bundle")));
+    let mut expected = snapshot(&fixtures().join("rootfs-amd64"));
+    for attrs in expected.values_mut() {
+        attrs.mtime = attrs.mtime.min(CREATED_EPOCH);
+    }
+    assert_same_tree(&expected, &snapshot(&bundle.path().join("bundle/rootfs")));
 }
 
 #[test]

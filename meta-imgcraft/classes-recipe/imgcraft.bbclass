@@ -154,16 +154,20 @@ imgcraft_image() {
             bbfatal "imgcraft: tar of ${IMAGE_ROOTFS} failed with status $(cat "$status")"
         fi
     fi
+}
 
-    # The usual IMAGE_LINK_NAME symlinks, so that tmp/deploy/images/MACHINE/IMAGE.oci.tar is always the latest.
-    if [ -n "${IMAGE_LINK_NAME}" ]; then
-        for output in ${IMGCRAFT_OUTPUTS}; do
-            case "$output" in
-            archive) ln -sfn "$name.oci.tar" "${IMGDEPLOYDIR}/${IMAGE_LINK_NAME}.oci.tar" ;;
-            layout) ln -sfn "$name.oci" "${IMGDEPLOYDIR}/${IMAGE_LINK_NAME}.oci" ;;
-            esac
-        done
-    fi
+# After every do_image_<type>, OE-core's image.bbclass runs create_symlinks and write_image_output_manifest, which link
+# ${IMAGE_LINK_NAME}.<subimage> to ${IMAGE_NAME}.<subimage> and record it in IMAGE_OUTPUT_MANIFEST for each name in
+# the task's [subimages] flag. For this type the flag holds "imgcraft", a file that never exists: this prefunc sets it
+# to what IMGCRAFT_OUTPUTS deploys. It does so when the task runs (BitBake's exec_task hands the prefuncs, the task
+# and its postfuncs one datastore), so the order in which image.bbclass's anonymous function and ours run is moot.
+# nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
+do_image_imgcraft[prefuncs] += "imgcraft_subimages"
+# nooelint: oelint.task.docstrings - a prefunc of do_image_imgcraft, not a task
+python imgcraft_subimages() {
+    suffixes = {'archive': 'oci.tar', 'layout': 'oci'}
+    task = 'do_' + d.getVar('BB_CURRENTTASK')
+    d.setVarFlag(task, 'subimages', ' '.join(suffixes[o] for o in d.getVar('IMGCRAFT_OUTPUTS').split()))
 }
 
 # `bitbake -c imgcraft_push IMAGE`: pushes the deployed archive to IMGCRAFT_PUSH_REF. Not part of any normal build.

@@ -6,7 +6,9 @@ script installs it into a virtualenv if the running Python lacks it, lays the li
 way BitBake's own tree is (lib/bb beside bin/bitbake, bin/bitbake-server and bin/bitbake-worker, which the library
 starts from there; ours are in tests/bitbake/bin), writes conf/bblayers.conf (tests/bitbake as the core layer, then
 meta-imgcraft) and conf/local.conf, and runs `bitbake imgcraft-test-image` for each machine. The image recipe's
-do_rootfs unpacks a prepared rootfs tarball; do_image_imgcraft then runs rootfs2image from PATH.
+do_rootfs unpacks a prepared rootfs tarball under pseudo (Debian's `pseudo` package, as OE-core runs its own), which
+records owners, modes, device nodes and xattrs in its database; do_image_imgcraft then streams that tree, again under
+pseudo, into rootfs2image from PATH.
 
     python3 tests/bitbake/run.py                      # every machine, from the fixtures of scripts/make-fixtures.sh
     python3 tests/bitbake/run.py --machine qemuarm64 --rootfs my-rootfs.tar --conf 'IMGCRAFT_CMD = "/bin/sh"'
@@ -196,7 +198,8 @@ def build(library, args, machine, rootfs, conf):
         say("%s: parsed in %.1fs" % (machine, seconds))
         return result
     names = ["DEPLOY_DIR_IMAGE", "IMGDEPLOYDIR", "IMAGE_LINK_NAME", "IMAGE_BASENAME", "PV", "IMGCRAFT_ARCH",
-             "IMGCRAFT_VARIANT", "IMGCRAFT_TAG", "IMGCRAFT_OUTPUTS", "TARGET_ARCH"]
+             "IMGCRAFT_VARIANT", "IMGCRAFT_TAG", "IMGCRAFT_OUTPUTS", "TARGET_ARCH", "IMAGE_ROOTFS",
+             "IMAGE_OUTPUT_MANIFEST", "PSEUDO_LOCALSTATEDIR"]
     values = variables(program, builddir, log, names)
     if values is None:
         result["status"] = 1

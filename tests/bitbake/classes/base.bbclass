@@ -39,6 +39,16 @@ python extend_recipe_sysroot() {
     pass
 }
 
+# Fakeroot tasks fail obscurely when pseudo is missing: say so before any task runs.
+addhandler check_fakeroot
+check_fakeroot[eventmask] = "bb.event.BuildStarted"
+python check_fakeroot () {
+    for path in (d.getVar('FAKEROOTCMD').split()[0], os.path.join(d.getVar('PSEUDO_LIBDIR'), 'libpseudo.so')):
+        if not os.path.exists(path):
+            bb.fatal("%s is missing: install Debian's pseudo package (scripts/setup-test-env.sh does), or set "
+                     "PSEUDO_BINDIR and PSEUDO_LIBDIR in local.conf" % path)
+}
+
 addtask build
 do_build[noexec] = "1"
 do_build[nostamp] = "1"

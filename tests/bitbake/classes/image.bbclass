@@ -4,8 +4,12 @@
 #   -> do_image -> do_image_<type> for each base type in IMAGE_FSTYPES, running IMAGE_CMD:<type> and then the
 #      CONVERSION_CMDs of its compressed forms (tar.zst: IMAGE_CMD:tar, then CONVERSION_CMD:zst), after the tasks of
 #      the types IMAGE_TYPEDEP:<type> names
-#   -> do_image_complete, which deploys IMGDEPLOYDIR into DEPLOY_DIR_IMAGE (OE-core does that through sstate)
+#   -> do_image_complete, which deploys IMGDEPLOYDIR into DEPLOY_DIR_IMAGE (OE-core does that through sstate) and
+#      gathers what each do_image_<type> recorded into IMAGE_OUTPUT_MANIFEST
 #   -> do_build
+# After each do_image_<type>, OE-core's postfuncs create_symlinks and write_image_output_manifest link and record
+# ${IMAGE_NAME}.<subimage> for each name in the task's [subimages] flag; they are copied here as they are.
+# do_rootfs, do_image, do_image_<type> and do_image_complete are fakeroot tasks: they run under pseudo.
 
 # Artifact names as in OE-core since 4.3 (nanbield): IMAGE_NAME already ends in IMAGE_NAME_SUFFIX plus the version.
 IMAGE_BASENAME ?= "${PN}"
@@ -18,6 +22,9 @@ IMAGE_NAME ?= "${IMAGE_LINK_NAME}${IMAGE_VERSION_SUFFIX}"
 
 IMAGE_ROOTFS = "${WORKDIR}/rootfs"
 IMGDEPLOYDIR = "${WORKDIR}/deploy-${PN}-image-complete"
+IMGMANIFESTDIR = "${WORKDIR}/image-task-manifest"
+IMAGE_OUTPUT_MANIFEST_DIR = "${WORKDIR}/deploy-image-output-manifest"
+IMAGE_OUTPUT_MANIFEST = "${IMAGE_OUTPUT_MANIFEST_DIR}/manifest.json"
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 IMAGE_TYPES = "tar"
@@ -36,6 +43,7 @@ fakeroot python do_image () {
     bb.note("image %s: rootfs %s" % (d.getVar('IMAGE_NAME'), d.getVar('IMAGE_ROOTFS')))
 }
 do_image[dirs] = "${TOPDIR}"
+do_image[cleandirs] += "${IMGMANIFESTDIR}"
 addtask image after do_rootfs
 
 fakeroot python do_image_complete () {
@@ -55,23 +63,48 @@ fakeroot python do_image_complete () {
         else:
             shutil.copy2(source, target)
         bb.note("deployed %s" % target)
+
+    import json
+    data = []
+    for manifest in sorted(os.listdir(d.getVar('IMGMANIFESTDIR'))):
+        if manifest.endswith('.json'):
+            with open(os.path.join(d.getVar('IMGMANIFESTDIR'), manifest)) as f:
+                data.extend(json.load(f))
+    with open(d.getVar('IMAGE_OUTPUT_MANIFEST'), 'w') as f:
+        json.dump(data, f)
 }
-do_image_complete[dirs] = "${TOPDIR}"
+do_image_complete[dirs] = "${TOPDIR} ${IMAGE_OUTPUT_MANIFEST_DIR}"
 addtask image_complete after do_image before do_build
 
-# OE-core's create_symlinks: IMAGE_LINK_NAME.<type> -> IMAGE_NAME.<type> for each image the task made.
+# OE-core's create_symlinks: IMAGE_LINK_NAME.<subimage> -> IMAGE_NAME.<subimage> for each image the task made.
 python create_symlinks () {
     deploy_dir, img_name, link_name = d.getVar('IMGDEPLOYDIR'), d.getVar('IMAGE_NAME'), d.getVar('IMAGE_LINK_NAME')
+    subimages = (d.getVarFlag('do_' + d.getVar('BB_CURRENTTASK'), 'subimages', False) or '').split()
     if not link_name:
         return
-    for subimage in (d.getVarFlag('do_' + d.getVar('BB_CURRENTTASK'), 'subimages', False) or '').split():
+    for subimage in subimages:
         dst, src = os.path.join(deploy_dir, link_name + '.' + subimage), img_name + '.' + subimage
         if os.path.exists(os.path.join(deploy_dir, src)):
+            bb.note("Creating symlink: %s -> %s" % (dst, src))
             if os.path.islink(dst):
                 os.remove(dst)
             os.symlink(src, dst)
         else:
             bb.note("Skipping symlink, source does not exist: %s -> %s" % (dst, src))
+}
+
+# OE-core's write_image_output_manifest: the task's images that exist, for do_image_complete's IMAGE_OUTPUT_MANIFEST.
+python write_image_output_manifest () {
+    import json
+    taskname = d.getVar('BB_CURRENTTASK')
+    subimages = (d.getVarFlag('do_' + taskname, 'subimages', False) or '').split()
+    data = {'taskname': taskname, 'imagetype': d.getVarFlag('do_' + taskname, 'imagetype', False), 'images': []}
+    for subimage in subimages:
+        filename = d.getVar('IMAGE_NAME') + '.' + subimage
+        if os.path.exists(os.path.join(d.getVar('IMGDEPLOYDIR'), filename)):
+            data['images'].append({'filename': filename})
+    with open(os.path.join(d.getVar('IMGMANIFESTDIR'), 'do_%s.json' % taskname), 'w') as f:
+        json.dump([data], f)
 }
 
 python () {
@@ -151,5 +184,6 @@ python () {
         d.prependVarFlag(task, 'postfuncs', 'create_symlinks ')
         d.appendVarFlag(task, 'vardeps', ' ' + ' '.join(sorted(vardeps)))
         d.appendVarFlag(task, 'vardepsexclude', ' DATETIME DATE')
+        d.appendVarFlag(task, 'postfuncs', ' write_image_output_manifest')
         bb.build.addtask(task, 'do_image_complete', after, d)
 }
