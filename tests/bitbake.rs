@@ -46,6 +46,18 @@ impl Build {
 
     /// Runs `task` of the image recipe (and the tasks it needs) instead of do_build.
     fn with_task(name: &str, machine: &str, rootfs: &Path, conf: &[&str], task: Option<&str>) -> Build {
+        Build::run(name, machine, rootfs, conf, task, &[])
+    }
+
+    /// Builds from a Yocto-style fixture: `variant/rootfs.tar` with its `pkgdata` and `image.manifest`.
+    fn with_packages(name: &str, machine: &str, variant: &Path, conf: &[&str]) -> Build {
+        let pkgdata = variant.join("pkgdata");
+        let manifest = variant.join("image.manifest");
+        let extra = ["--pkgdata", pkgdata.to_str().unwrap(), "--package-manifest", manifest.to_str().unwrap()];
+        Build::run(name, machine, &variant.join("rootfs.tar"), conf, None, &extra)
+    }
+
+    fn run(name: &str, machine: &str, rootfs: &Path, conf: &[&str], task: Option<&str>, extra: &[&str]) -> Build {
         let dir = tempfile::tempdir().unwrap();
         let tag = format!("imgcraft-bitbake-test/{name}:{PV}");
         let mut c = driver();
@@ -57,6 +69,7 @@ impl Build {
         if let Some(task) = task {
             c.args(["--task", task]);
         }
+        c.args(extra);
         let stdout = run(&mut c);
         let results: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("run.py printed {stdout}: {e}"));
         Build { _dir: dir, result: results[0].clone(), tag }
@@ -320,4 +333,55 @@ fn a_failing_task_fails_the_driver_with_the_task_log() {
     let output = run_failing(&mut c);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("do_rootfs") && stderr.contains("/nonexistent/rootfs.tar"), "{stderr}");
+}
+
+/// The layer descriptors of an image: (digest, the packages annotation).
+fn layers_of(reference: &str) -> Vec<(String, String)> {
+    let image = inspect(reference);
+    assert_eq!(image["verified"], true, "{image}");
+    let diff: Value = serde_json::from_str(&run(bin().args(["diff", "--json", reference, reference]))).unwrap();
+    diff["shared_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let packages: Vec<&str> = l["packages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+            (l["digest"].as_str().unwrap().to_owned(), packages.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn packages_layering_from_pkgdata_keeps_every_unchanged_layer_on_the_next_build() {
+    // Two builds deploying to one DEPLOY_DIR_IMAGE, the second with netbase rebuilt: IMGCRAFT_LAYERS defaults to
+    // packages (PKGDATA_DIR and IMAGE_MANIFEST), and IMGCRAFT_PREVIOUS to what the first build deployed.
+    let yocto = fixtures().join("packages/yocto");
+    let deploy = tempfile::tempdir().unwrap();
+    let shared = format!("DEPLOY_DIR_IMAGE = \"{}\"", deploy.path().display());
+    let first = Build::with_packages("layers-v1", "qemux86-64", &yocto.join("v1"), &[&shared]);
+    let first_ref = format!("oci-archive:{}", std::fs::canonicalize(first.archive()).unwrap().display());
+    let before = layers_of(&first_ref);
+    assert!(before.len() >= 4, "one layer per package group and the top: {before:?}");
+    let holding = |layers: &[(String, String)], package: &str| {
+        layers.iter().filter(|(_, p)| p.split(' ').any(|n| n == package)).count()
+    };
+    for package in ["busybox-static", "libc6", "netbase", "tzdata", "hello"] {
+        assert_eq!(holding(&before, package), 1, "{package} in one layer: {before:?}");
+    }
+    assert_eq!(holding(&before, "bzip2"), 0, "bzip2 is in pkgdata but not installed: {before:?}");
+    assert_eq!(docker_run(&first, None, &["/usr/bin/hello"]), "Hello, world!");
+
+    let second = Build::with_packages("layers-changed", "qemux86-64", &yocto.join("changed"), &[&shared]);
+    assert_eq!(second.var("imgcraft_layers"), "packages");
+    let link = format!("{}.oci.tar", second.var("image_link_name"));
+    assert_eq!(Path::new(second.var("imgcraft_previous")), deploy.path().join(link));
+    let second_ref = format!("oci-archive:{}", std::fs::canonicalize(second.archive()).unwrap().display());
+    assert_ne!(first_ref, second_ref, "the second build deployed a new archive");
+    let after = layers_of(&second_ref);
+    let diff: Value = serde_json::from_str(&run(bin().args(["diff", "--json", &first_ref, &second_ref]))).unwrap();
+    let new: Vec<&Value> = diff["new_layers"].as_array().unwrap().iter().collect();
+    assert_eq!(new.len(), 1, "only netbase's layer is new: {diff}");
+    assert_eq!(new[0]["packages"].as_array().unwrap().iter().filter(|p| *p == "netbase").count(), 1, "{diff}");
+    assert_eq!(after.len(), before.len(), "{before:?} -> {after:?}");
+    assert_eq!(diff["download_bytes"], new[0]["size"], "{diff}");
 }

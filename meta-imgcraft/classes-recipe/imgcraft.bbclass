@@ -36,6 +36,21 @@ IMGCRAFT_STOPSIGNAL ??= ""
 IMGCRAFT_COMPRESSION ??= "gzip"
 # What to deploy: "archive" (NAME.oci.tar), "layout" (NAME.oci, an OCI image layout directory), or both.
 IMGCRAFT_OUTPUTS ??= "archive"
+# How the rootfs is split into layers (rootfs2image --layers): "packages" (the default: by package ownership from the
+# build's PKGDATA_DIR, the installed set from IMAGE_MANIFEST, so that an unchanged package keeps a bit-identical layer
+# from build to build), "paths" (by IMGCRAFT_LAYER_RULES), "single", or "auto".
+IMGCRAFT_LAYERS ??= "packages"
+# At most this many layers, the base image's included (Docker and containerd fail past about 125).
+IMGCRAFT_MAX_LAYERS ??= "64"
+# Space-separated NAME=GLOB[,GLOB...] rules for IMGCRAFT_LAYERS = "paths", bottom first; globs match paths without a
+# leading /, `*` stops at /, `**` crosses it.
+IMGCRAFT_LAYER_RULES ??= ""
+# An image to build on (rootfs2image --base): an OCI archive file or layout directory, or an image reference
+# (oci:DIR:TAG, oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO:TAG; a registry base is read at build time).
+IMGCRAFT_BASE_IMAGE ??= ""
+# The image whose layer groups are kept (rootfs2image --previous), so that consecutive builds reuse layers: by default
+# the one last deployed under the same link name. Empty: none. A path that does not exist yet is skipped.
+IMGCRAFT_PREVIOUS ??= "${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar"
 # More rootfs2image options, verbatim.
 IMGCRAFT_EXTRA_ARGS ??= ""
 # Creation time and mtime ceiling. For images OE-core clamps rootfs mtimes to REPRODUCIBLE_TIMESTAMP_ROOTFS, while
@@ -59,6 +74,11 @@ IMAGE_CMD:imgcraft = "imgcraft_image"
 do_image_imgcraft[depends] += "imgcraft-native:do_populate_sysroot"
 # nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
 do_image_imgcraft[vardeps] += "IMGCRAFT_ARCH IMGCRAFT_VARIANT"
+# PKGDATA_DIR is complete for the image's packages once do_rootfs ran (its recrdeptask on do_packagedata), and
+# IMAGE_MANIFEST is written by do_rootfs (rootfs-postcommands' write_image_manifest): do_image_imgcraft runs after both.
+# The previous image is an input whose content must not change the task's signature.
+# nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
+do_image_imgcraft[vardepsexclude] += "IMGCRAFT_PREVIOUS"
 
 def imgcraft_oci_platform(d):
     """The OCI architecture and variant for TARGET_ARCH. The ARM level is looked for in TUNE_FEATURES, then in
@@ -95,6 +115,20 @@ def imgcraft_option(d, flag, var):
     value = d.getVar(var)
     return 'set -- "$@" %s' % shlex.quote('%s=%s' % (flag, value)) if value else ':'
 
+def imgcraft_base_option(d):
+    """A shell line adding `--base REF` for IMGCRAFT_BASE_IMAGE: a path (an OCI layout directory or an archive file)
+    becomes an oci: or oci-archive: reference, anything else is an image reference as given."""
+    import os
+    import shlex
+    location = d.getVar('IMGCRAFT_BASE_IMAGE')
+    if not location:
+        return ':'
+    if os.path.isdir(location):
+        location = 'oci:' + location
+    elif os.path.exists(location) or ':' not in location.split('/')[0]:
+        location = 'oci-archive:' + location
+    return 'set -- "$@" --base %s' % shlex.quote(location)
+
 def imgcraft_revision_label(d):
     revision = d.getVar('IMGCRAFT_REVISION')
     return 'org.opencontainers.image.revision=%s' % revision if revision else ''
@@ -105,6 +139,11 @@ python __anonymous() {
     if not arch:
         bb.fatal("imgcraft: TARGET_ARCH '%s' (%s) is not an architecture container engines know; set IMGCRAFT_ARCH "
                  "(and IMGCRAFT_VARIANT) if you know better" % (d.getVar('TARGET_ARCH'), imgcraft_oci_platform(d)[1]))
+    layers = d.getVar('IMGCRAFT_LAYERS')
+    if layers not in ('packages', 'paths', 'single', 'auto'):
+        bb.fatal("imgcraft: IMGCRAFT_LAYERS is '%s': use packages, paths, single or auto" % layers)
+    if layers == 'paths' and not (d.getVar('IMGCRAFT_LAYER_RULES') or '').split():
+        bb.fatal("imgcraft: IMGCRAFT_LAYERS = \"paths\" needs IMGCRAFT_LAYER_RULES (NAME=GLOB[,GLOB...] ...)")
     if arch == 'arm' and not d.getVar('IMGCRAFT_VARIANT'):
         bb.fatal("imgcraft: no ARM architecture level (armv5/6/7/8) found in TUNE_FEATURES, MACHINEOVERRIDES, "
                  "TUNE_PKGARCH or PACKAGE_EXTRA_ARCHS; set IMGCRAFT_VARIANT = \"v7\" (or v5, v6, v8)")
@@ -131,6 +170,24 @@ imgcraft_image() {
     for kv in ${IMGCRAFT_STANDARD_LABELS} ${IMGCRAFT_LABELS}; do set -- "$@" --label "$kv"; done
     for kv in ${IMGCRAFT_STANDARD_LABELS} ${IMGCRAFT_ANNOTATIONS}; do set -- "$@" --annotation "$kv"; done
     for port in ${IMGCRAFT_PORTS}; do set -- "$@" --expose "$port"; done
+    set -- "$@" --layers "${IMGCRAFT_LAYERS}" --max-layers "${IMGCRAFT_MAX_LAYERS}"
+    # "auto" uses the build's package data when there is some, else the rootfs's own database if it kept one.
+    if [ "${IMGCRAFT_LAYERS}" = packages ] || { [ "${IMGCRAFT_LAYERS}" = auto ] && [ -d "${PKGDATA_DIR}/runtime" ]; }; then
+        set -- "$@" --pkgdata "${PKGDATA_DIR}"
+        [ -e "${IMAGE_MANIFEST}" ] && set -- "$@" --package-manifest "${IMAGE_MANIFEST}"
+    fi
+    for rule in ${IMGCRAFT_LAYER_RULES}; do set -- "$@" --layer "$rule"; done
+    ${@imgcraft_base_option(d)}
+    # The previous image, when one was deployed: its package groups are kept, so unchanged packages keep their layers.
+    previous="${IMGCRAFT_PREVIOUS}"
+    if [ -n "$previous" ] && [ ! -e "$previous" ] && [ -e "${previous%.oci.tar}.oci" ]; then
+        previous="${previous%.oci.tar}.oci"
+    fi
+    if [ -n "$previous" ] && [ -d "$previous" ]; then
+        set -- "$@" --previous "oci:$previous"
+    elif [ -n "$previous" ] && [ -e "$previous" ]; then
+        set -- "$@" --previous "oci-archive:$previous"
+    fi
     for volume in ${IMGCRAFT_VOLUMES}; do set -- "$@" --volume "$volume"; done
     # IMAGE_NAME already ends in IMAGE_NAME_SUFFIX (.rootfs) and the build's version, as OE-core's own tarball does.
     name="${IMAGE_NAME}"

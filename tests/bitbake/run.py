@@ -117,6 +117,13 @@ def write_conf(builddir, args, machine, rootfs, conf):
         # ... which leaves the layer without recipes: no warning for that.
         'BBFILE_PATTERN_IGNORE_EMPTY_imgcraft = "1"',
     ]
+    if args.pkgdata:
+        lines.append("IMGCRAFT_TEST_PKGDATA = %s" % conf_value(os.path.abspath(args.pkgdata)))
+    else:
+        # No package data: one layer, unless the rootfs keeps a package database.
+        lines.append('IMGCRAFT_LAYERS ?= "auto"')
+    if args.package_manifest:
+        lines.append("IMGCRAFT_TEST_MANIFEST = %s" % conf_value(os.path.abspath(args.package_manifest)))
     lines += conf + args.conf
     with open(os.path.join(confdir, "local.conf"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -199,7 +206,7 @@ def build(library, args, machine, rootfs, conf):
         return result
     names = ["DEPLOY_DIR_IMAGE", "IMGDEPLOYDIR", "IMAGE_LINK_NAME", "IMAGE_BASENAME", "PV", "IMGCRAFT_ARCH",
              "IMGCRAFT_VARIANT", "IMGCRAFT_TAG", "IMGCRAFT_OUTPUTS", "TARGET_ARCH", "IMAGE_ROOTFS",
-             "IMAGE_OUTPUT_MANIFEST", "PSEUDO_LOCALSTATEDIR"]
+             "IMAGE_OUTPUT_MANIFEST", "PSEUDO_LOCALSTATEDIR", "IMGCRAFT_LAYERS", "IMGCRAFT_PREVIOUS"]
     values = variables(program, builddir, log, names)
     if values is None:
         result["status"] = 1
@@ -222,6 +229,9 @@ def main():
                              "the machine's fixture)")
     parser.add_argument("--conf", action="append", default=[], metavar="LINE",
                         help="a line to add to conf/local.conf, e.g. 'IMGCRAFT_OUTPUTS = \"archive layout\"'")
+    parser.add_argument("--pkgdata", help="a PKGDATA_DIR that do_rootfs puts in place, as do_packagedata would; "
+                                          "without it IMGCRAFT_LAYERS defaults to auto")
+    parser.add_argument("--package-manifest", help="the image manifest do_rootfs writes as IMAGE_MANIFEST")
     parser.add_argument("--task", help="run this task instead of do_build (e.g. image_imgcraft, imgcraft_push)")
     parser.add_argument("--workdir", help="build in WORKDIR/MACHINE, emptied first (default: a new temporary "
                                           "directory per machine, kept)")

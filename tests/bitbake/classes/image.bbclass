@@ -21,6 +21,8 @@ IMAGE_VERSION_SUFFIX[vardepsexclude] += "DATETIME"
 IMAGE_NAME ?= "${IMAGE_LINK_NAME}${IMAGE_VERSION_SUFFIX}"
 
 IMAGE_ROOTFS = "${WORKDIR}/rootfs"
+# The installed packages (`name arch version` lines), written during do_rootfs (rootfs-postcommands.bbclass).
+IMAGE_MANIFEST = "${IMGDEPLOYDIR}/${IMAGE_NAME}.manifest"
 IMGDEPLOYDIR = "${WORKDIR}/deploy-${PN}-image-complete"
 IMGMANIFESTDIR = "${WORKDIR}/image-task-manifest"
 IMAGE_OUTPUT_MANIFEST_DIR = "${WORKDIR}/deploy-image-output-manifest"
