@@ -12,14 +12,16 @@
 #   IMGCRAFT_BENCH_MIRROR    Debian mirror for debootstrap (default: the `URIs:` of the host's apt sources)
 #   IMGCRAFT_BENCH_PACKAGES  packages debootstrap adds to minbase (default below; a change rebuilds the cached input)
 #   ROOTFS2IMAGE             binary to measure (default target/release/rootfs2image, built when missing or stale)
+#   IMGCRAFT_BENCH_CHANGED_PACKAGE  the package whose file layers-previous changes (default vim-runtime)
 #
 # The rootfs (debootstrap of bookworm, ~800 MB installed) is built once and tarred the way Yocto's IMAGE_CMD:tar does,
 # then compressed like Yocto's default IMAGE_FSTYPES (tar.zst). Every step is skipped when its output exists.
 #
 # Each row runs under `/usr/bin/time` for the peak RSS of the largest single process in the row (for a pipeline that is
-# the hungriest stage, not the sum); wall seconds come from bash's clock around it, to the millisecond, because a warm
-# push takes a few hundredths of a second. The page cache is never dropped; the input is read once before the first
-# row so that every row starts warm. Outputs are deleted and flushed to disk between rows.
+# the hungriest stage, not the sum) and the CPU seconds of all its processes (steadier than the wall time when other
+# work shares the cores); wall seconds come from bash's clock around it, to the millisecond, because a warm push takes
+# a few hundredths of a second. The page cache is never dropped; the input is read once before the first row so that
+# every row starts warm. Outputs are deleted and flushed to disk between rows.
 #
 # The push rows push one image of the same rootfs (an OCI layout with a gzip layer, written once by rootfs2image and
 # kept in the cache) to a docker-registry the script starts on a free loopback port and stops at exit, once with
@@ -27,6 +29,15 @@
 # every run, untimed) and warm (the same image pushed again, untimed, right before the timed push, so every blob is
 # already there). Their wall time includes nothing but the client's run; the registry hashes and stores in parallel on
 # the same cores. They are compared with skopeo instead of umoci.
+#
+# The rootfs2image rows write one layer (`--layers single`: the bench rootfs has a dpkg database, so the default would
+# split it). The layers rows split it by package ownership (`--layers packages`, read from that database in a first
+# pass that only decodes the tarball) and are compared with the single-layer row of the same compression (target: at
+# most 1.3x its wall time). packages-scan times that first pass alone: rootfs2image itself, run under strace, which
+# fails the second open of the input so the process ends as soon as the pass is over. layers-previous times the
+# rebuild after one package changed (`--previous` of an image of the unchanged rootfs, written once, untimed, and
+# cached with a stamp): what a device must download (target: under 5% of the image's layer bytes), checked against
+# `rootfs2image diff` of the two images.
 #
 # To add a row: write a `row_NAME` function that calls `bench_row` (or `skip_row`) and append NAME to ROWS.
 set -euo pipefail
@@ -46,14 +57,22 @@ PUSH_LAYOUT=$BENCH_DIR/push-layout
 REGISTRY_DIR=$BENCH_DIR/registry
 PUSH_REPO=bench/app
 PUSH_TAG=1
+CHANGED_PACKAGE=${IMGCRAFT_BENCH_CHANGED_PACKAGE:-vim-runtime}
+CHANGED_TAR=$BENCH_DIR/rootfs-changed.tar
+CHANGED_TARBALL=$BENCH_DIR/rootfs-changed.tar.zst
+PREVIOUS_IMAGE=$BENCH_DIR/layers-v1.oci.tar
 
 # Targets from the issue: wall time relative to the umoci pipeline, and peak memory (MB = 10^6 bytes).
 TARGET_GZIP_RATIO=0.5
 TARGET_ZSTD_RATIO=0.2
 TARGET_PEAK_BYTES=100000000
+# Targets of issue 6: layering by package against one layer, and what a device downloads after one package changed.
+TARGET_LAYERS_RATIO=1.3
+TARGET_DOWNLOAD_PERCENT=5
 
 RUNS=1
-ROWS=(rootfs2image-gzip rootfs2image-zstd umoci podman-import floor push-cold push-warm skopeo-cold skopeo-warm)
+ROWS=(rootfs2image-gzip rootfs2image-zstd layers-packages layers-packages-zstd packages-scan layers-previous
+	umoci podman-import floor push-cold push-warm skopeo-cold skopeo-warm)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -167,13 +186,16 @@ build_tarball() {
 # ---------------------------------------------------------------------------------------------------------------------
 # Measurement
 
-ROW_NAME=() ROW_STATUS=() ROW_WALL=() ROW_RSS_KIB=() ROW_SIZE=() ROW_NOTE=() ROW_WALLS=() ROW_SENT=()
+ROW_NAME=() ROW_STATUS=() ROW_WALL=() ROW_RSS_KIB=() ROW_SIZE=() ROW_NOTE=() ROW_WALLS=() ROW_SENT=() ROW_EXTRA=()
+ROW_CPU=() ROW_CPUS=()
 
 record() { # NAME STATUS WALL RSS_KIB SIZE NOTE [WALL_OF_EVERY_RUN...]
 	ROW_NAME+=("$1") ROW_STATUS+=("$2") ROW_WALL+=("$3") ROW_RSS_KIB+=("$4") ROW_SIZE+=("$5") ROW_NOTE+=("$6")
 	shift 6
-	ROW_WALLS+=("$*") ROW_SENT+=(-)
+	ROW_WALLS+=("$*") ROW_SENT+=(-) ROW_EXTRA+=('{}') ROW_CPU+=(-) ROW_CPUS+=('')
 }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ w[NR] = $1 } END { print w[int((NR + 1) / 2)] }'; }
 
 # annotate_last_row NOTE [BYTES_SENT]: what the row just recorded did, for the table and the JSON.
 annotate_last_row() {
@@ -182,28 +204,42 @@ annotate_last_row() {
 	ROW_SENT[i]=${2:--}
 }
 
+# extend_last_row JSON_OBJECT: more fields for the row just recorded, in the JSON output (and for its verdict).
+extend_last_row() {
+	local i=$((${#ROW_NAME[@]} - 1))
+	ROW_EXTRA[i]=$(jq -cn --argjson a "${ROW_EXTRA[i]}" --argjson b "$1" '$a + $b')
+}
+
+# row_extra I FIELD: a field that extend_last_row gave row I, or nothing.
+row_extra() { jq -r --arg f "$2" '.[$f] // empty' <<<"${ROW_EXTRA[$1]}"; }
+
 reset_out_dir() {
 	rm -rf "$OUT_DIR"
 	mkdir -p "$OUT_DIR"
 }
 
-# bench_row NAME OUTPUT [--setup FUNCTION] [--cleanup FUNCTION] -- COMMAND...
+# bench_row NAME OUTPUT [--setup FUNCTION] [--cleanup FUNCTION] [--after FUNCTION] -- COMMAND...
 #   Run COMMAND $RUNS times, each in an empty $OUT_DIR followed by the cleanup FUNCTION, and record the median wall
-#   time, the highest peak RSS and the size of OUTPUT ("-" for none). The setup FUNCTION runs, untimed, right before
-#   each run; the cleanup FUNCTION before the setup and after each run.
+#   time, the median CPU time (user + system of every process of the command: on a loaded machine it moves less than
+#   the wall time), the highest peak RSS and the size of OUTPUT ("-" for none). The setup FUNCTION runs, untimed,
+#   right before each run; the cleanup FUNCTION before the setup and after each run; the after FUNCTION, untimed,
+#   after each run that succeeded, while its output is still there (the row fails when it fails: it checks what the
+#   run wrote).
 bench_row() {
-	local name=$1 output=$2 setup=: cleanup=:
+	local name=$1 output=$2 setup=: cleanup=: after=:
 	shift 2
-	while [[ ${1:-} == --setup || ${1:-} == --cleanup ]]; do
+	while [[ ${1:-} == --setup || ${1:-} == --cleanup || ${1:-} == --after ]]; do
 		case $1 in
 		--setup) setup=$2 ;;
 		--cleanup) cleanup=$2 ;;
+		--after) after=$2 ;;
 		esac
 		shift 2
 	done
 	[[ ${1:-} == -- ]] || die "bench_row $name: expected -- before the command"
 	shift
 	local timing=$BENCH_DIR/time.$name log=$BENCH_DIR/row.$name.log status=ok size=- run start end wall rss walls=() peak=0
+	local user sys cpus=()
 	for ((run = 1; run <= RUNS; run++)); do
 		reset_out_dir
 		"$cleanup"
@@ -211,13 +247,14 @@ bench_row() {
 		sync
 		say "row $name, run $run/$RUNS: $*"
 		start=${EPOCHREALTIME/,/.}
-		if ! /usr/bin/time -f '%M' -o "$timing" "$@" >"$log" 2>&1; then
+		if ! /usr/bin/time -f '%M %U %S' -o "$timing" "$@" >"$log" 2>&1; then
 			status=failed
 			say "row $name failed; its output is in $log"
 		fi
 		end=${EPOCHREALTIME/,/.}
-		rss=$(tail -n 1 "$timing")
+		read -r rss user sys < <(tail -n 1 "$timing")
 		walls+=("$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }')")
+		cpus+=("$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')")
 		((rss > peak)) && peak=$rss
 		if [[ $status == ok && $output != - ]]; then
 			if [[ -f $output ]]; then
@@ -227,13 +264,18 @@ bench_row() {
 				say "row $name exited 0 but wrote no \`$output\`"
 			fi
 		fi
+		if [[ $status == ok ]] && ! "$after"; then
+			status=failed
+			say "row $name: the check after run $run failed"
+		fi
 		reset_out_dir
 		"$cleanup"
 		sync
 		[[ $status == ok ]] || break
 	done
-	wall=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{ w[NR] = $1 } END { print w[int((NR + 1) / 2)] }')
+	wall=$(median "${walls[@]}")
 	record "$name" "$status" "$wall" "$peak" "$size" "" "${walls[@]}"
+	ROW_CPU[-1]=$(median "${cpus[@]}") ROW_CPUS[-1]="${cpus[*]}"
 }
 
 # skip_row NAME REASON: show the row as n/a instead of leaving it out.
@@ -246,6 +288,8 @@ skip_row() {
 # there is none worth measuring.
 ROOTFS2IMAGE_BIN=
 ROOTFS2IMAGE_WHY=
+LAYERS_WHY=
+SINGLE_LAYER=()
 resolve_rootfs2image() {
 	local bin=${ROOTFS2IMAGE:-$REPO_ROOT/target/release/rootfs2image}
 	if [[ -z ${ROOTFS2IMAGE:-} ]] && { [[ ! -x $bin ]] || [[ -n $(find "$REPO_ROOT/src" "$REPO_ROOT/Cargo.toml" "$REPO_ROOT/Cargo.lock" -newer "$bin" -print -quit 2>/dev/null) ]]; }; then
@@ -262,19 +306,43 @@ resolve_rootfs2image() {
 	else
 		ROOTFS2IMAGE_BIN=$bin
 	fi
+	LAYERS_WHY=$ROOTFS2IMAGE_WHY
+	if [[ -n $ROOTFS2IMAGE_BIN ]]; then
+		if [[ $("$bin" --help 2>/dev/null || true) == *--layers* ]]; then
+			# Without it a rootfs with a package database is split by package.
+			SINGLE_LAYER=(--layers single)
+		else
+			LAYERS_WHY="\`$bin --help\` has no --layers yet"
+		fi
+	fi
 }
 
-rootfs2image_row() { # NAME COMPRESSION
+# The layers in the --json report of a rootfs2image row's last run (its log), for the note and the JSON.
+note_layer_count() {
+	local i=$((${#ROW_NAME[@]} - 1)) count
+	[[ ${ROW_STATUS[i]} == ok ]] || return 0
+	count=$(jq -er '.layers | length' "$BENCH_DIR/row.$1.log" 2>/dev/null) || {
+		annotate_last_row "no --json report in $BENCH_DIR/row.$1.log"
+		return 0
+	}
+	annotate_last_row "$count layer$( ((count == 1)) || echo s)"
+	extend_last_row "{\"layers\": $count}"
+}
+
+rootfs2image_row() { # NAME COMPRESSION LAYERING_OPTION...
+	local name=$1 compression=$2
+	shift 2
 	if [[ -z $ROOTFS2IMAGE_BIN ]]; then
-		skip_row "$1" "$ROOTFS2IMAGE_WHY"
+		skip_row "$name" "$ROOTFS2IMAGE_WHY"
 		return 0
 	fi
-	bench_row "$1" "$OUT_DIR/image.tar" -- \
-		"$ROOTFS2IMAGE_BIN" "$TARBALL" --arch "$ARCH" --compression "$2" -o "oci-archive:$OUT_DIR/image.tar" --quiet
+	bench_row "$name" "$OUT_DIR/image.tar" -- "$ROOTFS2IMAGE_BIN" "$TARBALL" --arch "$ARCH" --compression "$compression" \
+		"$@" -o "oci-archive:$OUT_DIR/image.tar" --json
+	note_layer_count "$name"
 }
 
-row_rootfs2image-gzip() { rootfs2image_row rootfs2image-gzip gzip; }
-row_rootfs2image-zstd() { rootfs2image_row rootfs2image-zstd zstd; }
+row_rootfs2image-gzip() { rootfs2image_row rootfs2image-gzip gzip "${SINGLE_LAYER[@]}"; }
+row_rootfs2image-zstd() { rootfs2image_row rootfs2image-zstd zstd "${SINGLE_LAYER[@]}"; }
 
 # What meta-virtualization's IMAGE_CMD:oci (classes/image-oci-umoci.inc) runs with its defaults: a fresh layout, an
 # unpacked empty bundle, the rootfs copied in, repack, config, then a tar of the layout (OCI_IMAGE_TAR_OUTPUT = "true").
@@ -316,6 +384,222 @@ row_floor() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Layers: by package ownership, the first pass that finds it, and the rebuild after one package changed
+
+layers_row() { # NAME COMPRESSION
+	if [[ -n $LAYERS_WHY ]]; then
+		skip_row "$1" "$LAYERS_WHY"
+		return 0
+	fi
+	rootfs2image_row "$1" "$2" --layers packages
+}
+
+row_layers-packages() { layers_row layers-packages gzip; }
+row_layers-packages-zstd() { layers_row layers-packages-zstd zstd; }
+
+# rootfs2image's own first pass, and nothing else: strace (stopping the process only at its openat calls of the input,
+# through seccomp) fails the second open of the input with EIO, which is where the conversion proper would begin, so
+# the run is the pass that reads the package database (plus the start-up) and ends with that error. The run fails
+# unless it ended there.
+first_pass_only() {
+	local bin=$1 tarball=$2 arch=$3 out=$4
+	if strace --seccomp-bpf -f -qq -ttt -o "$out/strace" -e trace=openat -P "$tarball" \
+		-e inject=openat:error=EIO:when=2 \
+		"$bin" "$tarball" --arch "$arch" --layers packages -o "oci-archive:$out/image.tar" --quiet 2>"$out/stderr"; then
+		echo "rootfs2image opened \`$tarball\` once only: no first pass to stop after"
+		return 1
+	fi
+	cat "$out/strace" "$out/stderr"
+	if ! grep -q INJECTED "$out/strace" || ! grep -q 'Input/output error' "$out/stderr"; then
+		echo "rootfs2image failed before its second open of \`$tarball\`"
+		return 1
+	fi
+}
+export -f first_pass_only
+
+# The same pass with stock tools (decode, read every tar header, skip the data), timed after each run for the note.
+STOCK_SCAN_WALLS=()
+time_stock_scan() {
+	local start end
+	start=${EPOCHREALTIME/,/.}
+	zstd -dc "$TARBALL" | tar -tf - >/dev/null || return 1
+	end=${EPOCHREALTIME/,/.}
+	STOCK_SCAN_WALLS+=("$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }')")
+}
+
+row_packages-scan() {
+	if [[ -n $LAYERS_WHY ]]; then
+		skip_row packages-scan "$LAYERS_WHY"
+		return 0
+	fi
+	STOCK_SCAN_WALLS=()
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	bench_row packages-scan - --after time_stock_scan -- \
+		bash -c 'first_pass_only "$@"' packages-scan "$ROOTFS2IMAGE_BIN" "$TARBALL" "$ARCH" "$OUT_DIR"
+	local i=$((${#ROW_NAME[@]} - 1)) stock
+	[[ ${ROW_STATUS[i]} == ok ]] || return 0
+	stock=$(median "${STOCK_SCAN_WALLS[@]}")
+	annotate_last_row "rootfs2image's own pass; zstd -dc | tar -tf -: ${stock} s"
+	extend_last_row "{\"stock_scan_wall_seconds\": $stock}"
+}
+
+# The changed rootfs: the cached tar with bytes appended to one file of $CHANGED_PACKAGE (the first regular file its
+# dpkg .list names that has no other hardlink and is reached through no symlink), everything else byte for byte as it
+# was: the member's header gets the new size and checksum, its data the bytes; its mtime and pax records stay, so no
+# other entry changes. A python3 rewrite of the stream, not a copy of the rootfs tree re-tarred: one sequential copy.
+# What was changed goes to rootfs-changed.path.
+build_changed_tarball() {
+	local recipe stamp=$BENCH_DIR/rootfs-changed.recipe
+	recipe="$CHANGED_PACKAGE $(stat -c '%s %Y' "$ROOTFS_TAR") v1"
+	if [[ -f $CHANGED_TARBALL && $(cat "$stamp" 2>/dev/null) == "$recipe" ]]; then
+		say "changed rootfs exists: $CHANGED_TARBALL ($(cat "$BENCH_DIR/rootfs-changed.path"))"
+		return 0
+	fi
+	rm -f "$CHANGED_TARBALL" "$stamp"
+	say "writing $CHANGED_TAR: $ROOTFS_TAR with one file of $CHANGED_PACKAGE changed"
+	python3 - "$ROOTFS_TAR" "$CHANGED_TAR.partial" "$ROOTFS_DIR" "$CHANGED_PACKAGE" \
+		>"$BENCH_DIR/rootfs-changed.path" <<-'PY'
+		import glob, os, shutil, sys, tarfile
+
+		src, dst, root, package = sys.argv[1:5]
+		APPENDED = b"\n# changed by scripts/bench.sh (row layers-previous)\n"
+		root = os.path.realpath(root)
+		info = f"{root}/var/lib/dpkg/info"
+		lists = sorted(glob.glob(f"{info}/{package}.list") + glob.glob(f"{info}/{package}:*.list"))
+		if not lists:
+		    sys.exit(f"{package}: no dpkg .list in {info}")
+		chosen = None
+		for line in open(lists[0], encoding="utf-8", errors="surrogateescape"):
+		    path = root + line.rstrip("\n")
+		    if os.path.realpath(path) == path and os.path.isfile(path):
+		        st = os.lstat(path)
+		        if st.st_nlink == 1 and st.st_size > 0:
+		            chosen = line.rstrip("\n")
+		            break
+		if chosen is None:
+		    sys.exit(f"{package}: no regular file in {lists[0]}")
+		names = ("." + chosen, chosen.lstrip("/"))
+
+		def find(tarball):
+		    with tarfile.open(tarball, "r:") as tar:
+		        for member in tar:
+		            if member.name in names:
+		                return member
+		    return None
+
+		member = find(src)
+		# A size in a pax record (files over 8 GiB) would need rewriting that record too.
+		if member is None or not member.isreg() or "size" in member.pax_headers:
+		    sys.exit(f"{chosen}: not a plain regular file in {src}")
+		size = member.size + len(APPENDED)
+		with open(src, "rb") as inp, open(dst, "wb") as out:
+		    # The member's own ustar header is the block right before its data (pax records, if any, come before it).
+		    remaining = member.offset_data - 512
+		    while remaining:
+		        chunk = inp.read(min(remaining, 1 << 20))
+		        out.write(chunk)
+		        remaining -= len(chunk)
+		    header = bytearray(inp.read(512))
+		    header[124:136] = b"%011o\0" % size
+		    # POSIX ustar: the checksum is summed with its own field as spaces; GNU tar writes six digits, NUL, space.
+		    header[148:156] = b" " * 8
+		    header[148:156] = b"%06o\0 " % sum(header)
+		    out.write(header)
+		    data = inp.read(member.size) + APPENDED
+		    out.write(data + b"\0" * (-len(data) % 512))
+		    inp.seek(member.offset_data + member.size + (-member.size % 512))
+		    shutil.copyfileobj(inp, out, 1 << 20)
+		check = find(dst)
+		if check is None or check.size != size:
+		    sys.exit(f"{dst}: the rewritten {chosen} does not read back")
+		print(f"{package}: {chosen} (+{len(APPENDED)} bytes)")
+	PY
+	say "compressing to $CHANGED_TARBALL (zstd -3, as the unchanged one)"
+	zstd -q -T0 -3 -f "$CHANGED_TAR.partial" -o "$CHANGED_TARBALL.partial"
+	rm -f "$CHANGED_TAR.partial"
+	mv "$CHANGED_TARBALL.partial" "$CHANGED_TARBALL"
+	echo "$recipe" >"$stamp"
+}
+
+# The image a device already runs: the unchanged rootfs by package, written once by the binary under test (a stamp holds
+# the binary's digest and the tarball's size and mtime; either changing rewrites it).
+build_previous_image() {
+	local recipe stamp=$PREVIOUS_IMAGE.recipe
+	recipe="$(sha256sum <"$ROOTFS2IMAGE_BIN" | cut -d ' ' -f 1) $(stat -c '%s %Y' "$TARBALL") gzip packages"
+	if [[ -f $PREVIOUS_IMAGE && $(cat "$stamp" 2>/dev/null) == "$recipe" ]]; then
+		say "previous image exists: $PREVIOUS_IMAGE"
+		return 0
+	fi
+	rm -f "$PREVIOUS_IMAGE" "$stamp"
+	local command=("$ROOTFS2IMAGE_BIN" "$TARBALL" --arch "$ARCH" --compression gzip --layers packages --quiet)
+	say "writing the previous image (untimed, once): ${command[*]} -o oci-archive:$PREVIOUS_IMAGE"
+	"${command[@]}" -o "oci-archive:$PREVIOUS_IMAGE.partial" >&2 || die "rootfs2image could not write $PREVIOUS_IMAGE"
+	mv "$PREVIOUS_IMAGE.partial" "$PREVIOUS_IMAGE"
+	echo "$recipe" >"$stamp"
+}
+
+PREVIOUS_WHY=
+prepare_previous() {
+	if [[ -n $LAYERS_WHY ]]; then
+		PREVIOUS_WHY=$LAYERS_WHY
+		return 0
+	fi
+	if ! "$ROOTFS2IMAGE_BIN" diff --help >/dev/null 2>&1; then
+		PREVIOUS_WHY="\`$ROOTFS2IMAGE_BIN\` has no diff subcommand yet"
+		return 0
+	fi
+	build_changed_tarball
+	build_previous_image
+}
+
+# After each run of layers-previous: its --json report and `rootfs2image diff` of the two images must agree. Sets
+# PREVIOUS_FIGURES (a JSON object) for the note.
+PREVIOUS_FIGURES=
+check_previous_rebuild() {
+	local log=$BENCH_DIR/row.layers-previous.log diff=$BENCH_DIR/diff.layers-previous.json ours theirs
+	if ! ours=$(jq -ce '{layers: (.layers | length), reused_layers, new_layers, download_bytes,
+		image_layer_bytes: ([.layers[].size] | add)} | select(.reused_layers != null)' "$log" 2>/dev/null); then
+		say "layers-previous: no --json report with reused_layers in $log"
+		return 1
+	fi
+	say "checking with: rootfs2image diff oci-archive:$PREVIOUS_IMAGE oci-archive:$OUT_DIR/image.tar --json"
+	if ! "$ROOTFS2IMAGE_BIN" diff "oci-archive:$PREVIOUS_IMAGE" "oci-archive:$OUT_DIR/image.tar" --json \
+		>"$diff" 2>>"$log" ||
+		! theirs=$(jq -ce '{layers: (.shared_layers + .new_layers | length), reused_layers: (.shared_layers | length),
+			new_layers: (.new_layers | length), download_bytes, image_layer_bytes: .total_bytes}' "$diff"); then
+		say "layers-previous: rootfs2image diff failed; see $diff and $log"
+		return 1
+	fi
+	if [[ $ours != "$theirs" ]]; then
+		say "layers-previous: the --json report says $ours, rootfs2image diff says $theirs"
+		echo "mismatch: --json report $ours, rootfs2image diff $theirs" >>"$log"
+		return 1
+	fi
+	PREVIOUS_FIGURES=$ours
+}
+
+row_layers-previous() {
+	if [[ -n $PREVIOUS_WHY ]]; then
+		skip_row layers-previous "$PREVIOUS_WHY"
+		return 0
+	fi
+	bench_row layers-previous "$OUT_DIR/image.tar" --after check_previous_rebuild -- \
+		"$ROOTFS2IMAGE_BIN" "$CHANGED_TARBALL" --arch "$ARCH" --compression gzip --layers packages \
+		--previous "oci-archive:$PREVIOUS_IMAGE" -o "oci-archive:$OUT_DIR/image.tar" --json
+	local i=$((${#ROW_NAME[@]} - 1)) figures percent reused new layers download total note
+	[[ ${ROW_STATUS[i]} == ok ]] || return 0
+	figures=$(jq -c --arg changed "$(cat "$BENCH_DIR/rootfs-changed.path")" \
+		'. + {download_percent: (.download_bytes * 10000 / .image_layer_bytes | round / 100), diff_agrees: true,
+		changed: $changed}' <<<"$PREVIOUS_FIGURES")
+	read -r reused new layers download total percent < <(jq -r \
+		'[.reused_layers, .new_layers, .layers, .download_bytes, .image_layer_bytes, .download_percent] | join(" ")' \
+		<<<"$figures")
+	note="reused $reused, new $new of $layers layers; download $(human "$download") = ${percent}% of $(human "$total")"
+	annotate_last_row "$note; diff agrees"
+	extend_last_row "$figures"
+}
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Registry push: one image, a private docker-registry, this tool against `skopeo copy`
 
 PUSH_SOURCE=oci:$PUSH_LAYOUT:latest
@@ -332,8 +616,9 @@ build_push_layout() {
 		return 0
 	fi
 	rm -rf "$PUSH_LAYOUT" "$PUSH_LAYOUT.partial"
-	say "writing the image to push (untimed, once): $ROOTFS2IMAGE_BIN $TARBALL --arch $ARCH --compression gzip -q -o oci:$PUSH_LAYOUT:latest"
-	"$ROOTFS2IMAGE_BIN" "$TARBALL" --arch "$ARCH" --compression gzip -q -o "oci:$PUSH_LAYOUT.partial:latest" >&2 ||
+	say "writing the image to push (untimed, once): $ROOTFS2IMAGE_BIN $TARBALL --arch $ARCH --compression gzip ${SINGLE_LAYER[*]} -q -o oci:$PUSH_LAYOUT:latest"
+	"$ROOTFS2IMAGE_BIN" "$TARBALL" --arch "$ARCH" --compression gzip "${SINGLE_LAYER[@]}" -q \
+		-o "oci:$PUSH_LAYOUT.partial:latest" >&2 ||
 		die "rootfs2image could not write $PUSH_LAYOUT"
 	mv "$PUSH_LAYOUT.partial" "$PUSH_LAYOUT"
 }
@@ -545,28 +830,62 @@ row_index() {
 	return 1
 }
 
-# The issue's targets for a row, or nothing when it has none. Sets TARGET_RATIO and TARGET_TEXT.
+# The issue's targets for a row, or nothing when it has none. Sets TARGET_KIND (umoci: wall against umoci's and peak
+# memory; single: wall against TARGET_BASELINE, the single-layer row of the same compression; download: the bytes
+# layers-previous downloads against the image's), TARGET_RATIO, TARGET_BASELINE and TARGET_TEXT.
 row_target() {
-	TARGET_RATIO='' TARGET_TEXT=''
+	TARGET_KIND='' TARGET_RATIO='' TARGET_BASELINE='' TARGET_TEXT=''
 	case $1 in
-	rootfs2image-gzip) TARGET_RATIO=$TARGET_GZIP_RATIO ;;
-	rootfs2image-zstd) TARGET_RATIO=$TARGET_ZSTD_RATIO ;;
-	*) return 0 ;;
+	rootfs2image-gzip) TARGET_KIND=umoci TARGET_RATIO=$TARGET_GZIP_RATIO ;;
+	rootfs2image-zstd) TARGET_KIND=umoci TARGET_RATIO=$TARGET_ZSTD_RATIO ;;
+	layers-packages) TARGET_KIND=single TARGET_RATIO=$TARGET_LAYERS_RATIO TARGET_BASELINE=rootfs2image-gzip ;;
+	layers-packages-zstd) TARGET_KIND=single TARGET_RATIO=$TARGET_LAYERS_RATIO TARGET_BASELINE=rootfs2image-zstd ;;
+	layers-previous) TARGET_KIND=download ;;
 	esac
-	TARGET_TEXT="<= ${TARGET_RATIO}x umoci, peak < $((TARGET_PEAK_BYTES / 1000000)) MB"
+	case $TARGET_KIND in
+	umoci) TARGET_TEXT="<= ${TARGET_RATIO}x umoci, peak < $((TARGET_PEAK_BYTES / 1000000)) MB" ;;
+	single) TARGET_TEXT="<= ${TARGET_RATIO}x $TARGET_BASELINE" ;;
+	download) TARGET_TEXT="download < ${TARGET_DOWNLOAD_PERCENT}% of the image" ;;
+	esac
 }
 
 # Prints the verdict for row I: met, missed or "?" when a figure is missing.
 row_verdict() {
-	local i=$1 umoci_wall=$2
+	local i=$1 umoci_wall=$2 baseline percent
 	row_target "${ROW_NAME[$i]}"
-	[[ -n $TARGET_RATIO ]] || return 0
-	if [[ ${ROW_STATUS[$i]} != ok || -z $umoci_wall ]]; then
-		echo "?"
-		return 0
+	[[ -n $TARGET_KIND ]] || return 0
+	[[ ${ROW_STATUS[$i]} == ok ]] || { echo "?"; return 0; }
+	case $TARGET_KIND in
+	umoci)
+		[[ -n $umoci_wall ]] || { echo "?"; return 0; }
+		awk -v w="${ROW_WALL[$i]}" -v u="$umoci_wall" -v r="$TARGET_RATIO" -v k="${ROW_RSS_KIB[$i]}" \
+			-v m="$TARGET_PEAK_BYTES" 'BEGIN { print (w <= r * u && k * 1024 < m) ? "met" : "missed" }'
+		;;
+	single)
+		baseline=$(ok_wall "$TARGET_BASELINE")
+		[[ -n $baseline ]] || { echo "?"; return 0; }
+		awk -v w="${ROW_WALL[$i]}" -v b="$baseline" -v r="$TARGET_RATIO" 'BEGIN { print (w <= r * b) ? "met" : "missed" }'
+		;;
+	download)
+		percent=$(row_extra "$i" download_percent)
+		[[ -n $percent ]] || { echo "?"; return 0; }
+		awk -v p="$percent" -v t="$TARGET_DOWNLOAD_PERCENT" 'BEGIN { print (p < t) ? "met" : "missed" }'
+		;;
+	esac
+}
+
+# single_layer_ratio I [cpu]: row I's wall (or CPU) time over its single-layer row's, when it has one and both ran.
+single_layer_ratio() {
+	local baseline i
+	row_target "${ROW_NAME[$1]}"
+	[[ -n $TARGET_BASELINE && ${ROW_STATUS[$1]} == ok ]] || return 0
+	if [[ ${2:-} == cpu ]]; then
+		i=$(row_index "$TARGET_BASELINE") && [[ ${ROW_STATUS[$i]} == ok ]] || return 0
+		ratio "${ROW_CPU[$1]}" "${ROW_CPU[$i]}"
+	else
+		baseline=$(ok_wall "$TARGET_BASELINE")
+		[[ -z $baseline ]] || ratio "${ROW_WALL[$1]}" "$baseline"
 	fi
-	awk -v w="${ROW_WALL[$i]}" -v u="$umoci_wall" -v r="$TARGET_RATIO" -v k="${ROW_RSS_KIB[$i]}" -v m="$TARGET_PEAK_BYTES" \
-		'BEGIN { print (w <= r * u && k * 1024 < m) ? "met" : "missed" }'
 }
 
 # ok_wall NAME: the row's median wall time, or nothing when it did not run or failed.
@@ -590,22 +909,27 @@ skopeo_counterpart() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
 print_table() {
-	local umoci i wall rss ratio size verdict
+	local umoci i wall cpu rss ratio size verdict single
 	umoci=$(umoci_wall)
 	printf '\nInput: %s (%s, %s tar entries); tar %s\n' "$TARBALL" "$(human "$(stat -c %s "$TARBALL")")" \
 		"$FILE_COUNT" "$(human "$(stat -c %s "$ROOTFS_TAR")")"
 	printf 'Machine: %s cores; load average before the first row %s (other work skews the figures)\n' \
 		"$(nproc)" "$LOAD_BEFORE"
-	printf 'Runs per row: %s (wall: median; peak: highest)\n\n' "$RUNS"
-	printf '%-20s %9s %10s %9s %12s  %-32s %s\n' row 'wall s' 'peak MiB' 'x umoci' 'output' target 'verdict or note'
+	printf 'Runs per row: %s (wall, cpu: median; peak: highest)\n\n' "$RUNS"
+	printf '%-20s %9s %8s %10s %9s %12s  %-32s %s\n' row 'wall s' 'cpu s' 'peak MiB' 'x umoci' 'output' target \
+		'verdict or note'
 	for i in "${!ROW_NAME[@]}"; do
 		row_target "${ROW_NAME[$i]}"
 		verdict=$(row_verdict "$i" "$umoci")
+		single=$(single_layer_ratio "$i")
+		[[ -z $single ]] || verdict+=", ${single}x $TARGET_BASELINE (cpu $(single_layer_ratio "$i" cpu)x)"
+		[[ -z ${ROW_NOTE[$i]} ]] || verdict+="${verdict:+; }${ROW_NOTE[$i]}"
 		if [[ ${ROW_STATUS[$i]} == n/a ]]; then
-			printf '%-20s %9s %10s %9s %12s  %-32s %s\n' "${ROW_NAME[$i]}" n/a n/a n/a n/a "$TARGET_TEXT" "${ROW_NOTE[$i]}"
+			printf '%-20s %9s %8s %10s %9s %12s  %-32s %s\n' "${ROW_NAME[$i]}" n/a n/a n/a n/a n/a "$TARGET_TEXT" \
+				"${ROW_NOTE[$i]}"
 			continue
 		fi
-		wall=${ROW_WALL[$i]}
+		wall=${ROW_WALL[$i]} cpu=${ROW_CPU[$i]}
 		rss=$(awk -v k="${ROW_RSS_KIB[$i]}" 'BEGIN { printf "%.1f", k / 1024 }')
 		ratio=-
 		if [[ -n $umoci ]] && ! is_push_row "${ROW_NAME[$i]}"; then
@@ -614,14 +938,33 @@ print_table() {
 		size=-
 		[[ ${ROW_SIZE[$i]} != - ]] && size=$(human "${ROW_SIZE[$i]}")
 		if [[ ${ROW_STATUS[$i]} == failed ]]; then
-			wall=- rss=- ratio=- verdict="failed, see $BENCH_DIR/row.${ROW_NAME[$i]}.log"
+			wall=- cpu=- rss=- ratio=- verdict="failed, see $BENCH_DIR/row.${ROW_NAME[$i]}.log"
 		fi
-		printf '%-20s %9s %10s %9s %12s  %-32s %s\n' "${ROW_NAME[$i]}" "$wall" "$rss" "$ratio" "$size" "$TARGET_TEXT" \
-			"${verdict:-${ROW_NOTE[$i]}}"
+		printf '%-20s %9s %8s %10s %9s %12s  %-32s %s\n' "${ROW_NAME[$i]}" "$wall" "$cpu" "$rss" "$ratio" "$size" \
+			"$TARGET_TEXT" "$verdict"
 	done
-	printf '\npeak MiB: largest single process of the row; output: the oci-archive the row wrote\n'
+	printf '\ncpu s: user + system of all the row'"'"'s processes; peak MiB: largest single process of the row;\n'
+	printf 'output: the oci-archive the row wrote\n'
 	printf 'floor: zstd -dc | pigz -p%s | sha256sum, decompress + gzip + hash with stock tools and the system zlib\n' "$(nproc)"
+	print_layers_legend
 	print_push_table
+}
+
+# What the layers rows measure, for those that ran.
+print_layers_legend() {
+	local ran=" ${ROW_NAME[*]} "
+	if [[ $ran == *" layers-packages"* ]]; then
+		printf 'layers-packages*: --layers packages (dpkg database read in a first pass); rootfs2image-*: --layers single;\n'
+		printf '  "Nx rootfs2image-*": wall (and cpu) over the single-layer row of the same compression\n'
+	fi
+	if [[ $ran == *" packages-scan "* ]]; then
+		printf 'packages-scan: that first pass alone, rootfs2image stopped by strace at its second open of the input\n'
+	fi
+	if [[ $ran == *" layers-previous "* ]]; then
+		printf 'layers-previous: %s with one file of %s changed, --previous %s;\n' "$(basename "$CHANGED_TARBALL")" \
+			"$CHANGED_PACKAGE" "$(basename "$PREVIOUS_IMAGE")"
+		printf '  download: bytes of the layers the previous image lacks over all layer bytes, as rootfs2image diff says\n'
+	fi
 }
 
 # The push rows side by side with skopeo's, when any ran.
@@ -654,21 +997,32 @@ print_json() {
 		row_target "${ROW_NAME[$i]}"
 		rows+=("$(jq -cn \
 			--arg name "${ROW_NAME[$i]}" --arg status "${ROW_STATUS[$i]}" --arg note "${ROW_NOTE[$i]}" \
-			--arg wall "${ROW_WALL[$i]}" --arg walls "${ROW_WALLS[$i]}" --arg rss "${ROW_RSS_KIB[$i]}" --arg size "${ROW_SIZE[$i]}" \
+			--arg wall "${ROW_WALL[$i]}" --arg walls "${ROW_WALLS[$i]}" \
+			--arg cpu "${ROW_CPU[$i]}" --arg cpus "${ROW_CPUS[$i]}" --arg rss "${ROW_RSS_KIB[$i]}" --arg size "${ROW_SIZE[$i]}" \
 			--arg umoci "$(is_push_row "${ROW_NAME[$i]}" || echo "$umoci")" \
 			--arg skopeo "$(ok_wall "$(skopeo_counterpart "${ROW_NAME[$i]}")")" --arg sent "${ROW_SENT[$i]}" \
-			--arg ratio "$TARGET_RATIO" --arg verdict "$(row_verdict "$i" "$umoci")" \
+			--arg kind "$TARGET_KIND" --arg ratio "$TARGET_RATIO" --arg verdict "$(row_verdict "$i" "$umoci")" \
+			--arg baseline "$TARGET_BASELINE" --arg single "$(single_layer_ratio "$i")" \
+			--arg single_cpu "$(single_layer_ratio "$i" cpu)" \
+			--argjson download "$TARGET_DOWNLOAD_PERCENT" --argjson extra "${ROW_EXTRA[$i]}" \
 			--argjson peak "$TARGET_PEAK_BYTES" '
 			def num: if . == "-" or . == "" then null else tonumber end;
 			{name: $name, status: $status,
 			 wall_seconds: ($wall | num), wall_seconds_of_each_run: ($walls | split(" ") | map(select(. != "") | tonumber)),
+			 cpu_seconds: ($cpu | num), cpu_seconds_of_each_run: ($cpus | split(" ") | map(select(. != "") | tonumber)),
 			 peak_rss_kib: ($rss | num), output_bytes: ($size | num),
 			 ratio_to_umoci: (if ($wall | num) != null and ($umoci | num) != null then ($wall | num) / ($umoci | num) else null end),
 			 ratio_to_skopeo: (if ($wall | num) != null and ($skopeo | num) != null and ($skopeo | num) > 0
 				then ($wall | num) / ($skopeo | num) else null end),
+			 ratio_to_single_layer: (if $single == "" then null else {row: $baseline, ratio: ($single | num),
+				cpu_ratio: ($single_cpu | num)} end),
 			 bytes_sent: ($sent | num),
-			 target: (if $ratio == "" then null else {max_ratio_to_umoci: ($ratio | num), max_peak_bytes: $peak, verdict: $verdict} end),
-			 note: (if $note == "" then null else $note end)}')")
+			 target: (if $kind == "umoci" then {max_ratio_to_umoci: ($ratio | num), max_peak_bytes: $peak, verdict: $verdict}
+				elif $kind == "single" then {max_ratio_to_single_layer: ($ratio | num), single_layer_row: $baseline,
+					verdict: $verdict}
+				elif $kind == "download" then {max_download_percent: $download, verdict: $verdict}
+				else null end),
+			 note: (if $note == "" then null else $note end)} + $extra')")
 	done
 	printf '%s\n' "${rows[@]}" | jq -s \
 		--arg input "$TARBALL" --argjson input_bytes "$(stat -c %s "$TARBALL")" \
@@ -731,15 +1085,23 @@ main() {
 		need_tool curl curl
 		need_tool ss iproute2
 	fi
-	if [[ " ${selected[*]} " == *" rootfs2image-"* ]] || $push; then
+	[[ " ${selected[*]} " != *" packages-scan "* ]] || need_tool strace strace
+	[[ " ${selected[*]} " != *" layers-previous "* ]] || need_tool python3 python3
+	if [[ " ${selected[*]} " == *" rootfs2image-"* || " ${selected[*]} " == *" layers-"* ||
+		" ${selected[*]} " == *" packages-scan "* ]] || $push; then
 		resolve_rootfs2image
 	fi
 	if $push; then
 		prepare_push
 	fi
+	local warm=("$TARBALL")
+	if [[ " ${selected[*]} " == *" layers-previous "* ]]; then
+		prepare_previous
+		[[ -n $PREVIOUS_WHY ]] || warm+=("$CHANGED_TARBALL" "$PREVIOUS_IMAGE")
+	fi
 
-	say "warming the page cache with $TARBALL"
-	cat "$TARBALL" >/dev/null
+	say "warming the page cache with ${warm[*]}"
+	cat "${warm[@]}" >/dev/null
 	LOAD_BEFORE=$(cut -d ' ' -f 1 /proc/loadavg)
 
 	for row in "${selected[@]}"; do
