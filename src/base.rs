@@ -16,7 +16,7 @@ use crate::layer::Layer;
 use crate::normalize::normal_form;
 use crate::reference::ImageRef;
 use crate::registry::ClientOptions;
-use crate::source;
+use crate::source::{self, read_up_to};
 
 /// image-spec layer.md whiteouts.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -295,17 +295,6 @@ impl<R: Read> Read for Tee<R> {
         self.copy.write_all(&buf[..n])?;
         Ok(n)
     }
-}
-
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

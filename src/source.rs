@@ -445,7 +445,8 @@ impl crate::registry::push::BlobSource for OpenedImage {
     }
 }
 
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` as far as the reader goes (a sniffing read that may meet the end early).
+pub(crate) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..])? {
