@@ -50,7 +50,8 @@ export DOCKER_HOST
 PACKAGES=(docker.io podman skopeo umoci oci-image-tool docker-registry qemu-user-static
   busybox-static pigz pbzip2 zstd xz-utils bzip2 debootstrap apache2-utils runc
   libcap2-bin attr fuse-overlayfs uidmap containernetworking-plugins
-  curl openssl pseudo)  # curl: health checks here; openssl: fixture noise in make-fixtures.sh; pseudo: BitBake tests
+  curl openssl pseudo python3 python3-venv)  # curl: health checks here; openssl: fixture noise in make-fixtures.sh;
+  # pseudo: BitBake tests; python3: package fixtures, BitBake tests (bitbake-setup in a venv)
 # Emulated architectures the tests may use; every other qemu-*.conf is registered too.
 REQUIRED_BINFMT=(aarch64 arm riscv64)
 # Debian architectures whose busybox-static .deb we fetch, with what `uname -m` says under qemu.
