@@ -246,7 +246,7 @@ struct Spool {
 }
 
 impl Spool {
-    const MEMORY_LIMIT: u64 = 64 << 20;
+    const MEMORY_LIMIT: u64 = 8 << 20;
 
     fn read(data: &mut dyn Read, size: u64) -> io::Result<Spool> {
         let mut hashed = crate::digest::DigestReader::new(data);
