@@ -46,6 +46,8 @@ pub struct LayerSet<'a> {
     base: Option<&'a BaseImage>,
     present: HashSet<Vec<u8>>,
     present_directories: HashSet<Vec<u8>>,
+    /// Top-level directory symlinks, (target, link), for owners listed under the link's name.
+    directory_aliases: Vec<(Vec<u8>, Vec<u8>)>,
     /// The group of every non-directory written, for hardlinks to follow their target.
     placed: HashMap<Vec<u8>, Group>,
 }
@@ -71,6 +73,7 @@ impl<'a> LayerSet<'a> {
             present: HashSet::new(),
             present_directories: HashSet::new(),
             placed: HashMap::new(),
+            directory_aliases: Vec::new(),
         }
     }
 
@@ -143,8 +146,11 @@ impl<'a> LayerSet<'a> {
             }
             // A hardlink goes where its target is (image-spec layer.md: the target must be in the same layer).
             EntryKind::Hardlink { target } => (self.placed.get(target).copied().unwrap_or(directory_group), None),
-            _ => self.plan.route(&entry.path),
+            _ => self.route(&entry.path),
         };
+        if let EntryKind::Symlink { target } = &entry.kind {
+            self.note_directory_alias(&entry.path, target);
+        }
         if !matches!(entry.kind, EntryKind::Directory) {
             self.placed.insert(entry.path.clone(), group);
         }
@@ -161,6 +167,36 @@ impl<'a> LayerSet<'a> {
             layer.directories.insert(entry.path.clone());
         }
         layer.writer.append(entry, data)
+    }
+
+    /// The group of a non-directory path, looking its owner up under a top-level directory symlink too: with a
+    /// merged /usr, dpkg lists `/bin/bash` while the tarball holds `usr/bin/bash` under a `bin -> usr/bin` link.
+    fn route(&self, path: &[u8]) -> (Group, Option<u32>) {
+        let routed = self.plan.route(path);
+        if routed.1.is_some() {
+            return routed;
+        }
+        for (target, link) in &self.directory_aliases {
+            if let Some(rest) = path.strip_prefix(target.as_slice()).filter(|rest| rest.starts_with(b"/")) {
+                let mut alias = link.clone();
+                alias.extend_from_slice(rest);
+                let aliased = self.plan.route(&alias);
+                if aliased.1.is_some() {
+                    return aliased;
+                }
+            }
+        }
+        routed
+    }
+
+    /// Remembers a top-level symlink (`bin -> usr/bin`) as another name for the paths under its target.
+    fn note_directory_alias(&mut self, link: &[u8], target: &[u8]) {
+        if link.contains(&b'/') {
+            return;
+        }
+        if let Some(target) = crate::normalize::normal_form(target).filter(|t| !t.is_empty() && t != link) {
+            self.directory_aliases.push((target, link.to_vec()));
+        }
     }
 
     /// Stubs for the ancestors of `path` that `group`'s layer has not written yet, outermost first.
