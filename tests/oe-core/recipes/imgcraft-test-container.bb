@@ -1,0 +1,22 @@
+SUMMARY = "A container image that scripts/oe-core-check.sh builds for real, from a prepared rootfs tarball"
+LICENSE = "MIT"
+
+inherit image imgcraft
+
+# OE-core's own tarball beside the container image: create_symlinks must link both alike.
+IMAGE_FSTYPES = "tar.zst"
+IMGCRAFT_OUTPUTS = "archive layout"
+# The prepared rootfs (the check passes it through the environment): no package can be built here.
+IMGCRAFT_TEST_ROOTFS ??= ""
+
+# Unpacks the tarball where OE-core's do_rootfs installs packages. Still a fakeroot task: pseudo records the owners,
+# modes, device nodes and xattrs in its database, and do_image_imgcraft must find them there.
+fakeroot python do_rootfs () {
+    import subprocess
+    tarball = d.getVar('IMGCRAFT_TEST_ROOTFS')
+    if not tarball:
+        bb.fatal("set IMGCRAFT_TEST_ROOTFS to a rootfs tarball")
+    subprocess.run(['tar', '--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf', tarball,
+                    '-C', d.getVar('IMAGE_ROOTFS')], check=True)
+    bb.note("unpacked %s into %s" % (tarball, d.getVar('IMAGE_ROOTFS')))
+}
