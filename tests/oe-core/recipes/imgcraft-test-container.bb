@@ -6,6 +6,9 @@ inherit image imgcraft
 # OE-core's own tarball beside the container image: create_symlinks must link both alike.
 IMAGE_FSTYPES = "tar.zst"
 IMGCRAFT_OUTPUTS = "archive layout"
+# No package was built, so PKGDATA_DIR is empty and the class's default (layers by package) has nothing to go by:
+# auto makes one layer of a rootfs without a package database.
+IMGCRAFT_LAYERS = "auto"
 # The prepared rootfs (the check passes it through the environment): no package can be built here.
 IMGCRAFT_TEST_ROOTFS ??= ""
 
