@@ -178,7 +178,9 @@ IMGCRAFT_TEST_ROOTFS ??= ""
 # whose rootfs document needs the package list that OE-core's own do_rootfs writes.
 BB_NO_NETWORK = "1"
 INHERIT_DISTRO:remove = "uninative create-spdx"
+# rootfs2image from the host, as the layer's README tells scarthgap users: no imgcraft-native.
 HOSTTOOLS += "rootfs2image"
+IMGCRAFT_NATIVE_DEPENDS = ""
 PSEUDO_IGNORE_PATHS ??= "/usr/,/etc/,/lib,/dev/,/run/,\${T},\${WORKDIR}/recipe-sysroot,\${SSTATE_DIR},\${STAMPS_DIR},\${TMPDIR}/sstate-control,\${TMPDIR}/buildstats,\${TMPDIR}/sysroots-components,\${TMPDIR}/pkgdata,\${WORKDIR}/deploy-,\${WORKDIR}/sstate-build-package_,\${WORKDIR}/sstate-install-package_,\${WORKDIR}/pkgdata-sysroot,\${DEPLOY_DIR},\${TOPDIR}/cache,\${COREBASE}/scripts"
 FAKEROOTCMD = "/usr/bin/pseudo"
 FAKEROOTBASEENV = "PSEUDO_BINDIR=/usr/bin PSEUDO_LIBDIR=$PSEUDO_LIBDIR PSEUDO_PREFIX=/usr PSEUDO_IGNORE_PATHS=$canonical PSEUDO_DISABLED=1 PYTHONDONTWRITEBYTECODE=1"

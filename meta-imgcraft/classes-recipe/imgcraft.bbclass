@@ -53,6 +53,9 @@ IMGCRAFT_BASE_IMAGE ??= ""
 IMGCRAFT_PREVIOUS ??= "${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar"
 # More rootfs2image options, verbatim.
 IMGCRAFT_EXTRA_ARGS ??= ""
+# Where rootfs2image comes from: the imgcraft-native recipe. Releases whose Rust is too old for it (scarthgap ships
+# 1.75; the crate needs 1.88) can set this empty and add a host-built rootfs2image to HOSTTOOLS instead.
+IMGCRAFT_NATIVE_DEPENDS ??= "imgcraft-native:do_populate_sysroot"
 # Creation time and mtime ceiling. For images OE-core clamps rootfs mtimes to REPRODUCIBLE_TIMESTAMP_ROOTFS, while
 # SOURCE_DATE_EPOCH is only its 2011 fallback: the former keeps the rootfs's own times and the image reproducible.
 IMGCRAFT_SOURCE_DATE_EPOCH ??= "${@d.getVar('REPRODUCIBLE_TIMESTAMP_ROOTFS') or d.getVar('SOURCE_DATE_EPOCH') or ''}"
@@ -71,7 +74,7 @@ IMAGE_TYPEDEP:imgcraft = "${IMGCRAFT_ROOTFS_TYPE}"
 # nooelint: oelint.vars.mispell - OE-core image.bbclass's per-type command variable
 IMAGE_CMD:imgcraft = "imgcraft_image"
 # nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
-do_image_imgcraft[depends] += "imgcraft-native:do_populate_sysroot"
+do_image_imgcraft[depends] += "${IMGCRAFT_NATIVE_DEPENDS}"
 # nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
 do_image_imgcraft[vardeps] += "IMGCRAFT_ARCH IMGCRAFT_VARIANT"
 # PKGDATA_DIR is complete for the image's packages once do_rootfs ran (its recrdeptask on do_packagedata), and
@@ -239,5 +242,5 @@ do_imgcraft_push[doc] = "Pushes the deployed container image to IMGCRAFT_PUSH_RE
 do_imgcraft_push[nostamp] = "1"
 # nooelint: oelint.task.network - pushing to a registry is this task's purpose; it is never part of a normal build
 do_imgcraft_push[network] = "1"
-do_imgcraft_push[depends] += "imgcraft-native:do_populate_sysroot"
+do_imgcraft_push[depends] += "${IMGCRAFT_NATIVE_DEPENDS}"
 do_imgcraft_push[prefuncs] += "extend_recipe_sysroot"
