@@ -4,44 +4,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{assert_same_tree, bin, fixtures, run, snapshot};
-
-/// A container engine as the tests drive it: load an archive, run a command in an image, remove the image.
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    Docker,
-    Podman,
-}
-
-impl Engine {
-    fn command(self) -> Command {
-        match self {
-            Engine::Docker => common::docker(),
-            Engine::Podman => Command::new("podman"),
-        }
-    }
-
-    fn load(self, archive: &Path) -> String {
-        run(self.command().args(["load", "-i"]).arg(archive))
-    }
-
-    /// Runs `args` in `image` with no network; `platform` (`linux/arm64`) picks an emulated architecture.
-    fn run(self, image: &str, platform: Option<&str>, args: &[&str]) -> String {
-        let mut c = self.command();
-        c.args(["run", "--rm", "--network", "none"]);
-        if let Some(platform) = platform {
-            c.args(["--platform", platform]);
-        }
-        run(c.arg(image).args(args))
-    }
-
-    fn remove(self, image: &str) {
-        run(self.command().args(["rmi", image]));
-    }
-}
+use common::{Engine, assert_same_tree, bin, fixtures, run, snapshot};
 
 fn convert(input: &str, extra: &[&str]) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();

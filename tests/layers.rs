@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_same_tree, bin, fixtures, run, run_failing, snapshot};
+use common::{Engine, assert_same_tree, bin, fixtures, run, run_failing, snapshot};
 use serde_json::Value;
 
 // --- images and their layers ----------------------------------------------------------------------------------------
@@ -447,47 +447,6 @@ fn auto_layers_by_packages_when_the_rootfs_has_a_database_and_else_in_one_layer(
 
 // --- engines ---------------------------------------------------------------------------------------------------------
 
-/// A container engine: load an archive, run a command in an image with no network, remove the image.
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    Docker,
-    Podman,
-}
-
-impl Engine {
-    fn command(self) -> Command {
-        match self {
-            Engine::Docker => common::docker(),
-            Engine::Podman => Command::new("podman"),
-        }
-    }
-
-    /// The name the engine lists an image tagged `tag` under.
-    fn name(self, tag: &str) -> String {
-        match self {
-            Engine::Docker => tag.to_string(),
-            Engine::Podman => format!("docker.io/{tag}"),
-        }
-    }
-
-    fn load(self, archive: &Path) {
-        run(self.command().args(["load", "-i"]).arg(archive));
-    }
-
-    fn run(self, image: &str, script: &str) -> String {
-        run(self.command().args(["run", "--rm", "--network", "none", image, "/bin/sh", "-c", script]))
-    }
-
-    fn layer_count(self, image: &str) -> usize {
-        let out = run(self.command().args(["image", "inspect", "-f", "{{len .RootFS.Layers}}", image]));
-        out.trim().parse().unwrap()
-    }
-
-    fn remove(self, image: &str) {
-        run(self.command().args(["rmi", image]));
-    }
-}
-
 /// `stat -c '%n %a %u %g %Y'` of `paths` in `tree`, as busybox prints it in a container.
 fn expected_stat(tree: &Path, paths: &[&str]) -> String {
     use std::os::unix::fs::MetadataExt;
@@ -515,7 +474,7 @@ fn assert_runs_in_engines(input: &Path, tree: &Path, mut options: Vec<String>, t
         let image = engine.name(tag);
         engine.load(&built.dir.path().join("image.tar"));
         assert_eq!(engine.layer_count(&image), layers, "{engine:?}");
-        assert_eq!(engine.run(&image, &script), expected, "{engine:?}");
+        assert_eq!(engine.script(&image, &script), expected, "{engine:?}");
         engine.remove(&image);
     }
 }
@@ -935,7 +894,7 @@ fn an_image_on_a_base_runs_in_docker_without_the_removed_files() {
          /usr/bin/app; stat -c '%a %u %g' /etc/ld.so.conf.d/x86_64-linux-gnu.conf /srv/data/owned.txt; \
          echo $BASE_ONLY; pwd"
     );
-    let stdout = Engine::Docker.run(tag, &script);
+    let stdout = Engine::Docker.script(tag, &script);
     assert_eq!(
         stdout,
         "/etc/issue gone\n/usr/share/doc/busybox-static/examples gone\n/usr/share/doc/libc6/copyright gone\n\

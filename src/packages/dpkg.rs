@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ownership, Package, control_stanzas, dependency_names, field};
+use super::{Ownership, Stanza, StatusDatabase, field, parse_status};
 use crate::error::Error;
 
 /// Package states in which a package's files are on disk (dpkg-query(1) `db:Status-Status`).
@@ -12,47 +12,22 @@ const PRESENT_STATES: &[&str] =
 
 /// Reads dpkg's `status` (at `status_path`, for messages) and its `info/*.list` files, by file name.
 pub fn parse(status_path: &str, status: &[u8], lists: &BTreeMap<String, Vec<u8>>) -> Result<Ownership, Error> {
-    let bad = |problem: String| Error::BadInput { input: status_path.to_string(), problem };
-    let text = std::str::from_utf8(status).map_err(|e| bad(format!("not a dpkg status file: not UTF-8 ({e})")))?;
-    let stanzas =
-        control_stanzas(text).map_err(|line| bad(format!("not a dpkg status file: line {line} is not a field")))?;
-    let mut installed = Vec::new();
-    for stanza in &stanzas {
-        let name = field(stanza, "Package")
-            .ok_or_else(|| bad("not a dpkg status file: a stanza has no Package field".into()))?;
-        let state = field(stanza, "Status").and_then(|s| s.split_whitespace().nth(2)).unwrap_or("");
-        if !PRESENT_STATES.contains(&state) {
-            continue;
-        }
+    let list = |name: &str, stanza: &Stanza| {
         let arch = field(stanza, "Architecture").unwrap_or("");
-        let multi_arch_same = field(stanza, "Multi-Arch") == Some("same");
-        // Installed-Size is in KiB (deb-control(5)).
-        let size = field(stanza, "Installed-Size").and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0) * 1024;
-        let mut depends = dependency_names(field(stanza, "Pre-Depends").unwrap_or(""));
-        for name in dependency_names(field(stanza, "Depends").unwrap_or("")) {
-            if !depends.contains(&name) {
-                depends.push(name);
-            }
-        }
         let qualified = format!("{name}:{arch}.list");
         let plain = format!("{name}.list");
-        let list = if multi_arch_same { [&qualified, &plain] } else { [&plain, &qualified] }
-            .into_iter()
-            .find_map(|file| lists.get(file.as_str()));
-        installed.push((Package { name: name.to_string(), size, depends }, list));
-    }
-    if installed.is_empty() {
-        return Err(bad("the dpkg database lists no installed package".into()));
-    }
-    installed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    let mut ownership = Ownership::new(format!("dpkg database {status_path}"));
-    for (package, list) in installed {
-        let index = ownership.add_package(package);
-        for line in list.map(|l| l.split(|&b| b == b'\n')).into_iter().flatten() {
-            ownership.add_path(line, index);
-        }
-    }
-    Ok(ownership)
+        let order = if field(stanza, "Multi-Arch") == Some("same") { [qualified, plain] } else { [plain, qualified] };
+        order.into_iter().find_map(|file| lists.get(&file))
+    };
+    let db = StatusDatabase {
+        tool: "dpkg",
+        present: |state| PRESENT_STATES.contains(&state),
+        // Installed-Size is in KiB (deb-control(5)).
+        size_unit: 1024,
+        list: &list,
+        path: |line| line,
+    };
+    parse_status(status_path, status, &db)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ pub mod pkgdata;
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::error::Error;
+
 /// One installed package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Package {
@@ -163,6 +165,62 @@ pub fn control_stanzas(text: &str) -> Result<Vec<Vec<(String, String)>>, usize> 
         stanzas.push(current);
     }
     Ok(stanzas)
+}
+
+/// One stanza of a control file: (field, value) pairs.
+pub type Stanza = [(String, String)];
+
+/// How a Debian-style package database (dpkg's, opkg's) is told apart where the two differ.
+pub(crate) struct StatusDatabase<'a> {
+    /// `dpkg` or `opkg`, for messages and the ownership's source.
+    pub tool: &'static str,
+    /// Whether a package in this `Status` state (its third word) has its files on disk.
+    pub present: fn(&str) -> bool,
+    /// Bytes per unit of `Installed-Size`.
+    pub size_unit: u64,
+    /// The list file of an installed package, from its stanza.
+    pub list: &'a dyn Fn(&str, &Stanza) -> Option<&'a Vec<u8>>,
+    /// The path of a list line.
+    pub path: fn(&[u8]) -> &[u8],
+}
+
+/// Reads a `status` file (at `status_path`, for messages) and the installed packages' list files.
+pub(crate) fn parse_status(status_path: &str, status: &[u8], db: &StatusDatabase) -> Result<Ownership, Error> {
+    let tool = db.tool;
+    let bad = |problem: String| Error::BadInput { input: status_path.to_string(), problem };
+    let text = std::str::from_utf8(status).map_err(|e| bad(format!("not a {tool} status file: not UTF-8 ({e})")))?;
+    let stanzas =
+        control_stanzas(text).map_err(|line| bad(format!("not a {tool} status file: line {line} is not a field")))?;
+    let mut installed = Vec::new();
+    for stanza in &stanzas {
+        let name = field(stanza, "Package")
+            .ok_or_else(|| bad(format!("not a {tool} status file: a stanza has no Package field")))?;
+        let state = field(stanza, "Status").and_then(|s| s.split_whitespace().nth(2)).unwrap_or("");
+        if !(db.present)(state) {
+            continue;
+        }
+        let size = field(stanza, "Installed-Size").and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+        let mut depends = dependency_names(field(stanza, "Pre-Depends").unwrap_or(""));
+        for name in dependency_names(field(stanza, "Depends").unwrap_or("")) {
+            if !depends.contains(&name) {
+                depends.push(name);
+            }
+        }
+        let package = Package { name: name.to_string(), size: size * db.size_unit, depends };
+        installed.push((package, (db.list)(name, stanza)));
+    }
+    if installed.is_empty() {
+        return Err(bad(format!("the {tool} database lists no installed package")));
+    }
+    installed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let mut ownership = Ownership::new(format!("{tool} database {status_path}"));
+    for (package, list) in installed {
+        let index = ownership.add_package(package);
+        for line in list.map(|l| l.split(|&b| b == b'\n')).into_iter().flatten() {
+            ownership.add_path((db.path)(line), index);
+        }
+    }
+    Ok(ownership)
 }
 
 /// A field of a stanza, case-insensitively (dpkg treats field names so).

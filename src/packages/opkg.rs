@@ -4,47 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ownership, Package, control_stanzas, dependency_names, field};
+use super::{Ownership, Stanza, StatusDatabase, parse_status};
 use crate::error::Error;
 
 /// Reads opkg's `status` (at `status_path`, for messages) and its `info/*.list` files, by file name.
 pub fn parse(status_path: &str, status: &[u8], lists: &BTreeMap<String, Vec<u8>>) -> Result<Ownership, Error> {
-    let bad = |problem: String| Error::BadInput { input: status_path.to_string(), problem };
-    let text = std::str::from_utf8(status).map_err(|e| bad(format!("not an opkg status file: not UTF-8 ({e})")))?;
-    let stanzas =
-        control_stanzas(text).map_err(|line| bad(format!("not an opkg status file: line {line} is not a field")))?;
-    let mut installed = Vec::new();
-    for stanza in &stanzas {
-        let name = field(stanza, "Package")
-            .ok_or_else(|| bad("not an opkg status file: a stanza has no Package field".into()))?;
+    let list = |name: &str, _: &Stanza| lists.get(&format!("{name}.list"));
+    let db = StatusDatabase {
+        tool: "opkg",
         // "install ok installed", "install user installed", "hold ok unpacked", ...
-        let state = field(stanza, "Status").and_then(|s| s.split_whitespace().nth(2)).unwrap_or("");
-        if !matches!(state, "installed" | "unpacked" | "half-installed") {
-            continue;
-        }
+        present: |state| matches!(state, "installed" | "unpacked" | "half-installed"),
         // opkg-build writes Installed-Size in bytes.
-        let size = field(stanza, "Installed-Size").and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
-        let mut depends = dependency_names(field(stanza, "Pre-Depends").unwrap_or(""));
-        for name in dependency_names(field(stanza, "Depends").unwrap_or("")) {
-            if !depends.contains(&name) {
-                depends.push(name);
-            }
-        }
-        installed.push((Package { name: name.to_string(), size, depends }, lists.get(&format!("{name}.list"))));
-    }
-    if installed.is_empty() {
-        return Err(bad("the opkg database lists no installed package".into()));
-    }
-    installed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    let mut ownership = Ownership::new(format!("opkg database {status_path}"));
-    for (package, list) in installed {
-        let index = ownership.add_package(package);
-        for line in list.map(|l| l.split(|&b| b == b'\n')).into_iter().flatten() {
-            let path = line.split(|&b| b == b'\t').next().unwrap_or(line);
-            ownership.add_path(path, index);
-        }
-    }
-    Ok(ownership)
+        size_unit: 1,
+        list: &list,
+        // `path`, or `path<TAB>mode[<TAB>link target]`.
+        path: |line| line.split(|&b| b == b'\t').next().unwrap_or(line),
+    };
+    parse_status(status_path, status, &db)
 }
 
 #[cfg(test)]
