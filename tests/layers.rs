@@ -985,3 +985,20 @@ fn a_base_of_another_architecture_or_that_cannot_be_read_is_refused() {
         &[&base.reference(), "--max-layers 2"],
     );
 }
+
+#[test]
+fn layered_digests_do_not_depend_on_the_thread_count_or_the_run() {
+    // Many layers share one compression pool: their bytes must not depend on its size or on scheduling.
+    let (tree, _) = variant("dpkg", "v1");
+    let tar = packages().join("dpkg/v1.tar");
+    for compression in ["gzip", "zstd"] {
+        let with = |input: &Path, threads: &str| {
+            build(input, &args(&["--layers", "packages", "--compression", compression, "--threads", threads]))
+        };
+        let one = with(&tar, "1");
+        assert!(one.digests().len() > 3, "{compression}: {:?}", one.digests());
+        for (input, threads) in [(&tar, "2"), (&tar, "4"), (&tree, "2"), (&tar, "1")] {
+            assert_eq!(with(input, threads).digests(), one.digests(), "{compression}, {threads} threads, {input:?}");
+        }
+    }
+}
