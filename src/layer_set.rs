@@ -4,8 +4,8 @@
 //!
 //! Directories: the top layer (or the only one) holds every directory with its real attributes, in stream order.
 //! A lower layer holds the parents of its files as stubs with the real mode, owner and xattrs but mtime 0, so that
-//! its bytes depend only on its own files; the top layer, applied last, sets the real mtimes. Layers are compressed
-//! concurrently (each writer's compressor has its own worker threads), and none is held in memory.
+//! its bytes depend only on its own files; the top layer, applied last, sets the real mtimes. Several layers are
+//! compressed concurrently on one shared pool of worker threads, and none is held in memory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Read};
@@ -141,7 +141,9 @@ impl<'a> LayerSet<'a> {
         let directory_group = self.plan.directory_group();
         let (group, package) = match &entry.kind {
             EntryKind::Directory => {
-                self.directories.insert(entry.path.clone(), Entry { mtime: STUB_MTIME, ..entry.clone() });
+                if !self.plan.is_single() {
+                    self.directories.insert(entry.path.clone(), Entry { mtime: STUB_MTIME, ..entry.clone() });
+                }
                 (directory_group, None)
             }
             // A hardlink goes where its target is (image-spec layer.md: the target must be in the same layer).
@@ -151,7 +153,8 @@ impl<'a> LayerSet<'a> {
         if let EntryKind::Symlink { target } = &entry.kind {
             self.note_directory_alias(&entry.path, target);
         }
-        if !matches!(entry.kind, EntryKind::Directory) {
+        // One layer needs no record of where things went.
+        if !self.plan.is_single() && !matches!(entry.kind, EntryKind::Directory) {
             self.placed.insert(entry.path.clone(), group);
         }
         let stubs = if group == directory_group { Vec::new() } else { self.missing_parents(group, &entry.path) };
