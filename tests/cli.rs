@@ -84,12 +84,7 @@ impl Workspace {
     }
     /// Names in the workspace (hidden ones included), sorted.
     fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into())
-            .collect();
-        names.sort();
-        names
+        common::listing(self.dir.path())
     }
 }
 

@@ -702,12 +702,7 @@ impl Workspace {
     }
 
     fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into())
-            .collect();
-        names.sort();
-        names
+        common::listing(self.dir.path())
     }
 
     /// Runs `rootfs2image ARGS -o oci:fresh -o oci-archive:existing.tar`; asserts one error line naming every one of

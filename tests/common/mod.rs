@@ -11,6 +11,14 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+/// The names in a directory (hidden ones included), sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    names.sort();
+    names
+}
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rootfs2image"))
 }
