@@ -40,13 +40,26 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # --- build --------------------------------------------------------------------
 
+# The Debian package of each tool these scripts run: a fresh machine gets them from apt-get, so that the README's
+# first command (scripts/example.sh) works before scripts/setup-test-env.sh has ever run.
+declare -A TOOL_PACKAGE=([dpkg-deb]=dpkg [tar]=tar [gzip]=gzip [xz]=xz-utils [zstd]=zstd [pbzip2]=pbzip2
+  [bzip2]=bzip2 [openssl]=openssl [setcap]=libcap2-bin [getcap]=libcap2-bin [setfattr]=attr [getfattr]=attr
+  [mknod]=coreutils [python3]=python3 [ldconfig]=libc-bin [chroot]=coreutils)
+
 need_tools() {
   [[ $EUID -eq 0 ]] || die "run as root: the fixtures hold devices, foreign owners and file capabilities"
+  command -v apt-get >/dev/null || die "this script needs Debian's apt-get"
   local t missing=()
-  for t in apt-get dpkg-deb tar gzip xz zstd pbzip2 bzip2 openssl setcap getcap setfattr getfattr mknod; do
-    command -v "$t" >/dev/null || missing+=("$t")
+  for t in "${!TOOL_PACKAGE[@]}"; do
+    command -v "$t" >/dev/null || missing+=("${TOOL_PACKAGE[$t]}")
   done
-  ((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/setup-test-env.sh (it installs them)"
+  ((${#missing[@]} == 0)) && return
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  say "apt-get install ${missing[*]} (tools the fixtures are made with)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -qq -o DPkg::Lock::Timeout=600 update || say "warning: apt-get update reported errors (above); going on"
+  apt-get -qq -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}" >/dev/null ||
+    die "apt-get install ${missing[*]} failed"
 }
 
 fetch_busybox_deb() { # $1 = arch; sets DEB to the cached busybox-static .deb
@@ -246,10 +259,10 @@ outputs_present() {
 }
 
 T0=$SECONDS
+need_tools  # also for scripts/make-package-fixtures.sh, called at the end
 if [[ "$(cat "$OUTDIR/stamp" 2>/dev/null)" == "$SELF_HASH" ]] && outputs_present; then
   say "fixtures in $OUTDIR are up to date (stamp matches this script)"
 else
-  need_tools
   umask 022
   rm -f "$OUTDIR/stamp"
   for arch in "${ARCHES[@]}"; do

@@ -52,7 +52,7 @@ need_tools() {
   command -v python3 >/dev/null || die "python3 is missing: apt-get install python3"
   local t missing=()
   for t in apt-get dpkg-deb tar zstd ldconfig chroot; do command -v "$t" >/dev/null || missing+=("$t"); done
-  ((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/setup-test-env.sh (it installs them)"
+  ((${#missing[@]} == 0)) || die "missing ${missing[*]}: scripts/make-fixtures.sh installs them"
 }
 
 fetch_debs() { # every package the helper names, once, into OUTDIR/debs
