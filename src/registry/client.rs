@@ -3,6 +3,16 @@
 //! backoff on connection errors, timeouts, 5xx and 429 (honouring `Retry-After`).
 //!
 //! Requests carry their whole body as bytes so that a retry can resend it; large blobs are cut into chunks upstream.
+//!
+//! What a registry sends is treated as hostile (issue 10):
+//! - Credentials and tokens are bound to the registry's origin (scheme, host, port, RFC 6454): a request to any other
+//!   origin (an upload `Location` elsewhere, a redirect to storage) goes without `Authorization`.
+//! - Every answer is read up to a limit: documents to [`MAX_DOCUMENT_LEN`], token answers to
+//!   [`super::auth::MAX_TOKEN_REPLY`], blobs to the size their descriptor declares.
+//! - Every exchange has timeouts: connecting, waiting for an answer and each read or write may take at most
+//!   [`ClientOptions::timeout`] (an idle limit, so a large blob may take long while a stall ends quickly), and a whole
+//!   exchange must keep an average pace (see [`MIN_TRANSFER_RATE`]) so that a trickle ends too. A timeout is retried
+//!   once at most: with the defaults, one request gives up after about 2 x 30 s, whatever `attempts` says.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -29,7 +39,25 @@ pub struct ClientOptions {
     pub backoff: Duration,
     /// Blobs larger than this are uploaded in `PATCH` chunks of this size (proxies often limit request bodies).
     pub chunk_size: u64,
+    /// The longest a registry may stay silent: connecting, waiting for an answer, each read or write of a body.
+    pub timeout: Duration,
 }
+
+/// The default [`ClientOptions::timeout`]: a registry that sends nothing for 30 s is stalled (Docker waits 30 s to
+/// connect; registries answer in well under a second, object storage behind them in a few seconds).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer to a request other than a blob GET (a manifest, an index, an error), in bytes: the limit
+/// containers/image puts on manifests (`maxManifestBodySize`, 4 MiB). A manifest or index past it is refused.
+pub const MAX_DOCUMENT_LEN: u64 = 4 << 20;
+/// The most of a registry's own text (an `errors[].message`, a body) put into one error message, in bytes.
+pub const MAX_REGISTRY_TEXT: usize = 512;
+/// The slowest average pace a transfer may keep, in bytes per second, beyond a first [`ClientOptions::timeout`]: a
+/// server that trickles a byte at a time never trips the idle limit, so every exchange also has an overall deadline
+/// of `timeout + bytes / MIN_TRANSFER_RATE` (a 4 MiB manifest: 30 s + 256 s; a 64 MiB chunk: 30 s + 68 min).
+pub const MIN_TRANSFER_RATE: u64 = 16 << 10;
+/// How many times an attempt that timed out is tried again: once, for a pooled connection that died silently; a
+/// registry that stalls twice in a row is not waited for a third time.
+const TIMEOUT_RETRIES: u32 = 1;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -40,6 +68,7 @@ impl Default for ClientOptions {
             attempts: 5,
             backoff: Duration::from_millis(250),
             chunk_size: 64 << 20,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -55,7 +84,10 @@ pub enum Body<'a, 'r> {
 pub struct Reply {
     pub status: StatusCode,
     pub headers: http::HeaderMap,
+    /// The body, up to [`MAX_DOCUMENT_LEN`] bytes.
     pub body: Vec<u8>,
+    /// The body went on past [`MAX_DOCUMENT_LEN`] and was cut.
+    pub truncated: bool,
 }
 
 impl Reply {
@@ -63,8 +95,13 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The registry's error text (distribution spec: `{"errors":[{"code","message"}]}`), for messages.
+    /// The registry's error text (distribution spec: `{"errors":[{"code","message"}]}`), for messages: escaped and
+    /// cut to [`MAX_REGISTRY_TEXT`] bytes, since it is the registry's to choose.
     pub fn error_text(&self) -> String {
+        crate::error::display_text(&self.raw_error_text(), MAX_REGISTRY_TEXT)
+    }
+
+    fn raw_error_text(&self) -> String {
         #[derive(serde::Deserialize)]
         struct Errors {
             errors: Vec<ErrorItem>,
@@ -77,9 +114,17 @@ impl Reply {
         }
         match serde_json::from_slice::<Errors>(&self.body) {
             Ok(e) if !e.errors.is_empty() => {
-                e.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect::<Vec<_>>().join("; ")
+                let mut text = String::new();
+                for e in &e.errors {
+                    if text.len() > MAX_REGISTRY_TEXT {
+                        break;
+                    }
+                    let separator = if text.is_empty() { "" } else { "; " };
+                    text.push_str(&format!("{separator}{}: {}", e.code, e.message));
+                }
+                text
             }
-            _ => String::from_utf8_lossy(&self.body).chars().take(200).collect::<String>().trim().to_string(),
+            _ => String::from_utf8_lossy(&self.body[..self.body.len().min(MAX_REGISTRY_TEXT)]).trim().to_string(),
         }
     }
 }
@@ -103,8 +148,6 @@ pub struct RegistryClient {
     /// `pull,push` to push, `pull` to read.
     actions: &'static str,
 }
-
-const MAX_BODY: u64 = 64 << 20;
 
 impl RegistryClient {
     /// Connects to the registry of `target` (`GET /v2/`) and learns how it wants to be authenticated.
@@ -144,7 +187,7 @@ impl RegistryClient {
             Err(https_error) if plain_allowed => {
                 // Docker's rule for insecure and loopback registries: HTTPS first, then plain HTTP.
                 client.base = format!("http://{host}");
-                let https_failed = format!("HTTPS failed: {}", describe(&https_error));
+                let https_failed = format!("HTTPS failed: {}", client.describe(&https_error));
                 match client.call_once(Method::GET, &format!("{}/v2/", client.base), &[], None) {
                     Ok(reply) if reply.status.is_success() || reply.status == StatusCode::UNAUTHORIZED => reply,
                     Ok(reply) => {
@@ -153,11 +196,13 @@ impl RegistryClient {
                         );
                     }
                     Err(e) => {
-                        return Err(client.unreachable(&format!("{https_failed}; plain HTTP failed: {}", describe(&e))));
+                        return Err(
+                            client.unreachable(&format!("{https_failed}; plain HTTP failed: {}", client.describe(&e)))
+                        );
                     }
                 }
             }
-            Err(e) => return Err(client.unreachable(&describe(&e))),
+            Err(e) => return Err(client.unreachable(&client.describe(&e))),
         };
         match ping.status.as_u16() {
             200..=299 => {}
@@ -227,7 +272,8 @@ impl RegistryClient {
         self.fail(&format!("cannot reach the registry: {why}"))
     }
 
-    /// Sends a request with authentication and retries. `body` is resent whole on each attempt.
+    /// Sends a request with retries; `Authorization` goes only to the registry's own origin. The answer's body is
+    /// read up to [`MAX_DOCUMENT_LEN`] (see [`Reply::truncated`]); `body` is resent whole on each attempt.
     pub fn send(
         &self,
         method: Method,
@@ -235,12 +281,14 @@ impl RegistryClient {
         headers: &[(&str, String)],
         body: Body<'_, '_>,
     ) -> Result<Reply, Error> {
-        let mut delay = self.options.backoff;
+        // An upload `Location` may name another host (object storage, or a hostile second server): the registry's
+        // credentials and tokens are for the registry alone (issue 10; Docker and containers/image do the same).
+        let own_origin = same_origin(url, &self.base);
+        let mut retry = Retry::new(&self.options);
         let mut refreshed_auth = false;
-        let mut attempt = 1;
         loop {
             let mut all_headers = headers.to_vec();
-            if let Some(value) = self.authorization()? {
+            if own_origin && let Some(value) = self.authorization()? {
                 all_headers.push(("authorization", value));
             }
             let result = match &body {
@@ -252,7 +300,7 @@ impl RegistryClient {
                 }
             };
             let retry_after = match &result {
-                Ok(reply) if reply.status == StatusCode::UNAUTHORIZED && !refreshed_auth => {
+                Ok(reply) if reply.status == StatusCode::UNAUTHORIZED && own_origin && !refreshed_auth => {
                     // A token expires, or the registry wants another scope: fetch a fresh one once.
                     refreshed_auth = true;
                     self.refresh(reply)?;
@@ -261,52 +309,81 @@ impl RegistryClient {
                 Ok(reply) if reply.status.is_server_error() || reply.status == StatusCode::TOO_MANY_REQUESTS => {
                     reply.header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs)
                 }
-                Ok(_) => return result.map_err(|e| self.unreachable(&describe(&e))),
+                Ok(_) => return result.map_err(|e| self.unreachable(&self.describe(&e))),
                 Err(e) if retryable(e) => None,
-                Err(e) => return Err(self.unreachable(&describe(e))),
+                Err(e) => return Err(self.unreachable(&self.describe(e))),
             };
-            if attempt >= self.options.attempts {
-                return result.map_err(|e| self.unreachable(&format!("{} (after {attempt} attempts)", describe(&e))));
+            let timed_out = result.as_ref().err().is_some_and(timed_out);
+            if !retry.again(timed_out, retry_after) {
+                let attempts = retry.attempt;
+                return result
+                    .map_err(|e| self.unreachable(&format!("{} (after {attempts} attempts)", self.describe(&e))));
             }
-            std::thread::sleep(retry_after.unwrap_or(delay).min(Duration::from_secs(60)));
-            delay = delay.saturating_mul(2);
-            attempt += 1;
         }
     }
 
-    /// Opens a blob for streaming (redirects to storage are followed without the `Authorization` header).
-    pub fn open_blob(&self, digest: &crate::digest::Digest) -> Result<Box<dyn std::io::Read + Send>, Error> {
+    /// Opens the blob `digest` for streaming; the reader ends exactly at `size`, the size its descriptor declares,
+    /// and fails if the registry sends more or less. Redirects to storage are followed without `Authorization`.
+    pub fn open_blob(&self, digest: &crate::digest::Digest, size: u64) -> Result<Box<dyn std::io::Read + Send>, Error> {
         let url = self.url(&format!("blobs/{digest}"));
-        let mut delay = self.options.backoff;
+        let mut retry = Retry::new(&self.options);
         let mut refreshed_auth = false;
-        let mut attempt = 1;
         loop {
             let mut request = http::Request::builder().method(Method::GET).uri(&url);
             if let Some(value) = self.authorization()? {
                 request = request.header("authorization", value);
             }
             let request = request.body(()).map_err(|e| self.fail(&e.to_string()))?;
-            match self.agent.run(request) {
+            let error = match self.agent.run(request) {
                 Ok(response) if response.status().is_success() => {
-                    return Ok(Box::new(response.into_body().into_reader()));
+                    let announced = response
+                        .headers()
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    if let Some(announced) = announced
+                        && announced != size
+                    {
+                        return Err(self.fail(&format!(
+                            "GET blob {digest}: the registry announces {announced} bytes, but the blob's descriptor \
+                             declares {size}"
+                        )));
+                    }
+                    return Ok(Box::new(BlobReader {
+                        inner: Paced::new(response.into_body().into_reader(), self.options.timeout),
+                        remaining: size,
+                        size,
+                        what: format!("{}/{}: blob {digest}", self.host, self.repository),
+                        timeout: self.options.timeout,
+                    }));
                 }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
                     refreshed_auth = true;
                     let (parts, _) = response.into_parts();
-                    self.refresh(&Reply { status: parts.status, headers: parts.headers, body: Vec::new() })?;
+                    self.refresh(&Reply {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body: Vec::new(),
+                        truncated: false,
+                    })?;
                     continue;
                 }
-                Ok(response) if !response.status().is_server_error() || attempt >= self.options.attempts => {
+                Ok(response) if !response.status().is_server_error() => {
                     return Err(self.fail(&format!("GET blob {digest} answered {}", response.status())));
                 }
-                Err(e) if !retryable(&e) || attempt >= self.options.attempts => {
-                    return Err(self.unreachable(&describe(&e)));
+                Ok(response) => self.fail(&format!("GET blob {digest} answered {}", response.status())),
+                Err(e) if !retryable(&e) => return Err(self.unreachable(&self.describe(&e))),
+                Err(e) => {
+                    let error = self.unreachable(&self.describe(&e));
+                    if !retry.again(timed_out(&e), None) {
+                        return Err(error);
+                    }
+                    continue;
                 }
-                _ => {}
+            };
+            if !retry.again(false, None) {
+                return Err(error);
             }
-            std::thread::sleep(delay);
-            delay = delay.saturating_mul(2);
-            attempt += 1;
         }
     }
 
@@ -321,11 +398,8 @@ impl RegistryClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut response = self.agent.run(request.body(ureq::SendBody::from_reader(body))?)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.body_mut().with_config().limit(MAX_BODY).read_to_vec().unwrap_or_default();
-        Ok(Reply { status, headers, body })
+        let response = self.agent.run(request.body(ureq::SendBody::from_reader(body))?)?;
+        self.read_reply(response, MAX_DOCUMENT_LEN)
     }
 
     fn call_once(
@@ -335,18 +409,40 @@ impl RegistryClient {
         headers: &[(&str, String)],
         body: Option<&[u8]>,
     ) -> Result<Reply, ureq::Error> {
+        self.call_limited(method, url, headers, body, MAX_DOCUMENT_LEN)
+    }
+
+    fn call_limited(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+        limit: u64,
+    ) -> Result<Reply, ureq::Error> {
         let mut request = http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut response: Response<ureq::Body> = match body {
+        let response: Response<ureq::Body> = match body {
             Some(bytes) => self.agent.run(request.body(bytes)?)?,
             None => self.agent.run(request.body(())?)?,
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.body_mut().with_config().limit(MAX_BODY).read_to_vec().unwrap_or_default();
-        Ok(Reply { status, headers, body })
+        self.read_reply(response, limit)
+    }
+
+    /// Reads an answer's body up to `limit` bytes (more is cut and marked), at the pace [`Paced`] demands.
+    fn read_reply(&self, response: Response<ureq::Body>, limit: u64) -> Result<Reply, ureq::Error> {
+        use std::io::Read;
+        let (parts, body) = response.into_parts();
+        let mut bytes = Vec::new();
+        Paced::new(body.into_reader(), self.options.timeout)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(ureq::Error::from)?;
+        let truncated = bytes.len() as u64 > limit;
+        bytes.truncate(limit as usize);
+        Ok(Reply { status: parts.status, headers: parts.headers, body: bytes, truncated })
     }
 
     fn authorization(&self) -> Result<Option<String>, Error> {
@@ -399,9 +495,31 @@ impl RegistryClient {
         scopes.join(" ")
     }
 
+    /// The token service is where the registry's challenge says (distribution token spec: the client sends its
+    /// credentials to that realm, usually another host, such as auth.docker.io for Docker Hub). What keeps this safe:
+    /// the realm must be HTTPS, unless it is on a loopback host or TLS verification is off (the rule for registries
+    /// themselves), so a registry reached over HTTPS cannot have credentials sent in clear text; redirects from the
+    /// realm are followed without `Authorization`; and the token it gives is used on the registry's origin only.
+    fn check_realm(&self, realm: &str) -> Result<(), Error> {
+        let shown = || crate::error::display_text(realm, MAX_REGISTRY_TEXT);
+        let Some(origin) = Origin::of(realm) else {
+            return Err(self.fail(&format!("the registry names a token service at `{}`, not an HTTP(S) URL", shown())));
+        };
+        if origin.scheme == "http" && self.options.tls_verify && !origin.is_loopback() {
+            return Err(self.fail(&format!(
+                "the registry names a token service over plain HTTP (`{}`): credentials are not sent in clear text \
+                 (allowed only for loopback hosts, or with TLS verification off)",
+                shown()
+            )));
+        }
+        Ok(())
+    }
+
     fn fetch_token(&self, challenge: &Challenge, scope: &str) -> Result<String, Error> {
         let Challenge::Bearer { realm, service, .. } = challenge else { unreachable!("only bearer challenges") };
-        let mut url = format!("{realm}?");
+        self.check_realm(realm)?;
+        let separator = if realm.contains('?') { '&' } else { '?' };
+        let mut url = format!("{realm}{separator}");
         let mut params: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         if let Some(service) = service {
             params.entry("service").or_default().push(service.clone());
@@ -414,36 +532,253 @@ impl RegistryClient {
         if let Some(credentials) = &self.options.credentials {
             headers.push(("authorization", credentials.basic_header()));
         }
-        let mut delay = self.options.backoff;
-        for attempt in 1..=self.options.attempts {
-            match self.call_once(Method::GET, &url, &headers, None) {
+        let mut retry = Retry::new(&self.options);
+        loop {
+            let result = self.call_limited(Method::GET, &url, &headers, None, super::auth::MAX_TOKEN_REPLY);
+            match &result {
                 Ok(reply) if reply.status.is_success() => {
-                    let token: Option<String> =
-                        serde_json::from_slice::<TokenReply>(&reply.body).ok().and_then(TokenReply::into_token);
-                    return token.ok_or_else(|| self.fail("the token service gave no token"));
+                    if reply.truncated {
+                        return Err(self.fail(&format!(
+                            "the token service's answer is larger than {} bytes",
+                            super::auth::MAX_TOKEN_REPLY
+                        )));
+                    }
+                    return TokenReply::parse(&reply.body).map_err(|problem| self.fail(problem));
                 }
                 Ok(reply) if reply.status == StatusCode::UNAUTHORIZED || reply.status == StatusCode::FORBIDDEN => {
                     return Err(self.fail(&format!(
                         "the token service refused {} ({}): wrong credentials, or no {scope} right",
                         match &self.options.credentials {
-                            Some(c) => format!("user `{}`", c.username),
+                            Some(c) => format!("user `{}`", crate::error::display_text(&c.username, 256)),
                             None => "anonymous access".into(),
                         },
                         reply.status
                     )));
                 }
-                Ok(reply) if !reply.status.is_server_error() || attempt == self.options.attempts => {
+                Ok(reply) if !reply.status.is_server_error() => {
                     return Err(self.fail(&format!("the token service answered {}", reply.status)));
                 }
-                Err(e) if !retryable(&e) || attempt == self.options.attempts => {
-                    return Err(self.fail(&format!("cannot reach the token service: {}", describe(&e))));
+                Err(e) if !retryable(e) => {
+                    return Err(self.fail(&format!("cannot reach the token service: {}", self.describe(e))));
                 }
                 _ => {}
             }
-            std::thread::sleep(delay);
-            delay = delay.saturating_mul(2);
+            if !retry.again(result.as_ref().err().is_some_and(timed_out), None) {
+                return Err(match result {
+                    Ok(reply) => self.fail(&format!("the token service answered {}", reply.status)),
+                    Err(e) => self.fail(&format!("cannot reach the token service: {}", self.describe(&e))),
+                });
+            }
         }
-        Err(self.fail("cannot get a token"))
+    }
+
+    /// What went wrong with an exchange, for a message: timeouts say which limit ran out; the text is escaped, since
+    /// ureq may quote what the server sent (a `Location`, a status line).
+    fn describe(&self, error: &ureq::Error) -> String {
+        let seconds = self.options.timeout.as_secs_f64();
+        let text = match error {
+            ureq::Error::Timeout(which) => {
+                let what = match which {
+                    ureq::Timeout::Connect | ureq::Timeout::Resolve => "connecting",
+                    ureq::Timeout::RecvResponse => "waiting for an answer",
+                    ureq::Timeout::PerRead | ureq::Timeout::RecvBody => "waiting for data",
+                    ureq::Timeout::PerWrite | ureq::Timeout::SendBody | ureq::Timeout::SendRequest => {
+                        "waiting for the registry to take data"
+                    }
+                    _ => "on the exchange",
+                };
+                format!("timed out {what} (nothing for {seconds} s)")
+            }
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => e.to_string(),
+            other => {
+                let text = other.to_string();
+                if text.contains("certificate") || text.contains("UnknownIssuer") {
+                    format!("{text} (a private CA? give --cert-dir DIR with its .crt, or --tls-verify=false)")
+                } else {
+                    text
+                }
+            }
+        };
+        crate::error::display_text(&text, MAX_REGISTRY_TEXT)
+    }
+}
+
+/// The retry policy of every request: up to `attempts` tries with exponential backoff (or the registry's
+/// `Retry-After`, at most 60 s), but at most [`TIMEOUT_RETRIES`] retries after a timeout.
+struct Retry {
+    attempt: u32,
+    attempts: u32,
+    timeouts: u32,
+    delay: Duration,
+}
+
+impl Retry {
+    fn new(options: &ClientOptions) -> Retry {
+        Retry { attempt: 1, attempts: options.attempts, timeouts: 0, delay: options.backoff }
+    }
+
+    /// After a failed attempt: waits and says whether to try again.
+    fn again(&mut self, timed_out: bool, retry_after: Option<Duration>) -> bool {
+        if timed_out {
+            self.timeouts += 1;
+        }
+        if self.attempt >= self.attempts || self.timeouts > TIMEOUT_RETRIES {
+            return false;
+        }
+        std::thread::sleep(retry_after.unwrap_or(self.delay).min(Duration::from_secs(60)));
+        self.delay = self.delay.saturating_mul(2);
+        self.attempt += 1;
+        true
+    }
+}
+
+fn timed_out(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
+        _ => false,
+    }
+}
+
+/// A body reader that fails when the transfer falls behind [`MIN_TRANSFER_RATE`] on average once `grace` has
+/// passed: ureq's per-read limit ends a stall, this ends a trickle (a byte now and then, each read in time).
+struct Paced<R> {
+    inner: R,
+    started: std::time::Instant,
+    received: u64,
+    grace: Duration,
+}
+
+impl<R> Paced<R> {
+    fn new(inner: R, grace: Duration) -> Paced<R> {
+        Paced { inner, started: std::time::Instant::now(), received: 0, grace }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let allowed = self.grace.saturating_add(Duration::from_secs(self.received / MIN_TRANSFER_RATE));
+        if self.started.elapsed() > allowed {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "timed out: {} bytes came in {} s, slower than {} KiB/s",
+                    self.received,
+                    self.started.elapsed().as_secs(),
+                    MIN_TRANSFER_RATE >> 10
+                ),
+            ));
+        }
+        let n = self.inner.read(buf)?;
+        self.received += n as u64;
+        Ok(n)
+    }
+}
+
+/// A blob's body, held to the size its descriptor declares: it ends there, and fails if the registry sends more
+/// (found by reading one byte past the end) or ends early. An endless body cannot fill a disk or spin a reader.
+struct BlobReader<R> {
+    inner: Paced<R>,
+    remaining: u64,
+    size: u64,
+    /// `host/repository: blob sha256:...`, for errors.
+    what: String,
+    timeout: Duration,
+}
+
+impl<R: std::io::Read> std::io::Read for BlobReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error as IoError, ErrorKind};
+        if self.remaining == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe).map_err(|e| self.explain(e))? {
+                0 => Ok(0),
+                _ => Err(IoError::new(
+                    ErrorKind::InvalidData,
+                    format!(
+                        "{}: the registry sends more than the {} bytes its descriptor declares",
+                        self.what, self.size
+                    ),
+                )),
+            };
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want]).map_err(|e| self.explain(e))?;
+        if n == 0 {
+            return Err(IoError::new(
+                ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: the registry's answer ends after {} of the {} bytes its descriptor declares",
+                    self.what,
+                    self.size - self.remaining,
+                    self.size
+                ),
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> BlobReader<R> {
+    /// Names the registry and the blob in a read error, and says plainly when it is a timeout.
+    fn explain(&self, error: std::io::Error) -> std::io::Error {
+        let kind = error.kind();
+        let text = match ureq::Error::from(error) {
+            ureq::Error::Timeout(_) => {
+                format!("timed out waiting for data (nothing for {} s)", self.timeout.as_secs_f64())
+            }
+            ureq::Error::Io(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        let kind = if text.starts_with("timed out") { std::io::ErrorKind::TimedOut } else { kind };
+        std::io::Error::new(kind, format!("{}: {}", self.what, crate::error::display_text(&text, MAX_REGISTRY_TEXT)))
+    }
+}
+
+/// A URL's origin (RFC 6454: scheme, host, port), for binding credentials to the registry they are for.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// `None` for anything but an absolute `http`/`https` URL with a plain authority (no user info).
+    fn of(url: &str) -> Option<Origin> {
+        let (scheme, rest) = url.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
+            _ => (authority, default_port),
+        };
+        Some(Origin { scheme, host: host.to_ascii_lowercase(), port })
+    }
+
+    fn is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// Whether `url` is on the same origin as the registry's `base`.
+fn same_origin(url: &str, base: &str) -> bool {
+    match (Origin::of(url), Origin::of(base)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -482,8 +817,18 @@ fn build_agent(options: &ClientOptions) -> Result<ureq::Agent, Error> {
     Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(300)))
+        // Idle limits (connect, headers, each read or write); `Paced` adds the overall pace for answers, and the
+        // request body (at most one chunk) must go at MIN_TRANSFER_RATE too.
+        .timeout_connect(Some(options.timeout))
+        .timeout_recv_response(Some(options.timeout))
+        .timeout_per_read(Some(options.timeout))
+        .timeout_per_write(Some(options.timeout))
+        .timeout_send_request(Some(options.timeout))
+        .timeout_send_body(Some(
+            options
+                .timeout
+                .saturating_add(Duration::from_secs(options.chunk_size.max(MAX_DOCUMENT_LEN) / MIN_TRANSFER_RATE)),
+        ))
         .max_redirects(5)
         // Blob GETs may be redirected to object storage: credentials stay with the registry.
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
@@ -497,15 +842,6 @@ fn retryable(error: &ureq::Error) -> bool {
         error,
         ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
     )
-}
-
-fn describe(error: &ureq::Error) -> String {
-    let text = error.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        format!("{text} (a private CA? give --cert-dir DIR with its .crt, or --tls-verify=false)")
-    } else {
-        text
-    }
 }
 
 fn percent_encode(text: &str) -> String {
@@ -535,5 +871,51 @@ mod tests {
     #[test]
     fn token_scopes_are_percent_encoded() {
         assert_eq!(percent_encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let base = "https://r.example:5000";
+        assert!(same_origin("https://R.example:5000/v2/a/blobs/uploads/x", base));
+        assert!(!same_origin("https://r.example:5001/upload", base));
+        assert!(!same_origin("http://r.example:5000/upload", base));
+        assert!(!same_origin("https://s3.example/upload", base));
+        assert!(!same_origin("https://r.example:5000@evil.example/upload", base));
+        assert!(same_origin("https://r.example/x", "https://r.example:443"));
+        assert!(same_origin("http://[::1]:5000/x", "http://[::1]:5000"));
+        assert!(!same_origin("ftp://r.example:5000/x", base));
+        assert!(Origin::of("http://127.0.0.1:9/token").unwrap().is_loopback());
+        assert!(!Origin::of("http://auth.example/token").unwrap().is_loopback());
+    }
+
+    fn blob(body: &'static [u8], size: u64) -> BlobReader<&'static [u8]> {
+        BlobReader {
+            inner: Paced::new(body, Duration::from_secs(30)),
+            remaining: size,
+            size,
+            what: "r/a: blob x".into(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn blob_bodies_end_at_the_declared_size_and_fail_when_longer_or_shorter() {
+        use std::io::Read;
+        let mut exact = Vec::new();
+        blob(b"0123456789", 10).read_to_end(&mut exact).unwrap();
+        assert_eq!(exact, b"0123456789");
+        let longer = blob(b"0123456789", 4).read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(longer.to_string().contains("more than the 4 bytes"), "{longer}");
+        let shorter = blob(b"0123", 10).read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(shorter.to_string().contains("after 4 of the 10 bytes"), "{shorter}");
+    }
+
+    #[test]
+    fn a_trickle_slower_than_the_minimum_pace_times_out() {
+        use std::io::Read;
+        let mut paced = Paced::new(&b"abc"[..], Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        let error = paced.read(&mut [0; 1]).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
     }
 }
