@@ -306,6 +306,14 @@ impl RegistryClient {
                     self.refresh(reply)?;
                     continue;
                 }
+                Ok(reply) if reply.status == StatusCode::UNAUTHORIZED && !own_origin => {
+                    let elsewhere = Origin::of(url).map(|o| format!("{}:{}", o.host, o.port)).unwrap_or_default();
+                    return Err(self.fail(&format!(
+                        "{method} on another host ({}) the registry sent us to answered 401: the registry's \
+                         credentials are not sent to another origin",
+                        crate::error::display_text(&elsewhere, MAX_REGISTRY_TEXT)
+                    )));
+                }
                 Ok(reply) if reply.status.is_server_error() || reply.status == StatusCode::TOO_MANY_REQUESTS => {
                     reply.header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs)
                 }
