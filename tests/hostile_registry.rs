@@ -41,6 +41,8 @@ enum Answer {
     },
     /// `200`, no length, then zeros until the client goes away (or [`HOLD`] passes).
     Endless,
+    /// Nothing at all: the request is read, and no answer ever comes.
+    Silence,
     /// The status line and headers, `prefix` of the body, then silence.
     Stall {
         headers: Vec<(String, String)>,
@@ -155,6 +157,10 @@ fn serve_connection(stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>
                 let zeros = vec![0u8; 64 << 10];
                 let started = Instant::now();
                 while !stop.load(Ordering::SeqCst) && started.elapsed() < HOLD && writer.write_all(&zeros).is_ok() {}
+                false
+            }
+            Answer::Silence => {
+                hold(stop);
                 false
             }
             Answer::Stall { headers, prefix } => {
@@ -639,4 +645,32 @@ fn registry_text_reaches_the_terminal_escaped_and_cut() {
         assert_one_line(&output, &server.addr, "403");
         assert!(stderr_text(&output).contains("DENIED"), "{}", stderr_text(&output));
     }
+}
+
+#[test]
+fn an_upload_that_stalls_is_given_up_without_starting_over() {
+    let image = Image::build();
+    let home = tempfile::tempdir().unwrap();
+    let registry = Server::start(|request| match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/v2/") => ok("application/json", b"{}"),
+        ("POST", _) => status(202, &[("location", "/v2/app/blobs/uploads/session")]),
+        ("PUT", p) if p.starts_with("/v2/app/blobs/uploads/") => Answer::Silence,
+        _ => status(404, &[]),
+    });
+    let (output, took) = fails_within(
+        tool(home.path()).args([
+            "push",
+            &format!("oci:{}:1", image.layout.display()),
+            &format!("docker://{}/app:1", registry.addr),
+            "--timeout",
+            "1",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_one_line(&output, &registry.addr, "timed out");
+    // Two blobs, each tried twice (one retry after a timeout), and no fresh upload session after that.
+    let puts = registry.seen().iter().filter(|r| r.method == "PUT").count();
+    let posts = registry.seen().iter().filter(|r| r.method == "POST").count();
+    assert!(puts <= 4 && posts <= 2, "{puts} PUTs and {posts} upload sessions for 2 blobs");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
 }

@@ -147,6 +147,8 @@ pub struct RegistryClient {
     extra_pull: Mutex<Vec<String>>,
     /// `pull,push` to push, `pull` to read.
     actions: &'static str,
+    /// A request was given up after timeouts: the registry is stalled, and callers should not start over.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl RegistryClient {
@@ -179,6 +181,7 @@ impl RegistryClient {
             options,
             auth: Mutex::new(Auth::None),
             extra_pull: Mutex::new(Vec::new()),
+            stalled: std::sync::atomic::AtomicBool::new(false),
             actions,
         };
         let plain_allowed = target.is_loopback() || !client.options.tls_verify;
@@ -225,6 +228,12 @@ impl RegistryClient {
             _ => return Err(client.fail(&format!("GET /v2/ answered {}: {}", ping.status, ping.error_text()))),
         }
         Ok(client)
+    }
+
+    /// Whether a request was given up after timing out: a caller that would start a whole step over (an upload
+    /// session) should not, so that retries never multiply a stall.
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn chunk_size(&self) -> u64 {
@@ -284,7 +293,7 @@ impl RegistryClient {
         // An upload `Location` may name another host (object storage, or a hostile second server): the registry's
         // credentials and tokens are for the registry alone (issue 10; Docker and containers/image do the same).
         let own_origin = same_origin(url, &self.base);
-        let mut retry = Retry::new(&self.options);
+        let mut retry = Retry::new(&self.options, &self.stalled);
         let mut refreshed_auth = false;
         loop {
             let mut all_headers = headers.to_vec();
@@ -334,7 +343,7 @@ impl RegistryClient {
     /// and fails if the registry sends more or less. Redirects to storage are followed without `Authorization`.
     pub fn open_blob(&self, digest: &crate::digest::Digest, size: u64) -> Result<Box<dyn std::io::Read + Send>, Error> {
         let url = self.url(&format!("blobs/{digest}"));
-        let mut retry = Retry::new(&self.options);
+        let mut retry = Retry::new(&self.options, &self.stalled);
         let mut refreshed_auth = false;
         loop {
             let mut request = http::Request::builder().method(Method::GET).uri(&url);
@@ -509,18 +518,12 @@ impl RegistryClient {
     /// themselves), so a registry reached over HTTPS cannot have credentials sent in clear text; redirects from the
     /// realm are followed without `Authorization`; and the token it gives is used on the registry's origin only.
     fn check_realm(&self, realm: &str) -> Result<(), Error> {
-        let shown = || crate::error::display_text(realm, MAX_REGISTRY_TEXT);
-        let Some(origin) = Origin::of(realm) else {
-            return Err(self.fail(&format!("the registry names a token service at `{}`, not an HTTP(S) URL", shown())));
-        };
-        if origin.scheme == "http" && self.options.tls_verify && !origin.is_loopback() {
-            return Err(self.fail(&format!(
-                "the registry names a token service over plain HTTP (`{}`): credentials are not sent in clear text \
-                 (allowed only for loopback hosts, or with TLS verification off)",
-                shown()
-            )));
-        }
-        Ok(())
+        realm_refusal(realm, self.options.tls_verify).map_or(Ok(()), |why| {
+            Err(self.fail(&format!(
+                "the registry names a token service at `{}`: {why}",
+                crate::error::display_text(realm, MAX_REGISTRY_TEXT)
+            )))
+        })
     }
 
     fn fetch_token(&self, challenge: &Challenge, scope: &str) -> Result<String, Error> {
@@ -540,7 +543,7 @@ impl RegistryClient {
         if let Some(credentials) = &self.options.credentials {
             headers.push(("authorization", credentials.basic_header()));
         }
-        let mut retry = Retry::new(&self.options);
+        let mut retry = Retry::new(&self.options, &self.stalled);
         loop {
             let result = self.call_limited(Method::GET, &url, &headers, None, super::auth::MAX_TOKEN_REPLY);
             match &result {
@@ -612,17 +615,19 @@ impl RegistryClient {
 }
 
 /// The retry policy of every request: up to `attempts` tries with exponential backoff (or the registry's
-/// `Retry-After`, at most 60 s), but at most [`TIMEOUT_RETRIES`] retries after a timeout.
-struct Retry {
+/// `Retry-After`, at most 60 s), but at most [`TIMEOUT_RETRIES`] retries after a timeout. Giving up after a timeout
+/// marks the client stalled.
+struct Retry<'a> {
     attempt: u32,
     attempts: u32,
     timeouts: u32,
     delay: Duration,
+    stalled: &'a std::sync::atomic::AtomicBool,
 }
 
-impl Retry {
-    fn new(options: &ClientOptions) -> Retry {
-        Retry { attempt: 1, attempts: options.attempts, timeouts: 0, delay: options.backoff }
+impl Retry<'_> {
+    fn new<'a>(options: &ClientOptions, stalled: &'a std::sync::atomic::AtomicBool) -> Retry<'a> {
+        Retry { attempt: 1, attempts: options.attempts, timeouts: 0, delay: options.backoff, stalled }
     }
 
     /// After a failed attempt: waits and says whether to try again.
@@ -631,6 +636,9 @@ impl Retry {
             self.timeouts += 1;
         }
         if self.attempt >= self.attempts || self.timeouts > TIMEOUT_RETRIES {
+            if timed_out {
+                self.stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             return false;
         }
         std::thread::sleep(retry_after.unwrap_or(self.delay).min(Duration::from_secs(60)));
@@ -782,6 +790,19 @@ impl Origin {
     }
 }
 
+/// Why credentials may not be sent to the token service at `realm`, if they may not (see
+/// [`RegistryClient::check_realm`]).
+fn realm_refusal(realm: &str, tls_verify: bool) -> Option<&'static str> {
+    match Origin::of(realm) {
+        None => Some("not an HTTP(S) URL"),
+        Some(origin) if origin.scheme == "http" && tls_verify && !origin.is_loopback() => Some(
+            "plain HTTP, where credentials would travel in clear text (allowed only for loopback hosts, or with TLS \
+             verification off)",
+        ),
+        Some(_) => None,
+    }
+}
+
 /// Whether `url` is on the same origin as the registry's `base`.
 fn same_origin(url: &str, base: &str) -> bool {
     match (Origin::of(url), Origin::of(base)) {
@@ -925,5 +946,16 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         let error = paced.read(&mut [0; 1]).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn token_realms_must_be_https_unless_loopback_or_unverified() {
+        assert_eq!(realm_refusal("https://auth.example/token", true), None);
+        assert_eq!(realm_refusal("http://127.0.0.1:5001/token", true), None);
+        assert_eq!(realm_refusal("http://localhost/token", true), None);
+        assert!(realm_refusal("http://auth.example/token", true).is_some_and(|w| w.contains("clear text")));
+        assert_eq!(realm_refusal("http://auth.example/token", false), None);
+        assert!(realm_refusal("file:///etc/passwd", false).is_some());
+        assert!(realm_refusal("token", false).is_some());
     }
 }
