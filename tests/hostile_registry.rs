@@ -674,3 +674,26 @@ fn an_upload_that_stalls_is_given_up_without_starting_over() {
     assert!(puts <= 4 && posts <= 2, "{puts} PUTs and {posts} upload sessions for 2 blobs");
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
+
+#[test]
+fn a_registry_asking_to_retry_in_an_hour_is_not_waited_for() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let busy =
+        image.serve(|request, _| request.path.contains("/manifests/").then(|| status(503, &[("retry-after", "3600")])));
+    let (output, took) = fails_within(
+        tool(home.path()).args([
+            "inspect",
+            &format!("docker://{}/img:1", busy.addr),
+            "--timeout",
+            "1",
+            "--retries",
+            "3",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_one_line(&output, &busy.addr, "503");
+    // Two waits of at most the timeout each.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+    assert_eq!(busy.seen().iter().filter(|r| r.path.contains("/manifests/")).count(), 3);
+}

@@ -1,6 +1,6 @@
 //! One registry's HTTP client: scheme selection (HTTPS, plain HTTP only for loopback or when verification is off),
 //! authentication on demand (basic or bearer token, re-fetched when the scope changes), and retries with exponential
-//! backoff on connection errors, timeouts, 5xx and 429 (honouring `Retry-After`).
+//! backoff on connection errors, timeouts, 5xx and 429 (honouring `Retry-After` up to the timeout).
 //!
 //! Requests carry their whole body as bytes so that a retry can resend it; large blobs are cut into chunks upstream.
 //!
@@ -615,19 +615,28 @@ impl RegistryClient {
 }
 
 /// The retry policy of every request: up to `attempts` tries with exponential backoff (or the registry's
-/// `Retry-After`, at most 60 s), but at most [`TIMEOUT_RETRIES`] retries after a timeout. Giving up after a timeout
-/// marks the client stalled.
+/// `Retry-After`, honoured up to [`ClientOptions::timeout`]: a registry may not make us wait longer than a silence
+/// we would accept), but at most [`TIMEOUT_RETRIES`] retries after a timeout. Giving up after a timeout marks the
+/// client stalled.
 struct Retry<'a> {
     attempt: u32,
     attempts: u32,
     timeouts: u32,
     delay: Duration,
     stalled: &'a std::sync::atomic::AtomicBool,
+    longest_wait: Duration,
 }
 
 impl Retry<'_> {
     fn new<'a>(options: &ClientOptions, stalled: &'a std::sync::atomic::AtomicBool) -> Retry<'a> {
-        Retry { attempt: 1, attempts: options.attempts, timeouts: 0, delay: options.backoff, stalled }
+        Retry {
+            attempt: 1,
+            attempts: options.attempts,
+            timeouts: 0,
+            delay: options.backoff,
+            stalled,
+            longest_wait: options.timeout,
+        }
     }
 
     /// After a failed attempt: waits and says whether to try again.
@@ -641,7 +650,7 @@ impl Retry<'_> {
             }
             return false;
         }
-        std::thread::sleep(retry_after.unwrap_or(self.delay).min(Duration::from_secs(60)));
+        std::thread::sleep(retry_after.unwrap_or(self.delay).min(self.longest_wait));
         self.delay = self.delay.saturating_mul(2);
         self.attempt += 1;
         true
