@@ -167,6 +167,14 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
         serde_json::from_slice(&reply.body).map_err(|e| Error::bad_image(display, format!("invalid manifest: {e}")))?;
     let descriptor =
         Descriptor { media_type, digest, size: reply.body.len() as u64, platform: None, annotations: None };
+    // containers/image reads configs up to 4 MiB too (`iolimits.MaxConfigBodySize`).
+    if manifest.config.size > crate::registry::client::MAX_DOCUMENT_LEN {
+        return Err(client.fail(&format!(
+            "the manifest declares a config of {} bytes, more than the {} this tool reads",
+            manifest.config.size,
+            crate::registry::client::MAX_DOCUMENT_LEN
+        )));
+    }
     let sizes = std::iter::once(&manifest.config).chain(&manifest.layers).map(|d| (d.digest.clone(), d.size)).collect();
     let blobs = Blobs::Registry { client: Box::new(client), sizes };
     let config_bytes = read_verified(&blobs, &manifest.config, display)?;

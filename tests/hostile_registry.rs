@@ -697,3 +697,26 @@ fn a_registry_asking_to_retry_in_an_hour_is_not_waited_for() {
     assert!(took < Duration::from_secs(12), "took {took:?}");
     assert_eq!(busy.seen().iter().filter(|r| r.path.contains("/manifests/")).count(), 3);
 }
+
+#[test]
+fn documents_past_their_size_limits_are_refused() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let endless_manifest = image.serve(|request, _| request.path.contains("/manifests/").then_some(Answer::Endless));
+    let huge_config = image.serve(|request, image| {
+        request.path.contains("/manifests/").then(|| {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+            manifest["config"]["size"] = serde_json::json!(5u64 << 20);
+            ok(&image.manifest_type, manifest.to_string().as_bytes())
+        })
+    });
+    for (server, problem) in [(&endless_manifest, "larger than 4194304 bytes"), (&huge_config, "more than the 4194304")]
+    {
+        let (output, took) = fails_within(
+            tool(home.path()).args(["inspect", &format!("docker://{}/img:1", server.addr), "--timeout", "5"]),
+            Duration::from_secs(60),
+        );
+        assert_one_line(&output, &server.addr, problem);
+        assert!(took < Duration::from_secs(30), "took {took:?}");
+    }
+}

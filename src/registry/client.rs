@@ -46,8 +46,9 @@ pub struct ClientOptions {
 /// The default [`ClientOptions::timeout`]: a registry that sends nothing for 30 s is stalled (Docker waits 30 s to
 /// connect; registries answer in well under a second, object storage behind them in a few seconds).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The largest answer to a request other than a blob GET (a manifest, an index, an error), in bytes: the limit
-/// containers/image puts on manifests (`maxManifestBodySize`, 4 MiB). A manifest or index past it is refused.
+/// The largest answer to a request other than a blob GET (a manifest, an index, an error), in bytes, and the largest
+/// image config read from a registry: the limits containers/image puts on manifests and configs (`iolimits`,
+/// 4 MiB each). A manifest, index or config past it is refused; an error body past it is cut.
 pub const MAX_DOCUMENT_LEN: u64 = 4 << 20;
 /// The most of a registry's own text (an `errors[].message`, a body) put into one error message, in bytes.
 pub const MAX_REGISTRY_TEXT: usize = 512;
