@@ -22,6 +22,9 @@ use ureq::http::{self, Method, Response, StatusCode};
 
 use super::auth::{Challenge, TokenReply};
 use super::credentials::Credentials;
+use super::origin::{Origin, realm_refusal, same_origin};
+use super::retry::{Retry, retryable, timed_out};
+use super::transfer::{BlobReader, MIN_TRANSFER_RATE, Paced};
 use crate::error::Error;
 use crate::reference::RegistryRef;
 
@@ -52,13 +55,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_DOCUMENT_LEN: u64 = 4 << 20;
 /// The most of a registry's own text (an `errors[].message`, a body) put into one error message, in bytes.
 pub const MAX_REGISTRY_TEXT: usize = 512;
-/// The slowest average pace a transfer may keep, in bytes per second, beyond a first [`ClientOptions::timeout`]: a
-/// server that trickles a byte at a time never trips the idle limit, so every exchange also has an overall deadline
-/// of `timeout + bytes / MIN_TRANSFER_RATE` (a 4 MiB manifest: 30 s + 256 s; a 64 MiB chunk: 30 s + 68 min).
-pub const MIN_TRANSFER_RATE: u64 = 16 << 10;
-/// How many times an attempt that timed out is tried again: once, for a pooled connection that died silently; a
-/// registry that stalls twice in a row is not waited for a third time.
-const TIMEOUT_RETRIES: u32 = 1;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -333,7 +329,7 @@ impl RegistryClient {
             };
             let timed_out = result.as_ref().err().is_some_and(timed_out);
             if !retry.again(timed_out, retry_after) {
-                let attempts = retry.attempt;
+                let attempts = retry.attempts_made();
                 return result
                     .map_err(|e| self.unreachable(&format!("{} (after {attempts} attempts)", self.describe(&e))));
             }
@@ -367,13 +363,9 @@ impl RegistryClient {
                              declares {size}"
                         )));
                     }
-                    return Ok(Box::new(BlobReader {
-                        inner: Paced::new(response.into_body().into_reader(), self.options.timeout),
-                        remaining: size,
-                        size,
-                        what: format!("{}/{}: blob {digest}", self.host, self.repository),
-                        timeout: self.options.timeout,
-                    }));
+                    let what = format!("{}/{}: blob {digest}", self.host, self.repository);
+                    let body = response.into_body().into_reader();
+                    return Ok(Box::new(BlobReader::new(body, size, what, self.options.timeout)));
                 }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
                     refreshed_auth = true;
@@ -615,212 +607,6 @@ impl RegistryClient {
     }
 }
 
-/// The retry policy of every request: up to `attempts` tries with exponential backoff (or the registry's
-/// `Retry-After`, honoured up to [`ClientOptions::timeout`]: a registry may not make us wait longer than a silence
-/// we would accept), but at most [`TIMEOUT_RETRIES`] retries after a timeout. Giving up after a timeout marks the
-/// client stalled.
-struct Retry<'a> {
-    attempt: u32,
-    attempts: u32,
-    timeouts: u32,
-    delay: Duration,
-    stalled: &'a std::sync::atomic::AtomicBool,
-    longest_wait: Duration,
-}
-
-impl Retry<'_> {
-    fn new<'a>(options: &ClientOptions, stalled: &'a std::sync::atomic::AtomicBool) -> Retry<'a> {
-        Retry {
-            attempt: 1,
-            attempts: options.attempts,
-            timeouts: 0,
-            delay: options.backoff,
-            stalled,
-            longest_wait: options.timeout,
-        }
-    }
-
-    /// After a failed attempt: waits and says whether to try again.
-    fn again(&mut self, timed_out: bool, retry_after: Option<Duration>) -> bool {
-        if timed_out {
-            self.timeouts += 1;
-        }
-        if self.attempt >= self.attempts || self.timeouts > TIMEOUT_RETRIES {
-            if timed_out {
-                self.stalled.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            return false;
-        }
-        std::thread::sleep(retry_after.unwrap_or(self.delay).min(self.longest_wait));
-        self.delay = self.delay.saturating_mul(2);
-        self.attempt += 1;
-        true
-    }
-}
-
-fn timed_out(error: &ureq::Error) -> bool {
-    match error {
-        ureq::Error::Timeout(_) => true,
-        ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
-        _ => false,
-    }
-}
-
-/// A body reader that fails when the transfer falls behind [`MIN_TRANSFER_RATE`] on average once `grace` has
-/// passed: ureq's per-read limit ends a stall, this ends a trickle (a byte now and then, each read in time).
-struct Paced<R> {
-    inner: R,
-    started: std::time::Instant,
-    received: u64,
-    grace: Duration,
-}
-
-impl<R> Paced<R> {
-    fn new(inner: R, grace: Duration) -> Paced<R> {
-        Paced { inner, started: std::time::Instant::now(), received: 0, grace }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for Paced<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let allowed = self.grace.saturating_add(Duration::from_secs(self.received / MIN_TRANSFER_RATE));
-        if self.started.elapsed() > allowed {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
-                    "timed out: {} bytes came in {} s, slower than {} KiB/s",
-                    self.received,
-                    self.started.elapsed().as_secs(),
-                    MIN_TRANSFER_RATE >> 10
-                ),
-            ));
-        }
-        let n = self.inner.read(buf)?;
-        self.received += n as u64;
-        Ok(n)
-    }
-}
-
-/// A blob's body, held to the size its descriptor declares: it ends there, and fails if the registry sends more
-/// (found by reading one byte past the end) or ends early. An endless body cannot fill a disk or spin a reader.
-struct BlobReader<R> {
-    inner: Paced<R>,
-    remaining: u64,
-    size: u64,
-    /// `host/repository: blob sha256:...`, for errors.
-    what: String,
-    timeout: Duration,
-}
-
-impl<R: std::io::Read> std::io::Read for BlobReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::{Error as IoError, ErrorKind};
-        if self.remaining == 0 {
-            let mut probe = [0u8; 1];
-            return match self.inner.read(&mut probe).map_err(|e| self.explain(e))? {
-                0 => Ok(0),
-                _ => Err(IoError::new(
-                    ErrorKind::InvalidData,
-                    format!(
-                        "{}: the registry sends more than the {} bytes its descriptor declares",
-                        self.what, self.size
-                    ),
-                )),
-            };
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want]).map_err(|e| self.explain(e))?;
-        if n == 0 {
-            return Err(IoError::new(
-                ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: the registry's answer ends after {} of the {} bytes its descriptor declares",
-                    self.what,
-                    self.size - self.remaining,
-                    self.size
-                ),
-            ));
-        }
-        self.remaining -= n as u64;
-        Ok(n)
-    }
-}
-
-impl<R> BlobReader<R> {
-    /// Names the registry and the blob in a read error, and says plainly when it is a timeout.
-    fn explain(&self, error: std::io::Error) -> std::io::Error {
-        let kind = error.kind();
-        let text = match ureq::Error::from(error) {
-            ureq::Error::Timeout(_) => {
-                format!("timed out waiting for data (nothing for {} s)", self.timeout.as_secs_f64())
-            }
-            ureq::Error::Io(e) => e.to_string(),
-            other => other.to_string(),
-        };
-        let kind = if text.starts_with("timed out") { std::io::ErrorKind::TimedOut } else { kind };
-        std::io::Error::new(kind, format!("{}: {}", self.what, crate::error::display_text(&text, MAX_REGISTRY_TEXT)))
-    }
-}
-
-/// A URL's origin (RFC 6454: scheme, host, port), for binding credentials to the registry they are for.
-#[derive(Debug, PartialEq, Eq)]
-struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl Origin {
-    /// `None` for anything but an absolute `http`/`https` URL with a plain authority (no user info).
-    fn of(url: &str) -> Option<Origin> {
-        let (scheme, rest) = url.split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return None,
-        };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if authority.is_empty() || authority.contains('@') {
-            return None;
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
-            _ => (authority, default_port),
-        };
-        Some(Origin { scheme, host: host.to_ascii_lowercase(), port })
-    }
-
-    fn is_loopback(&self) -> bool {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
-/// Why credentials may not be sent to the token service at `realm`, if they may not (see
-/// [`RegistryClient::check_realm`]).
-fn realm_refusal(realm: &str, tls_verify: bool) -> Option<&'static str> {
-    match Origin::of(realm) {
-        None => Some("not an HTTP(S) URL"),
-        Some(origin) if origin.scheme == "http" && tls_verify && !origin.is_loopback() => Some(
-            "plain HTTP, where credentials would travel in clear text (allowed only for loopback hosts, or with TLS \
-             verification off)",
-        ),
-        Some(_) => None,
-    }
-}
-
-/// Whether `url` is on the same origin as the registry's `base`.
-fn same_origin(url: &str, base: &str) -> bool {
-    match (Origin::of(url), Origin::of(base)) {
-        (Some(a), Some(b)) => a == b,
-        _ => false,
-    }
-}
-
 /// distribution spec: a `Location` may be absolute or relative to the registry's base URL.
 fn resolve_location(base: &str, location: &str) -> String {
     if location.starts_with("http://") || location.starts_with("https://") {
@@ -876,13 +662,6 @@ fn build_agent(options: &ClientOptions) -> Result<ureq::Agent, Error> {
         .into())
 }
 
-fn retryable(error: &ureq::Error) -> bool {
-    matches!(
-        error,
-        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
-    )
-}
-
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -910,62 +689,5 @@ mod tests {
     #[test]
     fn token_scopes_are_percent_encoded() {
         assert_eq!(percent_encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
-    }
-
-    #[test]
-    fn origins_compare_scheme_host_and_port() {
-        let base = "https://r.example:5000";
-        assert!(same_origin("https://R.example:5000/v2/a/blobs/uploads/x", base));
-        assert!(!same_origin("https://r.example:5001/upload", base));
-        assert!(!same_origin("http://r.example:5000/upload", base));
-        assert!(!same_origin("https://s3.example/upload", base));
-        assert!(!same_origin("https://r.example:5000@evil.example/upload", base));
-        assert!(same_origin("https://r.example/x", "https://r.example:443"));
-        assert!(same_origin("http://[::1]:5000/x", "http://[::1]:5000"));
-        assert!(!same_origin("ftp://r.example:5000/x", base));
-        assert!(Origin::of("http://127.0.0.1:9/token").unwrap().is_loopback());
-        assert!(!Origin::of("http://auth.example/token").unwrap().is_loopback());
-    }
-
-    fn blob(body: &'static [u8], size: u64) -> BlobReader<&'static [u8]> {
-        BlobReader {
-            inner: Paced::new(body, Duration::from_secs(30)),
-            remaining: size,
-            size,
-            what: "r/a: blob x".into(),
-            timeout: Duration::from_secs(30),
-        }
-    }
-
-    #[test]
-    fn blob_bodies_end_at_the_declared_size_and_fail_when_longer_or_shorter() {
-        use std::io::Read;
-        let mut exact = Vec::new();
-        blob(b"0123456789", 10).read_to_end(&mut exact).unwrap();
-        assert_eq!(exact, b"0123456789");
-        let longer = blob(b"0123456789", 4).read_to_end(&mut Vec::new()).unwrap_err();
-        assert!(longer.to_string().contains("more than the 4 bytes"), "{longer}");
-        let shorter = blob(b"0123", 10).read_to_end(&mut Vec::new()).unwrap_err();
-        assert!(shorter.to_string().contains("after 4 of the 10 bytes"), "{shorter}");
-    }
-
-    #[test]
-    fn a_trickle_slower_than_the_minimum_pace_times_out() {
-        use std::io::Read;
-        let mut paced = Paced::new(&b"abc"[..], Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(5));
-        let error = paced.read(&mut [0; 1]).unwrap_err();
-        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
-    }
-
-    #[test]
-    fn token_realms_must_be_https_unless_loopback_or_unverified() {
-        assert_eq!(realm_refusal("https://auth.example/token", true), None);
-        assert_eq!(realm_refusal("http://127.0.0.1:5001/token", true), None);
-        assert_eq!(realm_refusal("http://localhost/token", true), None);
-        assert!(realm_refusal("http://auth.example/token", true).is_some_and(|w| w.contains("clear text")));
-        assert_eq!(realm_refusal("http://auth.example/token", false), None);
-        assert!(realm_refusal("file:///etc/passwd", false).is_some());
-        assert!(realm_refusal("token", false).is_some());
     }
 }
