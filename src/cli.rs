@@ -109,12 +109,18 @@ pub struct RegistryArgs {
     /// Attempts per request on connection errors, timeouts, 5xx and 429
     #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Registry")]
     pub retries: u32,
+    /// Give up on a registry silent this long: to connect, to answer, or between two reads or writes (a transfer must
+    /// also average 16 KiB/s); a timeout is retried once
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = "Registry")]
+    pub timeout: u64,
 }
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The image: oci:DIR[:TAG], oci-archive:FILE[:REF] or docker-archive:FILE[:REF]
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG|@DIGEST]
     pub image: ImageRef,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Print a JSON object on standard output
     #[arg(long)]
     pub json: bool,

@@ -62,3 +62,61 @@ pub fn display_bytes(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The longest error line the binary prints, in bytes: room for a path, an entry name and a registry's reason, while
+/// an answer of megabytes (issue 10: one made a 10 MB stderr line) cannot flood a terminal or a CI log.
+pub const MAX_ERROR_LINE: usize = 4096;
+
+/// Shows text that came from outside (a registry's answer, a header, a file name) safely on a terminal: control
+/// characters (C0 with `\n`, `\r` and ESC, DEL, C1) and the bidirectional controls that can reorder what is shown
+/// (Trojan Source, CVE-2021-42574) are written as `\u{..}` escapes, and the result is cut to at most `limit` bytes
+/// with a `... [truncated]` marker. A backslash is kept as is, so escaping twice changes nothing more.
+pub fn display_text(text: &str, limit: usize) -> String {
+    const MARKER: &str = "... [truncated]";
+    let mut out = String::with_capacity(text.len().min(limit) + 8);
+    for c in text.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+        if out.len() > limit {
+            // Cut on a character boundary, leaving room for the marker.
+            let mut cut = limit.saturating_sub(MARKER.len());
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push_str(MARKER);
+            break;
+        }
+    }
+    out
+}
+
+/// Unicode's explicit bidirectional formatting characters (UAX #9: embeddings, overrides, isolates, marks), and the
+/// line and paragraph separators, which some terminals and log viewers break lines on.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod display_text_tests {
+    use super::*;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        let shown = display_text("a\x1b]0;title\x07\r\n\u{9b}2J\u{202e}b\\c", 100);
+        assert_eq!(shown, "a\\u{1b}]0;title\\u{7}\\u{d}\\u{a}\\u{9b}2J\\u{202e}b\\c");
+        assert_eq!(display_text(&shown, 100), shown);
+    }
+
+    #[test]
+    fn long_text_is_cut_with_a_marker_within_the_limit() {
+        let shown = display_text(&"\u{e9}".repeat(10_000), 101);
+        assert!(shown.len() <= 101 && shown.ends_with("... [truncated]"), "{shown}");
+        let escapes = display_text(&"\x1b".repeat(10_000), 64);
+        assert!(escapes.len() <= 64 && !escapes.contains('\x1b'));
+        assert_eq!(display_text("short", 64), "short");
+    }
+}

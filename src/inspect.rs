@@ -8,6 +8,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::ContainerConfig;
 use crate::reference::ImageRef;
+use crate::registry::ClientOptions;
 use crate::source::{self, VerifiedLayer};
 
 #[derive(Clone, Debug, Serialize)]
@@ -29,7 +30,12 @@ pub struct InspectReport {
 }
 
 pub fn inspect(reference: &ImageRef) -> Result<InspectReport> {
-    let image = source::open(reference)?;
+    inspect_with(reference, &ClientOptions::default())
+}
+
+/// Inspects an image; `registry` says how to reach a `docker://` one.
+pub fn inspect_with(reference: &ImageRef, registry: &ClientOptions) -> Result<InspectReport> {
+    let image = source::open_with(reference, registry)?;
     let layers = image.verify_layers()?;
     Ok(InspectReport {
         reference: image.reference.clone(),

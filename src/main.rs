@@ -10,7 +10,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 use imgcraft::convert::{ConvertReport, convert};
 use imgcraft::index::build_index;
-use imgcraft::inspect::{human_size, inspect};
+use imgcraft::inspect::{human_size, inspect_with};
 use imgcraft::reference::ImageRef;
 use imgcraft::registry::PushReport;
 use imgcraft::registry::push::push_image;
@@ -23,13 +23,15 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Inspect(args)) => inspect(&args.image).map(|report| {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
-            } else {
-                print!("{}", report.to_text());
-            }
-        }),
+        Some(Command::Inspect(args)) => settings::sink_options(&args.registry, false)
+            .and_then(|options| inspect_with(&args.image, &options.registry))
+            .map(|report| {
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+                } else {
+                    print!("{}", report.to_text());
+                }
+            }),
         Some(Command::Push(args)) => push(args),
         Some(Command::Index(args)) => index(args),
         Some(Command::Diff(args)) => settings::sink_options(&args.registry, false)
@@ -51,7 +53,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line, naming the input and the problem (ripgrep prints the whole chain once and exits).
-            eprintln!("rootfs2image: error: {err}");
+            // Escaped and cut as a last line of defence: the message may quote what a registry or a file said.
+            let line = imgcraft::error::display_text(&err.to_string(), imgcraft::error::MAX_ERROR_LINE);
+            eprintln!("rootfs2image: error: {line}");
             ExitCode::from(1)
         }
     }

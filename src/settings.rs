@@ -85,8 +85,12 @@ pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOption
         }
         (None, false) => None,
     };
+    if args.timeout == 0 {
+        return Err(Error::Invalid("--timeout must be at least 1 second".into()));
+    }
     Ok(SinkOptions {
         registry: ClientOptions {
+            timeout: std::time::Duration::from_secs(args.timeout),
             tls_verify: args.tls_verify,
             cert_dir: args.cert_dir.clone(),
             credentials,

@@ -24,20 +24,26 @@ enum Blobs {
         file: PathBuf,
         members: HashMap<String, (u64, u64)>,
     },
-    /// A repository on a registry; blobs are streamed from it, never held whole.
-    Registry(Box<RegistryClient>),
+    /// A repository on a registry; blobs are streamed from it, never held whole, each held to the size the manifest
+    /// declares for it (only blobs the manifest lists are read).
+    Registry {
+        client: Box<RegistryClient>,
+        sizes: HashMap<Digest, u64>,
+    },
 }
 
 impl Blobs {
     fn open_path(&self, member: &str) -> Result<(Box<dyn Read + Send>, u64)> {
         match self {
-            Blobs::Registry(client) => {
+            Blobs::Registry { client, sizes } => {
                 let digest: Digest = member
                     .strip_prefix("blobs/sha256/")
                     .and_then(|hex| format!("sha256:{hex}").parse().ok())
                     .ok_or_else(|| client.fail(&format!("`{member}` is not a blob")))?;
-                // The size is checked by the caller against the descriptor.
-                Ok((client.open_blob(&digest)?, u64::MAX))
+                let &size = sizes
+                    .get(&digest)
+                    .ok_or_else(|| client.fail(&format!("blob {digest} is not one the manifest lists")))?;
+                Ok((client.open_blob(&digest, size)?, size))
             }
             Blobs::Layout(dir) => {
                 let path = dir.join(member);
@@ -118,7 +124,7 @@ pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<Opene
         return Err(Error::bad_image(&display, "not an OCI image layout: no index.json"));
     }
     let has_index = match &blobs {
-        Blobs::Layout(_) | Blobs::Registry(_) => true,
+        Blobs::Layout(_) | Blobs::Registry { .. } => true,
         Blobs::Archive { members, .. } => members.contains_key("index.json"),
     };
     if has_index { open_oci(blobs, &display, wanted.as_deref()) } else { open_docker_save(blobs, &display) }
@@ -140,6 +146,12 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
             reply.error_text()
         )));
     }
+    if reply.truncated {
+        return Err(client.fail(&format!(
+            "the manifest is larger than {} bytes, the most this tool reads",
+            crate::registry::client::MAX_DOCUMENT_LEN
+        )));
+    }
     let media_type =
         reply.header("content-type").unwrap_or(MEDIA_TYPE_MANIFEST).split(';').next().unwrap_or("").trim().to_string();
     if media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST {
@@ -155,7 +167,16 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
         serde_json::from_slice(&reply.body).map_err(|e| Error::bad_image(display, format!("invalid manifest: {e}")))?;
     let descriptor =
         Descriptor { media_type, digest, size: reply.body.len() as u64, platform: None, annotations: None };
-    let blobs = Blobs::Registry(Box::new(client));
+    // containers/image reads configs up to 4 MiB too (`iolimits.MaxConfigBodySize`).
+    if manifest.config.size > crate::registry::client::MAX_DOCUMENT_LEN {
+        return Err(client.fail(&format!(
+            "the manifest declares a config of {} bytes, more than the {} this tool reads",
+            manifest.config.size,
+            crate::registry::client::MAX_DOCUMENT_LEN
+        )));
+    }
+    let sizes = std::iter::once(&manifest.config).chain(&manifest.layers).map(|d| (d.digest.clone(), d.size)).collect();
+    let blobs = Blobs::Registry { client: Box::new(client), sizes };
     let config_bytes = read_verified(&blobs, &manifest.config, display)?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| Error::bad_image(display, format!("invalid image config {}: {e}", manifest.config.digest)))?;
@@ -187,7 +208,7 @@ impl OpenedImage {
     /// The registry and repository the image comes from, when it comes from one (for cross-repository mounts).
     pub fn registry_origin(&self) -> Option<(String, String)> {
         match &self.blobs {
-            Blobs::Registry(client) => Some((client.host().to_string(), client.repository().to_string())),
+            Blobs::Registry { client, .. } => Some((client.host().to_string(), client.repository().to_string())),
             _ => None,
         }
     }

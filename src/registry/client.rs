@@ -1,8 +1,18 @@
 //! One registry's HTTP client: scheme selection (HTTPS, plain HTTP only for loopback or when verification is off),
 //! authentication on demand (basic or bearer token, re-fetched when the scope changes), and retries with exponential
-//! backoff on connection errors, timeouts, 5xx and 429 (honouring `Retry-After`).
+//! backoff on connection errors, timeouts, 5xx and 429 (honouring `Retry-After` up to the timeout).
 //!
 //! Requests carry their whole body as bytes so that a retry can resend it; large blobs are cut into chunks upstream.
+//!
+//! What a registry sends is treated as hostile (issue 10):
+//! - Credentials and tokens are bound to the registry's origin (scheme, host, port, RFC 6454): a request to any other
+//!   origin (an upload `Location` elsewhere, a redirect to storage) goes without `Authorization`.
+//! - Every answer is read up to a limit: documents to [`MAX_DOCUMENT_LEN`], token answers to
+//!   [`super::auth::MAX_TOKEN_REPLY`], blobs to the size their descriptor declares.
+//! - Every exchange has timeouts: connecting, waiting for an answer and each read or write may take at most
+//!   [`ClientOptions::timeout`] (an idle limit, so a large blob may take long while a stall ends quickly), and a whole
+//!   exchange must keep an average pace (see [`MIN_TRANSFER_RATE`]) so that a trickle ends too. A timeout is retried
+//!   once at most: with the defaults, one request gives up after about 2 x 30 s, whatever `attempts` says.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,6 +22,9 @@ use ureq::http::{self, Method, Response, StatusCode};
 
 use super::auth::{Challenge, TokenReply};
 use super::credentials::Credentials;
+use super::origin::{Origin, realm_refusal, same_origin};
+use super::retry::{Retry, retryable, timed_out};
+use super::transfer::{BlobReader, MIN_TRANSFER_RATE, Paced};
 use crate::error::Error;
 use crate::reference::RegistryRef;
 
@@ -29,7 +42,19 @@ pub struct ClientOptions {
     pub backoff: Duration,
     /// Blobs larger than this are uploaded in `PATCH` chunks of this size (proxies often limit request bodies).
     pub chunk_size: u64,
+    /// The longest a registry may stay silent: connecting, waiting for an answer, each read or write of a body.
+    pub timeout: Duration,
 }
+
+/// The default [`ClientOptions::timeout`]: a registry that sends nothing for 30 s is stalled (Docker waits 30 s to
+/// connect; registries answer in well under a second, object storage behind them in a few seconds).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer to a request other than a blob GET (a manifest, an index, an error), in bytes, and the largest
+/// image config read from a registry: the limits containers/image puts on manifests and configs (`iolimits`,
+/// 4 MiB each). A manifest, index or config past it is refused; an error body past it is cut.
+pub const MAX_DOCUMENT_LEN: u64 = 4 << 20;
+/// The most of a registry's own text (an `errors[].message`, a body) put into one error message, in bytes.
+pub const MAX_REGISTRY_TEXT: usize = 512;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -40,6 +65,7 @@ impl Default for ClientOptions {
             attempts: 5,
             backoff: Duration::from_millis(250),
             chunk_size: 64 << 20,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -55,7 +81,10 @@ pub enum Body<'a, 'r> {
 pub struct Reply {
     pub status: StatusCode,
     pub headers: http::HeaderMap,
+    /// The body, up to [`MAX_DOCUMENT_LEN`] bytes.
     pub body: Vec<u8>,
+    /// The body went on past [`MAX_DOCUMENT_LEN`] and was cut.
+    pub truncated: bool,
 }
 
 impl Reply {
@@ -63,8 +92,13 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The registry's error text (distribution spec: `{"errors":[{"code","message"}]}`), for messages.
+    /// The registry's error text (distribution spec: `{"errors":[{"code","message"}]}`), for messages: escaped and
+    /// cut to [`MAX_REGISTRY_TEXT`] bytes, since it is the registry's to choose.
     pub fn error_text(&self) -> String {
+        crate::error::display_text(&self.raw_error_text(), MAX_REGISTRY_TEXT)
+    }
+
+    fn raw_error_text(&self) -> String {
         #[derive(serde::Deserialize)]
         struct Errors {
             errors: Vec<ErrorItem>,
@@ -77,9 +111,17 @@ impl Reply {
         }
         match serde_json::from_slice::<Errors>(&self.body) {
             Ok(e) if !e.errors.is_empty() => {
-                e.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect::<Vec<_>>().join("; ")
+                let mut text = String::new();
+                for e in &e.errors {
+                    if text.len() > MAX_REGISTRY_TEXT {
+                        break;
+                    }
+                    let separator = if text.is_empty() { "" } else { "; " };
+                    text.push_str(&format!("{separator}{}: {}", e.code, e.message));
+                }
+                text
             }
-            _ => String::from_utf8_lossy(&self.body).chars().take(200).collect::<String>().trim().to_string(),
+            _ => String::from_utf8_lossy(&self.body[..self.body.len().min(MAX_REGISTRY_TEXT)]).trim().to_string(),
         }
     }
 }
@@ -102,9 +144,9 @@ pub struct RegistryClient {
     extra_pull: Mutex<Vec<String>>,
     /// `pull,push` to push, `pull` to read.
     actions: &'static str,
+    /// A request was given up after timeouts: the registry is stalled, and callers should not start over.
+    stalled: std::sync::atomic::AtomicBool,
 }
-
-const MAX_BODY: u64 = 64 << 20;
 
 impl RegistryClient {
     /// Connects to the registry of `target` (`GET /v2/`) and learns how it wants to be authenticated.
@@ -136,6 +178,7 @@ impl RegistryClient {
             options,
             auth: Mutex::new(Auth::None),
             extra_pull: Mutex::new(Vec::new()),
+            stalled: std::sync::atomic::AtomicBool::new(false),
             actions,
         };
         let plain_allowed = target.is_loopback() || !client.options.tls_verify;
@@ -144,7 +187,7 @@ impl RegistryClient {
             Err(https_error) if plain_allowed => {
                 // Docker's rule for insecure and loopback registries: HTTPS first, then plain HTTP.
                 client.base = format!("http://{host}");
-                let https_failed = format!("HTTPS failed: {}", describe(&https_error));
+                let https_failed = format!("HTTPS failed: {}", client.describe(&https_error));
                 match client.call_once(Method::GET, &format!("{}/v2/", client.base), &[], None) {
                     Ok(reply) if reply.status.is_success() || reply.status == StatusCode::UNAUTHORIZED => reply,
                     Ok(reply) => {
@@ -153,11 +196,13 @@ impl RegistryClient {
                         );
                     }
                     Err(e) => {
-                        return Err(client.unreachable(&format!("{https_failed}; plain HTTP failed: {}", describe(&e))));
+                        return Err(
+                            client.unreachable(&format!("{https_failed}; plain HTTP failed: {}", client.describe(&e)))
+                        );
                     }
                 }
             }
-            Err(e) => return Err(client.unreachable(&describe(&e))),
+            Err(e) => return Err(client.unreachable(&client.describe(&e))),
         };
         match ping.status.as_u16() {
             200..=299 => {}
@@ -180,6 +225,12 @@ impl RegistryClient {
             _ => return Err(client.fail(&format!("GET /v2/ answered {}: {}", ping.status, ping.error_text()))),
         }
         Ok(client)
+    }
+
+    /// Whether a request was given up after timing out: a caller that would start a whole step over (an upload
+    /// session) should not, so that retries never multiply a stall.
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn chunk_size(&self) -> u64 {
@@ -227,7 +278,8 @@ impl RegistryClient {
         self.fail(&format!("cannot reach the registry: {why}"))
     }
 
-    /// Sends a request with authentication and retries. `body` is resent whole on each attempt.
+    /// Sends a request with retries; `Authorization` goes only to the registry's own origin. The answer's body is
+    /// read up to [`MAX_DOCUMENT_LEN`] (see [`Reply::truncated`]); `body` is resent whole on each attempt.
     pub fn send(
         &self,
         method: Method,
@@ -235,12 +287,14 @@ impl RegistryClient {
         headers: &[(&str, String)],
         body: Body<'_, '_>,
     ) -> Result<Reply, Error> {
-        let mut delay = self.options.backoff;
+        // An upload `Location` may name another host (object storage, or a hostile second server): the registry's
+        // credentials and tokens are for the registry alone (issue 10; Docker and containers/image do the same).
+        let own_origin = same_origin(url, &self.base);
+        let mut retry = Retry::new(&self.options, &self.stalled);
         let mut refreshed_auth = false;
-        let mut attempt = 1;
         loop {
             let mut all_headers = headers.to_vec();
-            if let Some(value) = self.authorization()? {
+            if own_origin && let Some(value) = self.authorization()? {
                 all_headers.push(("authorization", value));
             }
             let result = match &body {
@@ -252,61 +306,94 @@ impl RegistryClient {
                 }
             };
             let retry_after = match &result {
-                Ok(reply) if reply.status == StatusCode::UNAUTHORIZED && !refreshed_auth => {
+                Ok(reply) if reply.status == StatusCode::UNAUTHORIZED && own_origin && !refreshed_auth => {
                     // A token expires, or the registry wants another scope: fetch a fresh one once.
                     refreshed_auth = true;
                     self.refresh(reply)?;
                     continue;
                 }
+                Ok(reply) if reply.status == StatusCode::UNAUTHORIZED && !own_origin => {
+                    let elsewhere = Origin::of(url).map(|o| format!("{}:{}", o.host, o.port)).unwrap_or_default();
+                    return Err(self.fail(&format!(
+                        "{method} on another host ({}) the registry sent us to answered 401: the registry's \
+                         credentials are not sent to another origin",
+                        crate::error::display_text(&elsewhere, MAX_REGISTRY_TEXT)
+                    )));
+                }
                 Ok(reply) if reply.status.is_server_error() || reply.status == StatusCode::TOO_MANY_REQUESTS => {
                     reply.header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs)
                 }
-                Ok(_) => return result.map_err(|e| self.unreachable(&describe(&e))),
+                Ok(_) => return result.map_err(|e| self.unreachable(&self.describe(&e))),
                 Err(e) if retryable(e) => None,
-                Err(e) => return Err(self.unreachable(&describe(e))),
+                Err(e) => return Err(self.unreachable(&self.describe(e))),
             };
-            if attempt >= self.options.attempts {
-                return result.map_err(|e| self.unreachable(&format!("{} (after {attempt} attempts)", describe(&e))));
+            let timed_out = result.as_ref().err().is_some_and(timed_out);
+            if !retry.again(timed_out, retry_after) {
+                let attempts = retry.attempts_made();
+                return result
+                    .map_err(|e| self.unreachable(&format!("{} (after {attempts} attempts)", self.describe(&e))));
             }
-            std::thread::sleep(retry_after.unwrap_or(delay).min(Duration::from_secs(60)));
-            delay = delay.saturating_mul(2);
-            attempt += 1;
         }
     }
 
-    /// Opens a blob for streaming (redirects to storage are followed without the `Authorization` header).
-    pub fn open_blob(&self, digest: &crate::digest::Digest) -> Result<Box<dyn std::io::Read + Send>, Error> {
+    /// Opens the blob `digest` for streaming; the reader ends exactly at `size`, the size its descriptor declares,
+    /// and fails if the registry sends more or less. Redirects to storage are followed without `Authorization`.
+    pub fn open_blob(&self, digest: &crate::digest::Digest, size: u64) -> Result<Box<dyn std::io::Read + Send>, Error> {
         let url = self.url(&format!("blobs/{digest}"));
-        let mut delay = self.options.backoff;
+        let mut retry = Retry::new(&self.options, &self.stalled);
         let mut refreshed_auth = false;
-        let mut attempt = 1;
         loop {
             let mut request = http::Request::builder().method(Method::GET).uri(&url);
             if let Some(value) = self.authorization()? {
                 request = request.header("authorization", value);
             }
             let request = request.body(()).map_err(|e| self.fail(&e.to_string()))?;
-            match self.agent.run(request) {
+            let error = match self.agent.run(request) {
                 Ok(response) if response.status().is_success() => {
-                    return Ok(Box::new(response.into_body().into_reader()));
+                    let announced = response
+                        .headers()
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    if let Some(announced) = announced
+                        && announced != size
+                    {
+                        return Err(self.fail(&format!(
+                            "GET blob {digest}: the registry announces {announced} bytes, but the blob's descriptor \
+                             declares {size}"
+                        )));
+                    }
+                    let what = format!("{}/{}: blob {digest}", self.host, self.repository);
+                    let body = response.into_body().into_reader();
+                    return Ok(Box::new(BlobReader::new(body, size, what, self.options.timeout)));
                 }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
                     refreshed_auth = true;
                     let (parts, _) = response.into_parts();
-                    self.refresh(&Reply { status: parts.status, headers: parts.headers, body: Vec::new() })?;
+                    self.refresh(&Reply {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body: Vec::new(),
+                        truncated: false,
+                    })?;
                     continue;
                 }
-                Ok(response) if !response.status().is_server_error() || attempt >= self.options.attempts => {
+                Ok(response) if !response.status().is_server_error() => {
                     return Err(self.fail(&format!("GET blob {digest} answered {}", response.status())));
                 }
-                Err(e) if !retryable(&e) || attempt >= self.options.attempts => {
-                    return Err(self.unreachable(&describe(&e)));
+                Ok(response) => self.fail(&format!("GET blob {digest} answered {}", response.status())),
+                Err(e) if !retryable(&e) => return Err(self.unreachable(&self.describe(&e))),
+                Err(e) => {
+                    let error = self.unreachable(&self.describe(&e));
+                    if !retry.again(timed_out(&e), None) {
+                        return Err(error);
+                    }
+                    continue;
                 }
-                _ => {}
+            };
+            if !retry.again(false, None) {
+                return Err(error);
             }
-            std::thread::sleep(delay);
-            delay = delay.saturating_mul(2);
-            attempt += 1;
         }
     }
 
@@ -321,11 +408,8 @@ impl RegistryClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut response = self.agent.run(request.body(ureq::SendBody::from_reader(body))?)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.body_mut().with_config().limit(MAX_BODY).read_to_vec().unwrap_or_default();
-        Ok(Reply { status, headers, body })
+        let response = self.agent.run(request.body(ureq::SendBody::from_reader(body))?)?;
+        self.read_reply(response, MAX_DOCUMENT_LEN)
     }
 
     fn call_once(
@@ -335,18 +419,40 @@ impl RegistryClient {
         headers: &[(&str, String)],
         body: Option<&[u8]>,
     ) -> Result<Reply, ureq::Error> {
+        self.call_limited(method, url, headers, body, MAX_DOCUMENT_LEN)
+    }
+
+    fn call_limited(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+        limit: u64,
+    ) -> Result<Reply, ureq::Error> {
         let mut request = http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut response: Response<ureq::Body> = match body {
+        let response: Response<ureq::Body> = match body {
             Some(bytes) => self.agent.run(request.body(bytes)?)?,
             None => self.agent.run(request.body(())?)?,
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.body_mut().with_config().limit(MAX_BODY).read_to_vec().unwrap_or_default();
-        Ok(Reply { status, headers, body })
+        self.read_reply(response, limit)
+    }
+
+    /// Reads an answer's body up to `limit` bytes (more is cut and marked), at the pace [`Paced`] demands.
+    fn read_reply(&self, response: Response<ureq::Body>, limit: u64) -> Result<Reply, ureq::Error> {
+        use std::io::Read;
+        let (parts, body) = response.into_parts();
+        let mut bytes = Vec::new();
+        Paced::new(body.into_reader(), self.options.timeout)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(ureq::Error::from)?;
+        let truncated = bytes.len() as u64 > limit;
+        bytes.truncate(limit as usize);
+        Ok(Reply { status: parts.status, headers: parts.headers, body: bytes, truncated })
     }
 
     fn authorization(&self) -> Result<Option<String>, Error> {
@@ -399,9 +505,25 @@ impl RegistryClient {
         scopes.join(" ")
     }
 
+    /// The token service is where the registry's challenge says (distribution token spec: the client sends its
+    /// credentials to that realm, usually another host, such as auth.docker.io for Docker Hub). What keeps this safe:
+    /// the realm must be HTTPS, unless it is on a loopback host or TLS verification is off (the rule for registries
+    /// themselves), so a registry reached over HTTPS cannot have credentials sent in clear text; redirects from the
+    /// realm are followed without `Authorization`; and the token it gives is used on the registry's origin only.
+    fn check_realm(&self, realm: &str) -> Result<(), Error> {
+        realm_refusal(realm, self.options.tls_verify).map_or(Ok(()), |why| {
+            Err(self.fail(&format!(
+                "the registry names a token service at `{}`: {why}",
+                crate::error::display_text(realm, MAX_REGISTRY_TEXT)
+            )))
+        })
+    }
+
     fn fetch_token(&self, challenge: &Challenge, scope: &str) -> Result<String, Error> {
         let Challenge::Bearer { realm, service, .. } = challenge else { unreachable!("only bearer challenges") };
-        let mut url = format!("{realm}?");
+        self.check_realm(realm)?;
+        let separator = if realm.contains('?') { '&' } else { '?' };
+        let mut url = format!("{realm}{separator}");
         let mut params: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         if let Some(service) = service {
             params.entry("service").or_default().push(service.clone());
@@ -414,36 +536,74 @@ impl RegistryClient {
         if let Some(credentials) = &self.options.credentials {
             headers.push(("authorization", credentials.basic_header()));
         }
-        let mut delay = self.options.backoff;
-        for attempt in 1..=self.options.attempts {
-            match self.call_once(Method::GET, &url, &headers, None) {
+        let mut retry = Retry::new(&self.options, &self.stalled);
+        loop {
+            let result = self.call_limited(Method::GET, &url, &headers, None, super::auth::MAX_TOKEN_REPLY);
+            match &result {
                 Ok(reply) if reply.status.is_success() => {
-                    let token: Option<String> =
-                        serde_json::from_slice::<TokenReply>(&reply.body).ok().and_then(TokenReply::into_token);
-                    return token.ok_or_else(|| self.fail("the token service gave no token"));
+                    if reply.truncated {
+                        return Err(self.fail(&format!(
+                            "the token service's answer is larger than {} bytes",
+                            super::auth::MAX_TOKEN_REPLY
+                        )));
+                    }
+                    return TokenReply::parse(&reply.body).map_err(|problem| self.fail(problem));
                 }
                 Ok(reply) if reply.status == StatusCode::UNAUTHORIZED || reply.status == StatusCode::FORBIDDEN => {
                     return Err(self.fail(&format!(
                         "the token service refused {} ({}): wrong credentials, or no {scope} right",
                         match &self.options.credentials {
-                            Some(c) => format!("user `{}`", c.username),
+                            Some(c) => format!("user `{}`", crate::error::display_text(&c.username, 256)),
                             None => "anonymous access".into(),
                         },
                         reply.status
                     )));
                 }
-                Ok(reply) if !reply.status.is_server_error() || attempt == self.options.attempts => {
+                Ok(reply) if !reply.status.is_server_error() => {
                     return Err(self.fail(&format!("the token service answered {}", reply.status)));
                 }
-                Err(e) if !retryable(&e) || attempt == self.options.attempts => {
-                    return Err(self.fail(&format!("cannot reach the token service: {}", describe(&e))));
+                Err(e) if !retryable(e) => {
+                    return Err(self.fail(&format!("cannot reach the token service: {}", self.describe(e))));
                 }
                 _ => {}
             }
-            std::thread::sleep(delay);
-            delay = delay.saturating_mul(2);
+            if !retry.again(result.as_ref().err().is_some_and(timed_out), None) {
+                return Err(match result {
+                    Ok(reply) => self.fail(&format!("the token service answered {}", reply.status)),
+                    Err(e) => self.fail(&format!("cannot reach the token service: {}", self.describe(&e))),
+                });
+            }
         }
-        Err(self.fail("cannot get a token"))
+    }
+
+    /// What went wrong with an exchange, for a message: timeouts say which limit ran out; the text is escaped, since
+    /// ureq may quote what the server sent (a `Location`, a status line).
+    fn describe(&self, error: &ureq::Error) -> String {
+        let seconds = self.options.timeout.as_secs_f64();
+        let text = match error {
+            ureq::Error::Timeout(which) => {
+                let what = match which {
+                    ureq::Timeout::Connect | ureq::Timeout::Resolve => "connecting",
+                    ureq::Timeout::RecvResponse => "waiting for an answer",
+                    ureq::Timeout::PerRead | ureq::Timeout::RecvBody => "waiting for data",
+                    ureq::Timeout::PerWrite | ureq::Timeout::SendBody | ureq::Timeout::SendRequest => {
+                        "waiting for the registry to take data"
+                    }
+                    _ => "on the exchange",
+                };
+                format!("timed out {what} (nothing for {seconds} s)")
+            }
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => e.to_string(),
+            other => {
+                let text = other.to_string();
+                if text.contains("certificate") || text.contains("UnknownIssuer") {
+                    format!("{text} (a private CA? give --cert-dir DIR with its .crt, or --tls-verify=false)")
+                } else {
+                    text
+                }
+            }
+        };
+        crate::error::display_text(&text, MAX_REGISTRY_TEXT)
     }
 }
 
@@ -482,30 +642,24 @@ fn build_agent(options: &ClientOptions) -> Result<ureq::Agent, Error> {
     Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(300)))
+        // Idle limits (connect, headers, each read or write); `Paced` adds the overall pace for answers, and the
+        // request body (at most one chunk) must go at MIN_TRANSFER_RATE too.
+        .timeout_connect(Some(options.timeout))
+        .timeout_recv_response(Some(options.timeout))
+        .timeout_per_read(Some(options.timeout))
+        .timeout_per_write(Some(options.timeout))
+        .timeout_send_request(Some(options.timeout))
+        .timeout_send_body(Some(
+            options
+                .timeout
+                .saturating_add(Duration::from_secs(options.chunk_size.max(MAX_DOCUMENT_LEN) / MIN_TRANSFER_RATE)),
+        ))
         .max_redirects(5)
         // Blob GETs may be redirected to object storage: credentials stay with the registry.
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .user_agent(concat!("rootfs2image/", env!("CARGO_PKG_VERSION")))
         .build()
         .into())
-}
-
-fn retryable(error: &ureq::Error) -> bool {
-    matches!(
-        error,
-        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
-    )
-}
-
-fn describe(error: &ureq::Error) -> String {
-    let text = error.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        format!("{text} (a private CA? give --cert-dir DIR with its .crt, or --tls-verify=false)")
-    } else {
-        text
-    }
 }
 
 fn percent_encode(text: &str) -> String {

@@ -3,7 +3,10 @@
 pub mod auth;
 pub mod client;
 pub mod credentials;
+mod origin;
 pub mod push;
+mod retry;
+mod transfer;
 
 pub use client::{ClientOptions, RegistryClient};
 pub use credentials::Credentials;

@@ -152,8 +152,9 @@ fn ensure_blob(
         expect(client, &started, StatusCode::ACCEPTED, || format!("starting the upload of {}", blob.digest))?;
         match upload(client, source, blob, &started) {
             Ok(bytes) => return Ok(BlobOutcome::Uploaded(bytes)),
-            // An upload that failed midway starts over with a fresh session.
-            Err(_) if restarts < UPLOAD_RESTARTS => restarts += 1,
+            // An upload that failed midway starts over with a fresh session, unless the registry stalled: its
+            // requests already waited and retried (client.rs), and starting over would multiply that wait.
+            Err(_) if restarts < UPLOAD_RESTARTS && !client.stalled() => restarts += 1,
             Err(e) => return Err(e),
         }
     }
@@ -257,8 +258,10 @@ pub fn put_manifest(client: &RegistryClient, reference: &str, media_type: &str, 
 
 fn check_digest(client: &RegistryClient, reply: &Reply, expected: &Digest) -> Result<()> {
     match reply.header("docker-content-digest") {
-        Some(theirs) if theirs.trim() != expected.to_string() => Err(client
-            .fail(&format!("the registry stored {theirs} where {expected} was sent: the data was altered on the way"))),
+        Some(theirs) if theirs.trim() != expected.to_string() => Err(client.fail(&format!(
+            "the registry stored {} where {expected} was sent: the data was altered on the way",
+            crate::error::display_text(theirs, 128)
+        ))),
         _ => Ok(()),
     }
 }

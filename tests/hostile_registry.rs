@@ -1,0 +1,722 @@
+//! Registries that fight back, played by small servers of this file on loopback ports: an upload `Location` on a
+//! second origin that records every header, endless, stalled and trickling bodies, a server that never answers, and
+//! answers full of terminal escape sequences. Each drives the built binary and checks what a user sees: exit 1 and
+//! one escaped line naming the registry, in bounded time and disk, and credentials never sent to another origin.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{bin, run};
+
+/// The longest any server here holds a connection or keeps sending: far past every bound the tests assert.
+const HOLD: Duration = Duration::from_secs(60);
+
+/// One request a server received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// How a server answers one request.
+enum Answer {
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// `200`, no length, then zeros until the client goes away (or [`HOLD`] passes).
+    Endless,
+    /// Nothing at all: the request is read, and no answer ever comes.
+    Silence,
+    /// The status line and headers, `prefix` of the body, then silence.
+    Stall {
+        headers: Vec<(String, String)>,
+        prefix: Vec<u8>,
+    },
+    /// The answer one byte at a time, one every 100 ms (headers included when `headers_too`).
+    Trickle {
+        headers_too: bool,
+        body: Vec<u8>,
+    },
+}
+
+fn ok(content_type: &str, body: &[u8]) -> Answer {
+    Answer::Full { status: 200, headers: vec![("content-type".into(), content_type.into())], body: body.to_vec() }
+}
+
+fn status(code: u16, headers: &[(&str, &str)]) -> Answer {
+    Answer::Full {
+        status: code,
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        body: Vec::new(),
+    }
+}
+
+type Handler = dyn Fn(&Seen) -> Answer + Send + Sync;
+
+/// An HTTP/1.1 server on a free loopback port; it stops (and its connections end) when dropped.
+struct Server {
+    addr: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn start(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Server {
+        let handler: Arc<Handler> = Arc::new(handler);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        Server::listen(seen, move |stream, stop| serve_connection(stream, &*handler, &log, stop))
+    }
+
+    /// A server that accepts connections and never says a word.
+    fn silent() -> Server {
+        Server::listen(Arc::new(Mutex::new(Vec::new())), |_stream, stop| hold(stop))
+    }
+
+    fn listen(
+        seen: Arc<Mutex<Vec<Seen>>>,
+        on_connection: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static,
+    ) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let on_connection = Arc::new(on_connection);
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while !flag.load(Ordering::SeqCst) && started.elapsed() < HOLD * 3 {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        let (flag, on_connection) = (flag.clone(), on_connection.clone());
+                        std::thread::spawn(move || on_connection(stream, &flag));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Server { addr, seen, stop }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn hold(stop: &AtomicBool) {
+    let started = Instant::now();
+    while !stop.load(Ordering::SeqCst) && started.elapsed() < HOLD {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Serves requests on one connection until the client closes it, sends something that is not HTTP (a TLS
+/// handshake: the tool tries HTTPS first on loopback), or an answer ends the connection.
+fn serve_connection(stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    for _ in 0..1000 {
+        let Some(request) = read_request(&mut reader) else { return };
+        seen.lock().unwrap().push(request.clone());
+        let keep_open = match handler(&request) {
+            Answer::Full { status, headers, body } => {
+                let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                for (name, value) in headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                let head_only = request.method == "HEAD";
+                writer.write_all(head.as_bytes()).is_ok() && (head_only || writer.write_all(&body).is_ok())
+            }
+            Answer::Endless => {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n\r\n");
+                let zeros = vec![0u8; 64 << 10];
+                let started = Instant::now();
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < HOLD && writer.write_all(&zeros).is_ok() {}
+                false
+            }
+            Answer::Silence => {
+                hold(stop);
+                false
+            }
+            Answer::Stall { headers, prefix } => {
+                let mut head = "HTTP/1.1 200 OK\r\n".to_string();
+                for (name, value) in headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(&prefix));
+                hold(stop);
+                false
+            }
+            Answer::Trickle { headers_too, body } => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len() + 1_000_000);
+                let mut all = Vec::new();
+                if !headers_too {
+                    let _ = writer.write_all(head.as_bytes());
+                } else {
+                    all.extend_from_slice(head.as_bytes());
+                }
+                all.extend_from_slice(&body);
+                let started = Instant::now();
+                for byte in all.iter().cycle() {
+                    if stop.load(Ordering::SeqCst) || started.elapsed() > HOLD || writer.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                false
+            }
+        };
+        if !keep_open {
+            return;
+        }
+    }
+}
+
+/// Reads one request (headers, and a body by length or in chunks); `None` at the end or for anything but HTTP.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
+    let mut line = String::new();
+    reader.by_ref().take(8192).read_line(&mut line).ok()?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next()?.to_string(), words.next()?.to_string());
+    if !method.bytes().all(|b| b.is_ascii_uppercase()) || !words.next()?.starts_with("HTTP/1") {
+        return None;
+    }
+    let mut headers = Vec::new();
+    for _ in 0..200 {
+        let mut line = String::new();
+        reader.by_ref().take(65536).read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let seen = Seen { method, path, headers };
+    if let Some(length) = seen.header("content-length").and_then(|l| l.parse::<u64>().ok()) {
+        std::io::copy(&mut reader.by_ref().take(length), &mut std::io::sink()).ok()?;
+    } else if seen.header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        for _ in 0..100_000 {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = u64::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            std::io::copy(&mut reader.by_ref().take(size + 2), &mut std::io::sink()).ok()?;
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    Some(seen)
+}
+
+/// A small image written by the tool: its layout, manifest, config and layer, to serve as a registry would.
+struct Image {
+    _dir: tempfile::TempDir,
+    layout: PathBuf,
+    rootfs: PathBuf,
+    manifest: Vec<u8>,
+    manifest_type: String,
+    config: (String, Vec<u8>),
+    layer: (String, Vec<u8>),
+}
+
+impl Image {
+    fn build() -> Image {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::write(rootfs.join("etc/hello"), "hello\n").unwrap();
+        let layout = dir.path().join("layout");
+        run(bin().arg(&rootfs).args(["--arch", "amd64", "-q", "-o"]).arg(format!("oci:{}:1", layout.display())));
+        let json =
+            |path: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
+        let blob = |digest: &str| std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+        let index = json(&layout.join("index.json"));
+        let top = &index["manifests"][0];
+        let manifest_digest = top["digest"].as_str().unwrap().to_string();
+        let manifest = blob(&manifest_digest);
+        let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        let config_digest = parsed["config"]["digest"].as_str().unwrap().to_string();
+        let layer_digest = parsed["layers"][0]["digest"].as_str().unwrap().to_string();
+        Image {
+            manifest_type: top["mediaType"].as_str().unwrap().to_string(),
+            config: (config_digest.clone(), blob(&config_digest)),
+            layer: (layer_digest.clone(), blob(&layer_digest)),
+            manifest,
+            layout,
+            rootfs,
+            _dir: dir,
+        }
+    }
+
+    /// A registry holding this image as `img:1`, with `special` deciding some answers first.
+    fn serve(self: &Arc<Self>, special: impl Fn(&Seen, &Image) -> Option<Answer> + Send + Sync + 'static) -> Server {
+        let image = self.clone();
+        Server::start(move |request| {
+            if let Some(answer) = special(request, &image) {
+                return answer;
+            }
+            let path = request.path.as_str();
+            match (request.method.as_str(), path) {
+                ("GET", "/v2/") => ok("application/json", b"{}"),
+                ("GET", "/v2/img/manifests/1") => ok(&image.manifest_type, &image.manifest),
+                ("GET", p) if p == format!("/v2/img/blobs/{}", image.config.0) => {
+                    ok("application/octet-stream", &image.config.1)
+                }
+                ("GET", p) if p == format!("/v2/img/blobs/{}", image.layer.0) => {
+                    ok("application/octet-stream", &image.layer.1)
+                }
+                _ => status(404, &[]),
+            }
+        })
+    }
+}
+
+/// The tool with no credentials of the machine's user: auth files are looked up under an empty home.
+fn tool(home: &Path) -> Command {
+    let mut command = bin();
+    command
+        .env("HOME", home)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Runs a command that must fail within `bound`; returns its output and how long it took.
+fn fails_within(command: &mut Command, bound: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("{command:?} still running after {bound:?}; stderr so far: {}", stderr_text(&output));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{command:?}: stderr: {}", stderr_text(&output));
+    (output, took)
+}
+
+fn stderr_text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr[..output.stderr.len().min(8192)]).into_owned()
+}
+
+/// The one line a refusal prints: it names `what` and says `problem`, holds no escape byte, fits the limit.
+fn assert_one_line(output: &Output, what: &str, problem: &str) {
+    let stderr = &output.stderr;
+    let text = stderr_text(output);
+    if std::env::var_os("SHOW_ERRORS").is_some() {
+        eprintln!("SHOWN[{}]: {}", text.len(), &text[..text.len().min(600)]);
+    }
+    assert!(stderr.len() <= 4096 + 64, "stderr is {} bytes: {text}", stderr.len());
+    assert_eq!(stderr.iter().filter(|&&b| b == b'\n').count(), 1, "not one line: {text}");
+    assert!(!stderr.contains(&0x1b) && !stderr.contains(&b'\r'), "raw control bytes on stderr: {text:?}");
+    assert!(text.starts_with("rootfs2image: error: "), "{text}");
+    assert!(text.contains(what), "the error does not name `{what}`: {text}");
+    assert!(text.contains(problem), "the error does not say `{problem}`: {text}");
+}
+
+/// Bytes of every file under `dir`.
+fn disk_use(dir: &Path) -> u64 {
+    walk(dir).iter().map(|p| std::fs::symlink_metadata(p).map(|m| m.len()).unwrap_or(0)).sum()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// How the second-origin test's registry wants to be authenticated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Login {
+    Basic,
+    Bearer,
+}
+
+const USER: &str = "ci";
+const PASSWORD: &str = "s3cr3t";
+const TOKEN: &str = "t0ken-for-the-registry";
+
+/// A registry that checks credentials on every request and sends uploads to `upload_to` (another origin).
+fn registry_with_uploads_elsewhere(login: Login, upload_to: String) -> Server {
+    let basic = format!("Basic {}", base64(&format!("{USER}:{PASSWORD}")));
+    let registry_addr: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
+    let addr = registry_addr.clone();
+    let server = Server::start(move |request| {
+        let own = addr.lock().unwrap().clone();
+        let authorised = match login {
+            Login::Basic => request.header("authorization") == Some(basic.as_str()),
+            Login::Bearer => request.header("authorization") == Some(format!("Bearer {TOKEN}").as_str()),
+        };
+        if login == Login::Bearer && request.path.starts_with("/token") {
+            return match request.header("authorization") == Some(basic.as_str()) {
+                true => ok("application/json", format!(r#"{{"token":"{TOKEN}"}}"#).as_bytes()),
+                false => status(401, &[]),
+            };
+        }
+        if !authorised {
+            let challenge = match login {
+                Login::Basic => r#"Basic realm="hostile""#.to_string(),
+                Login::Bearer => format!(r#"Bearer realm="http://{own}/token",service="hostile""#),
+            };
+            return status(401, &[("www-authenticate", &challenge)]);
+        }
+        match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/v2/") => ok("application/json", b"{}"),
+            ("HEAD", _) => status(404, &[]),
+            ("POST", p) if p.starts_with("/v2/app/blobs/uploads/") => {
+                status(202, &[("location", &format!("http://{upload_to}/upload/session-1"))])
+            }
+            ("PUT", p) if p.starts_with("/v2/app/manifests/") => status(201, &[]),
+            _ => status(400, &[]),
+        }
+    });
+    *registry_addr.lock().unwrap() = server.addr.clone();
+    server
+}
+
+fn base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// The second origin: takes uploads (PATCH, then PUT with the digest) and records every request's headers.
+fn upload_store() -> Server {
+    Server::start(|request| match request.method.as_str() {
+        "PATCH" => status(202, &[("location", "/upload/session-1")]),
+        "PUT" => status(201, &[]),
+        _ => status(404, &[]),
+    })
+}
+
+#[test]
+fn credentials_never_reach_a_second_origin_named_by_an_upload_location() {
+    let image = Image::build();
+    let home = tempfile::tempdir().unwrap();
+    for login in [Login::Basic, Login::Bearer] {
+        let store = upload_store();
+        let registry = registry_with_uploads_elsewhere(login, store.addr.clone());
+        let out = run(tool(home.path()).args([
+            "push",
+            &format!("oci:{}:1", image.layout.display()),
+            &format!("docker://{}/app:1", registry.addr),
+            "--creds",
+            &format!("{USER}:{PASSWORD}"),
+        ]));
+        assert!(out.contains("pushed"), "{login:?}: {out}");
+        let uploads = store.seen();
+        assert_eq!(uploads.iter().filter(|r| r.method == "PUT").count(), 2, "{login:?}: config and layer: {uploads:?}");
+        for request in &uploads {
+            assert_eq!(request.header("authorization"), None, "{login:?}: the second origin got credentials");
+        }
+        // The registry itself did get them: the test proves the binding, not an anonymous push.
+        assert!(registry.seen().iter().any(|r| r.method == "PUT" && r.header("authorization").is_some()));
+    }
+}
+
+#[test]
+fn a_second_origin_asking_for_credentials_gets_none_and_the_push_fails_in_one_line() {
+    let image = Image::build();
+    let home = tempfile::tempdir().unwrap();
+    let store = Server::start(|_| status(401, &[("www-authenticate", r#"Basic realm="give me your password""#)]));
+    let registry = registry_with_uploads_elsewhere(Login::Basic, store.addr.clone());
+    let (output, _) = fails_within(
+        tool(home.path()).args([
+            "push",
+            &format!("oci:{}:1", image.layout.display()),
+            &format!("docker://{}/app:1", registry.addr),
+            "--creds",
+            &format!("{USER}:{PASSWORD}"),
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_one_line(
+        &output,
+        &registry.addr,
+        &format!("another host ({}) the registry sent us to answered 401", store.addr),
+    );
+    assert!(!store.seen().is_empty());
+    assert!(store.seen().iter().all(|r| r.header("authorization").is_none()), "{:?}", store.seen());
+}
+
+#[test]
+fn an_endless_blob_body_is_cut_at_its_descriptor_size_for_every_command() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let endless_layer = image.serve(|request, image| {
+        (request.method == "GET" && request.path.ends_with(&image.layer.0)).then_some(Answer::Endless)
+    });
+    let endless_config = image.serve(|request, image| {
+        (request.method == "GET" && request.path.ends_with(&image.config.0)).then_some(Answer::Endless)
+    });
+    let work = tempfile::tempdir().unwrap();
+    let source = |server: &Server| format!("docker://{}/img:1", server.addr);
+    let out = work.path().join("out");
+    let commands: Vec<(&str, Vec<String>, &Server)> = vec![
+        ("inspect", vec!["inspect".into(), source(&endless_layer)], &endless_layer),
+        (
+            "--base",
+            vec![
+                image.rootfs.display().to_string(),
+                "--arch".into(),
+                "amd64".into(),
+                "--base".into(),
+                source(&endless_layer),
+                "-o".into(),
+                format!("oci:{}:1", out.display()),
+            ],
+            &endless_layer,
+        ),
+        (
+            "index",
+            vec!["index".into(), source(&endless_layer), "-o".into(), format!("oci:{}:idx", out.display())],
+            &endless_layer,
+        ),
+        (
+            "diff",
+            vec!["diff".into(), source(&endless_config), format!("oci:{}:1", image.layout.display())],
+            &endless_config,
+        ),
+    ];
+    for (name, args, server) in commands {
+        let (output, took) =
+            fails_within(tool(home.path()).args(&args).args(["--timeout", "5"]), Duration::from_secs(60));
+        assert_one_line(&output, &server.addr, "more than the");
+        assert!(took < Duration::from_secs(30), "{name} took {took:?}");
+        let used = disk_use(work.path());
+        assert!(used < 1 << 20, "{name} left {used} bytes under {}", work.path().display());
+    }
+}
+
+#[test]
+fn a_blob_announced_longer_than_its_descriptor_is_refused_before_reading() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let lying = image.serve(|request, image| {
+        (request.method == "GET" && request.path.ends_with(&image.layer.0)).then(|| Answer::Stall {
+            headers: vec![("content-length".into(), "10737418240".into())],
+            prefix: Vec::new(),
+        })
+    });
+    let (output, took) = fails_within(
+        tool(home.path()).args(["inspect", &format!("docker://{}/img:1", lying.addr), "--timeout", "20"]),
+        Duration::from_secs(60),
+    );
+    assert_one_line(&output, &lying.addr, "announces 10737418240 bytes");
+    assert!(took < Duration::from_secs(10), "waited for the body: {took:?}");
+}
+
+#[test]
+fn a_registry_that_never_answers_times_out_in_one_line() {
+    let silent = Server::silent();
+    let home = tempfile::tempdir().unwrap();
+    let (output, took) = fails_within(
+        tool(home.path()).args(["inspect", &format!("docker://{}/img:1", silent.addr), "--timeout", "1"]),
+        Duration::from_secs(20),
+    );
+    assert_one_line(&output, &silent.addr, "timed out");
+    // HTTPS, then plain HTTP (loopback): 2 s expected.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn answers_that_stall_after_their_headers_time_out_in_one_line() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let stalled_manifest = image.serve(|request, _| {
+        request.path.contains("/manifests/").then(|| Answer::Stall {
+            headers: vec![("content-length".into(), "5000".into())],
+            prefix: b"{\"schemaVersion\"".to_vec(),
+        })
+    });
+    let stalled_layer = image.serve(|request, image| {
+        request.path.ends_with(&image.layer.0).then(|| Answer::Stall {
+            headers: vec![("content-length".into(), image.layer.1.len().to_string())],
+            prefix: image.layer.1[..10].to_vec(),
+        })
+    });
+    for server in [&stalled_manifest, &stalled_layer] {
+        let (output, took) = fails_within(
+            tool(home.path()).args(["inspect", &format!("docker://{}/img:1", server.addr), "--timeout", "1"]),
+            Duration::from_secs(30),
+        );
+        assert_one_line(&output, &server.addr, "timed out");
+        // One idle limit, retried once: about 2.5 s.
+        assert!(took < Duration::from_secs(12), "took {took:?}");
+    }
+}
+
+#[test]
+fn trickling_answers_time_out_in_one_line() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let trickled_body = image.serve(|request, image| {
+        request
+            .path
+            .contains("/manifests/")
+            .then(|| Answer::Trickle { headers_too: false, body: image.manifest.clone() })
+    });
+    let trickled_headers = image.serve(|request, _| {
+        request.path.contains("/manifests/").then(|| Answer::Trickle { headers_too: true, body: Vec::new() })
+    });
+    for server in [&trickled_body, &trickled_headers] {
+        let (output, took) = fails_within(
+            tool(home.path()).args(["inspect", &format!("docker://{}/img:1", server.addr), "--timeout", "1"]),
+            Duration::from_secs(30),
+        );
+        assert_one_line(&output, &server.addr, "timed out");
+        assert!(took < Duration::from_secs(12), "took {took:?}");
+    }
+}
+
+#[test]
+fn registry_text_reaches_the_terminal_escaped_and_cut() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let escapes = "\x1b]0;pwned\x07\x1b[2J\x1b[1;31mred\r\nrootfs2image: all good\u{202e}txt.exe\u{9b}31m";
+    let hostile = serde_json::json!({"errors": [{"code": "DENIED\x1b[5m", "message": escapes}]}).to_string();
+    // Raw control bytes make this invalid JSON: the tool falls back to quoting the body itself.
+    let huge = format!(r#"{{"errors":[{{"code":"DENIED","message":"{}"}}]}}"#, "\x1b[2J\r\n".repeat(1_700_000));
+    assert!(huge.len() > 10_000_000);
+    for body in [hostile, huge] {
+        let body = Arc::new(body.into_bytes());
+        let server = image.serve(move |request, _| {
+            request.path.contains("/manifests/").then(|| Answer::Full {
+                status: 403,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_vec(),
+            })
+        });
+        let (output, _) = fails_within(
+            tool(home.path()).args(["inspect", &format!("docker://{}/img:1", server.addr)]),
+            Duration::from_secs(60),
+        );
+        assert_one_line(&output, &server.addr, "403");
+        assert!(stderr_text(&output).contains("DENIED"), "{}", stderr_text(&output));
+    }
+}
+
+#[test]
+fn an_upload_that_stalls_is_given_up_without_starting_over() {
+    let image = Image::build();
+    let home = tempfile::tempdir().unwrap();
+    let registry = Server::start(|request| match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/v2/") => ok("application/json", b"{}"),
+        ("POST", _) => status(202, &[("location", "/v2/app/blobs/uploads/session")]),
+        ("PUT", p) if p.starts_with("/v2/app/blobs/uploads/") => Answer::Silence,
+        _ => status(404, &[]),
+    });
+    let (output, took) = fails_within(
+        tool(home.path()).args([
+            "push",
+            &format!("oci:{}:1", image.layout.display()),
+            &format!("docker://{}/app:1", registry.addr),
+            "--timeout",
+            "1",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_one_line(&output, &registry.addr, "timed out");
+    // Two blobs, each tried twice (one retry after a timeout), and no fresh upload session after that.
+    let puts = registry.seen().iter().filter(|r| r.method == "PUT").count();
+    let posts = registry.seen().iter().filter(|r| r.method == "POST").count();
+    assert!(puts <= 4 && posts <= 2, "{puts} PUTs and {posts} upload sessions for 2 blobs");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn a_registry_asking_to_retry_in_an_hour_is_not_waited_for() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let busy =
+        image.serve(|request, _| request.path.contains("/manifests/").then(|| status(503, &[("retry-after", "3600")])));
+    let (output, took) = fails_within(
+        tool(home.path()).args([
+            "inspect",
+            &format!("docker://{}/img:1", busy.addr),
+            "--timeout",
+            "1",
+            "--retries",
+            "3",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_one_line(&output, &busy.addr, "503");
+    // Two waits of at most the timeout each.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+    assert_eq!(busy.seen().iter().filter(|r| r.path.contains("/manifests/")).count(), 3);
+}
+
+#[test]
+fn documents_past_their_size_limits_are_refused() {
+    let image = Arc::new(Image::build());
+    let home = tempfile::tempdir().unwrap();
+    let endless_manifest = image.serve(|request, _| request.path.contains("/manifests/").then_some(Answer::Endless));
+    let huge_config = image.serve(|request, image| {
+        request.path.contains("/manifests/").then(|| {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+            manifest["config"]["size"] = serde_json::json!(5u64 << 20);
+            ok(&image.manifest_type, manifest.to_string().as_bytes())
+        })
+    });
+    for (server, problem) in [(&endless_manifest, "larger than 4194304 bytes"), (&huge_config, "more than the 4194304")]
+    {
+        let (output, took) = fails_within(
+            tool(home.path()).args(["inspect", &format!("docker://{}/img:1", server.addr), "--timeout", "5"]),
+            Duration::from_secs(60),
+        );
+        assert_one_line(&output, &server.addr, problem);
+        assert!(took < Duration::from_secs(30), "took {took:?}");
+    }
+}
