@@ -1,26 +1,52 @@
 //! The rootfs policy applied to every entry before it becomes part of a layer: one normal form for paths, refusal of
 //! what no layer can represent or what would escape the root, hardlink checks, mtime clamping and xattr fixes.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, is_overlay_xattr, shown_name};
 use crate::error::{Error, display_bytes};
 
 /// image-spec layer.md: whiteouts are files named `.wh.<name>`; a rootfs holding such a name cannot be a layer.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 
+/// The most bytes of entry records a rootfs may make the conversion keep: each entry counts its path, link target
+/// and xattrs plus [`ENTRY_OVERHEAD`]. The normaliser keeps every non-directory path (for hardlink and parent
+/// checks) and the layer writer keeps as much again at most (directories and where each path went), so this bounds
+/// the memory any input can take; 128 MiB holds a rootfs of over a million entries with 60-byte paths (a large
+/// Debian has about 100,000).
+pub const MAX_HELD_BYTES: u64 = 128 << 20;
+
+/// What keeping one entry's record costs beyond its bytes: the map node, the allocation's header and rounding.
+pub const ENTRY_OVERHEAD: u64 = 64;
+
+/// What an earlier non-directory entry was, as far as later entries care.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Earlier {
+    Symlink,
+    Other(&'static str),
+}
+
 pub struct Normalizer {
     input: String,
     source_date_epoch: Option<i64>,
-    /// Paths of every earlier non-directory entry: hardlink targets must be among them.
-    linkable: HashSet<Vec<u8>>,
+    /// Path of every earlier non-directory entry still in place (a later directory or non-directory at the same
+    /// path or above it replaces it): hardlink targets must be among them, and no entry may sit below one.
+    linkable: BTreeMap<Vec<u8>, Earlier>,
+    /// Bytes of records counted against [`MAX_HELD_BYTES`].
+    held: u64,
     newest_mtime: Option<i64>,
 }
 
 impl Normalizer {
     /// `source_date_epoch`: newer mtimes are clamped to it (reproducible-builds.org's SOURCE_DATE_EPOCH).
     pub fn new(input: &str, source_date_epoch: Option<i64>) -> Normalizer {
-        Normalizer { input: input.to_string(), source_date_epoch, linkable: HashSet::new(), newest_mtime: None }
+        Normalizer {
+            input: input.to_string(),
+            source_date_epoch,
+            linkable: BTreeMap::new(),
+            held: 0,
+            newest_mtime: None,
+        }
     }
 
     /// The newest mtime of all entries seen (after clamping).
@@ -29,12 +55,16 @@ impl Normalizer {
     }
 
     fn refuse(&self, path: &[u8], problem: impl Into<String>) -> Error {
-        Error::BadEntry { input: self.input.clone(), entry: display_bytes(path), problem: problem.into() }
+        Error::BadEntry { input: self.input.clone(), entry: shown_name(path), problem: problem.into() }
     }
 
     /// Returns the entry in normal form, `None` for the root directory itself (a layer describes what is under
     /// the root), or an error naming what cannot go into a layer.
     pub fn normalize(&mut self, mut entry: Entry) -> Result<Option<Entry>, Error> {
+        // Readers check this too (base layers are read without a normaliser); here it covers every reader.
+        if let Some(problem) = entry.problem() {
+            return Err(self.refuse(&entry.path, problem));
+        }
         let path = match normal_path(&entry.path) {
             Ok(path) => path,
             Err(PathProblem::Escapes) => {
@@ -56,6 +86,49 @@ impl Normalizer {
                 "the name starts with `.wh.`, which container engines read as an overlay whiteout: no layer can hold it",
             ));
         }
+        if let Some(name) = entry.xattrs.keys().find(|name| is_overlay_xattr(name)) {
+            return Err(self.refuse(
+                &path,
+                format!(
+                    "the xattr `{}` is overlayfs's own state (it can hide the layers below, as a whiteout does): \
+                     no layer can hold it",
+                    display_bytes(name.as_bytes())
+                ),
+            ));
+        }
+        self.held += path.len() as u64 + ENTRY_OVERHEAD;
+        if let EntryKind::Symlink { target } | EntryKind::Hardlink { target } = &entry.kind {
+            self.held += target.len() as u64;
+        }
+        self.held += entry.xattrs.iter().map(|(name, value)| (name.len() + value.len()) as u64).sum::<u64>();
+        if self.held > MAX_HELD_BYTES {
+            return Err(self.refuse(
+                &path,
+                format!(
+                    "the entries so far hold more than {} MiB of names and attributes, the most kept in memory",
+                    MAX_HELD_BYTES >> 20
+                ),
+            ));
+        }
+        // An entry below a file, device or symlink: engines fail to unpack it ("not a directory"), or would
+        // write through the symlink to wherever it points.
+        let mut end = path.len();
+        while let Some(slash) = path[..end].iter().rposition(|&b| b == b'/') {
+            end = slash;
+            if let Some(&earlier) = self.linkable.get(&path[..end]) {
+                let what = match earlier {
+                    Earlier::Symlink => "symlink",
+                    Earlier::Other(name) => name,
+                };
+                return Err(self.refuse(
+                    &path,
+                    format!(
+                        "its parent `{}` is a {what} earlier in the archive, not a directory",
+                        shown_name(&path[..end])
+                    ),
+                ));
+            }
+        }
         match &mut entry.kind {
             EntryKind::CharDevice { major: 0, minor: 0 } => {
                 return Err(self.refuse(
@@ -71,7 +144,7 @@ impl Normalizer {
                     return Err(self.refuse(&path, "the entry is a hardlink to itself"));
                 }
                 // image-spec layer.md: a hardlink's target must come first in the layer.
-                if !self.linkable.contains(&normal) {
+                if !self.linkable.contains_key(&normal) {
                     return Err(self.refuse(
                         &path,
                         format!(
@@ -87,7 +160,23 @@ impl Normalizer {
         if entry.kind == EntryKind::Directory {
             self.linkable.remove(&path);
         } else {
-            self.linkable.insert(path.clone());
+            // A non-directory replaces a directory there with all it held: nothing below it can be linked to.
+            let mut below = path.clone();
+            below.push(b'/');
+            let doomed: Vec<Vec<u8>> = self
+                .linkable
+                .range(below.clone()..)
+                .take_while(|(p, _)| p.starts_with(&below))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for gone in doomed {
+                self.linkable.remove(&gone);
+            }
+            let earlier = match entry.kind {
+                EntryKind::Symlink { .. } => Earlier::Symlink,
+                ref other => Earlier::Other(other.name()),
+            };
+            self.linkable.insert(path.clone(), earlier);
         }
         entry.path = path;
         if let Some(epoch) = self.source_date_epoch {

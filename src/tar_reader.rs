@@ -9,12 +9,17 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, shown_name};
 use crate::error::{Error, display_bytes};
 
 const BLOCK: usize = 512;
-/// The largest PAX header or GNU long name accepted: real ones are a few hundred bytes.
-const MAX_METADATA: u64 = 1 << 20;
+/// The largest PAX header or GNU long name accepted: real ones are a few hundred bytes, and an entry's own limits
+/// (path, link target, xattrs: see [`crate::entry`]) keep what a layer writes far below it.
+pub const MAX_METADATA: u64 = 1 << 20;
+/// The most bytes of records (keys and values) all global PAX headers of an archive may hold together. Global
+/// records apply to every later entry, so they are kept for the whole archive; real archives hold none or a
+/// comment of a few bytes.
+pub const MAX_GLOBAL_PAX: usize = 64 << 10;
 
 /// Marks an `io::Error` raised while reading the input (as opposed to writing the output), with a message that
 /// already says what is wrong, so the caller can report it against the input.
@@ -68,7 +73,7 @@ impl<R: Read> TarReader<R> {
     }
 
     fn bad_entry(&self, path: &[u8], problem: impl Into<String>) -> Error {
-        Error::BadEntry { input: self.input.clone(), entry: display_bytes(path), problem: problem.into() }
+        Error::BadEntry { input: self.input.clone(), entry: shown_name(path), problem: problem.into() }
     }
 
     /// Describes an error of the underlying (decoded) stream.
@@ -114,7 +119,7 @@ impl<R: Read> TarReader<R> {
 
     /// The next entry, or `None` at the end-of-archive marker. The previous entry's unread data is skipped.
     pub fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
-        let while_skipping = format!("inside entry `{}`", display_bytes(&self.current));
+        let while_skipping = format!("inside entry `{}`", shown_name(&self.current));
         self.skip(self.remaining + self.padding).map_err(|e| self.stream_error(e, &while_skipping))?;
         self.remaining = 0;
         self.padding = 0;
@@ -126,7 +131,7 @@ impl<R: Read> TarReader<R> {
             let mut header = [0u8; BLOCK];
             let after = match self.entries {
                 0 => "before the first tar header".to_string(),
-                _ => format!("after entry `{}`, before the end-of-archive marker", display_bytes(&self.current)),
+                _ => format!("after entry `{}`, before the end-of-archive marker", shown_name(&self.current)),
             };
             match self.read_exact_counted(&mut header) {
                 Ok(()) => {}
@@ -149,7 +154,7 @@ impl<R: Read> TarReader<R> {
                     self.bad(format!(
                         "corrupt tar header at offset {} (checksum mismatch) after entry `{}`",
                         self.offset - BLOCK as u64,
-                        display_bytes(&self.current)
+                        shown_name(&self.current)
                     ))
                 });
             }
@@ -166,6 +171,13 @@ impl<R: Read> TarReader<R> {
                     }
                     if typeflag == b'g' {
                         self.global.extend(records);
+                        let held: usize = self.global.iter().map(|(k, v)| k.len() + v.len()).sum();
+                        if held > MAX_GLOBAL_PAX {
+                            return Err(self.bad(format!(
+                                "the global PAX headers hold {held} bytes of records, more than the \
+                                 {MAX_GLOBAL_PAX} accepted (they apply to every entry)"
+                            )));
+                        }
                     } else if pax.replace(records).is_some() {
                         return Err(self.bad("two PAX headers describe the same entry"));
                     }
@@ -242,7 +254,10 @@ impl<R: Read> TarReader<R> {
                 this.number(&header[329..337], "devmajor").map_err(|_| this.bad_entry(&path, "bad devmajor"))?;
             let minor =
                 this.number(&header[337..345], "devminor").map_err(|_| this.bad_entry(&path, "bad devminor"))?;
-            Ok((major as u32, minor as u32))
+            let fits = |n: u64, what: &str| {
+                u32::try_from(n).map_err(|_| this.bad_entry(&path, format!("the device {what} {n} is beyond 32 bits")))
+            };
+            Ok((fits(major, "major")?, fits(minor, "minor")?))
         };
         let typeflag = header[156];
         let kind = match typeflag {
@@ -299,7 +314,11 @@ impl<R: Read> TarReader<R> {
                 xattrs.insert(name.to_string(), value.clone());
             }
         }
-        Ok(Entry { path, kind, mode, uid, gid, mtime, xattrs })
+        let entry = Entry { path, kind, mode, uid, gid, mtime, xattrs };
+        match entry.problem() {
+            Some(problem) => Err(self.bad_entry(&entry.path, problem)),
+            None => Ok(entry),
+        }
     }
 
     /// Offset in the (decoded) stream where the current entry's data starts, while none of it has been read.
@@ -329,7 +348,7 @@ impl<R: Read> TarReader<R> {
             // base-256 negative (GNU): two's complement over the field
             let mut value: i64 = -1;
             for &b in &field[1..] {
-                value = value.checked_shl(8).ok_or_else(|| self.bad("mtime out of range"))? | b as i64;
+                value = value.checked_mul(256).ok_or_else(|| self.bad("mtime out of range"))? | b as i64;
             }
             return Ok(value);
         }
@@ -352,7 +371,7 @@ impl<R: Read> Read for EntryData<'_, R> {
         match r.inner.read(&mut buf[..want]) {
             Ok(0) => Err(io::Error::other(InputFault(format!(
                 "truncated: the data ends inside entry `{}` ({} bytes missing)",
-                display_bytes(&r.current),
+                shown_name(&r.current),
                 r.remaining
             )))),
             Ok(n) => {
@@ -362,7 +381,7 @@ impl<R: Read> Read for EntryData<'_, R> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                let problem = r.stream_error(e, &format!("inside entry `{}`", display_bytes(&r.current)));
+                let problem = r.stream_error(e, &format!("inside entry `{}`", shown_name(&r.current)));
                 let problem = match problem {
                     Error::BadInput { problem, .. } => problem,
                     other => other.to_string(),
@@ -438,7 +457,7 @@ fn parse_pax_time(value: &[u8]) -> Option<i64> {
     }
     let seconds: i64 = whole.parse().ok()?;
     let has_fraction = fraction.bytes().any(|b| b != b'0');
-    Some(if whole.starts_with('-') && has_fraction { seconds - 1 } else { seconds })
+    if whole.starts_with('-') && has_fraction { seconds.checked_sub(1) } else { Some(seconds) }
 }
 
 /// PAX records: `"<length> <key>=<value>\n"`, the length counting the whole record.
