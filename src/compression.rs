@@ -104,7 +104,8 @@ struct XzLimitReport<R>(R);
 impl<R: Read> Read for XzLimitReport<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(|e| {
-            if e.to_string().contains("memory limit") {
+            let lzma = e.get_ref().and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>());
+            if matches!(lzma, Some(liblzma::stream::Error::MemLimit)) {
                 io::Error::other(format!(
                     "the xz stream needs more than {} MiB to decode (its dictionary is too large)",
                     XZ_MEMORY_LIMIT >> 20
@@ -125,7 +126,17 @@ struct ZstdEndCheck<R> {
 
 impl<R: Read> Read for ZstdEndCheck<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).map_err(|e| {
+            // libzstd's frameParameter_windowTooLarge: the frame declares a window past ZSTD_WINDOW_LOG_MAX.
+            if e.to_string().contains("too much memory") {
+                io::Error::other(format!(
+                    "the zstd frame needs a window larger than the {} MiB accepted",
+                    (1u64 << ZSTD_WINDOW_LOG_MAX) >> 20
+                ))
+            } else {
+                e
+            }
+        })?;
         if n == 0 && !self.produced && !buf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

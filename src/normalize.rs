@@ -1,7 +1,9 @@
 //! The rootfs policy applied to every entry before it becomes part of a layer: one normal form for paths, refusal of
 //! what no layer can represent or what would escape the root, hardlink checks, mtime clamping and xattr fixes.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
 
 use crate::entry::{Entry, EntryKind, is_overlay_xattr, shown_name};
 use crate::error::{Error, display_bytes};
@@ -26,12 +28,89 @@ enum Earlier {
     Other(&'static str),
 }
 
+/// The non-directory entries still in place, by path, with a keyed hash of each path so that the ancestors of a
+/// path are checked in one pass over its bytes: a path may have 2,048 components, and looking each prefix up in
+/// the map would cost time quadratic in its length for every entry.
+#[derive(Default)]
+struct NonDirectories {
+    paths: BTreeMap<Vec<u8>, Earlier>,
+    /// Hash of each path in `paths` -> how many paths have it (hashes may collide).
+    hashes: HashMap<u64, u32>,
+    keys: RandomState,
+}
+
+impl NonDirectories {
+    fn hash(&self, path: &[u8]) -> u64 {
+        let mut hasher = self.keys.build_hasher();
+        hasher.write(path);
+        hasher.finish()
+    }
+
+    fn contains(&self, path: &[u8]) -> bool {
+        self.paths.contains_key(path)
+    }
+
+    fn insert(&mut self, path: Vec<u8>, earlier: Earlier) {
+        let hash = self.hash(&path);
+        if self.paths.insert(path, earlier).is_none() {
+            *self.hashes.entry(hash).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, path: &[u8]) {
+        if self.paths.remove(path).is_some() {
+            let hash = self.hash(path);
+            if let Some(count) = self.hashes.get_mut(&hash) {
+                *count -= 1;
+                if *count == 0 {
+                    self.hashes.remove(&hash);
+                }
+            }
+        }
+    }
+
+    /// Forgets every path below `dir`: a non-directory replaced it with all it held.
+    fn remove_below(&mut self, dir: &[u8]) {
+        let mut below = dir.to_vec();
+        below.push(b'/');
+        let doomed: Vec<Vec<u8>> = self
+            .paths
+            .range(below.clone()..)
+            .take_while(|(p, _)| p.starts_with(&below))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for gone in doomed {
+            self.remove(&gone);
+        }
+    }
+
+    /// The outermost ancestor of `path` that is a non-directory, with what it is.
+    fn ancestor<'p>(&self, path: &'p [u8]) -> Option<(&'p [u8], Earlier)> {
+        if self.hashes.is_empty() {
+            return None;
+        }
+        // SipHash is streaming: writing the path piece by piece gives, at each `/`, the hash of the prefix.
+        let mut hasher = self.keys.build_hasher();
+        let mut start = 0;
+        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            hasher.write(&path[start..i]);
+            start = i;
+            if self.hashes.contains_key(&hasher.finish())
+                && let Some(&earlier) = self.paths.get(&path[..i])
+            {
+                return Some((&path[..i], earlier));
+            }
+        }
+        None
+    }
+}
+
 pub struct Normalizer {
     input: String,
     source_date_epoch: Option<i64>,
     /// Path of every earlier non-directory entry still in place (a later directory or non-directory at the same
     /// path or above it replaces it): hardlink targets must be among them, and no entry may sit below one.
-    linkable: BTreeMap<Vec<u8>, Earlier>,
+    linkable: NonDirectories,
     /// Bytes of records counted against [`MAX_HELD_BYTES`].
     held: u64,
     newest_mtime: Option<i64>,
@@ -43,7 +122,7 @@ impl Normalizer {
         Normalizer {
             input: input.to_string(),
             source_date_epoch,
-            linkable: BTreeMap::new(),
+            linkable: NonDirectories::default(),
             held: 0,
             newest_mtime: None,
         }
@@ -112,22 +191,15 @@ impl Normalizer {
         }
         // An entry below a file, device or symlink: engines fail to unpack it ("not a directory"), or would
         // write through the symlink to wherever it points.
-        let mut end = path.len();
-        while let Some(slash) = path[..end].iter().rposition(|&b| b == b'/') {
-            end = slash;
-            if let Some(&earlier) = self.linkable.get(&path[..end]) {
-                let what = match earlier {
-                    Earlier::Symlink => "symlink",
-                    Earlier::Other(name) => name,
-                };
-                return Err(self.refuse(
-                    &path,
-                    format!(
-                        "its parent `{}` is a {what} earlier in the archive, not a directory",
-                        shown_name(&path[..end])
-                    ),
-                ));
-            }
+        if let Some((parent, earlier)) = self.linkable.ancestor(&path) {
+            let what = match earlier {
+                Earlier::Symlink => "symlink",
+                Earlier::Other(name) => name,
+            };
+            return Err(self.refuse(
+                &path,
+                format!("its parent `{}` is a {what} earlier in the archive, not a directory", shown_name(parent)),
+            ));
         }
         match &mut entry.kind {
             EntryKind::CharDevice { major: 0, minor: 0 } => {
@@ -144,7 +216,7 @@ impl Normalizer {
                     return Err(self.refuse(&path, "the entry is a hardlink to itself"));
                 }
                 // image-spec layer.md: a hardlink's target must come first in the layer.
-                if !self.linkable.contains_key(&normal) {
+                if !self.linkable.contains(&normal) {
                     return Err(self.refuse(
                         &path,
                         format!(
@@ -161,17 +233,7 @@ impl Normalizer {
             self.linkable.remove(&path);
         } else {
             // A non-directory replaces a directory there with all it held: nothing below it can be linked to.
-            let mut below = path.clone();
-            below.push(b'/');
-            let doomed: Vec<Vec<u8>> = self
-                .linkable
-                .range(below.clone()..)
-                .take_while(|(p, _)| p.starts_with(&below))
-                .map(|(p, _)| p.clone())
-                .collect();
-            for gone in doomed {
-                self.linkable.remove(&gone);
-            }
+            self.linkable.remove_below(&path);
             let earlier = match entry.kind {
                 EntryKind::Symlink { .. } => Earlier::Symlink,
                 ref other => Earlier::Other(other.name()),

@@ -136,7 +136,15 @@ impl<R: Read> TarReader<R> {
             match self.read_exact_counted(&mut header) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.entries == 0 && self.offset == 0 => {
-                    return Err(self.bad("empty input: not a tar archive"));
+                    // Decoders report a stream cut inside its first frame as an end of data: not an empty input.
+                    return Err(if self.compression == "uncompressed" {
+                        self.bad("empty input: not a tar archive")
+                    } else {
+                        self.bad(format!(
+                            "truncated or corrupt {} data: it ends before the first tar header",
+                            self.compression
+                        ))
+                    });
                 }
                 Err(e) => return Err(self.stream_error(e, &after)),
             }
