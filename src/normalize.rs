@@ -14,9 +14,9 @@ const WHITEOUT_PREFIX: &[u8] = b".wh.";
 /// The most bytes of entry records a rootfs may make the conversion keep: each entry counts its path, link target
 /// and xattrs plus [`ENTRY_OVERHEAD`]. The normaliser keeps every non-directory path (for hardlink and parent
 /// checks) and the layer writer keeps as much again at most (directories and where each path went), so this bounds
-/// the memory any input can take; 128 MiB holds a rootfs of over a million entries with 60-byte paths (a large
+/// the memory any input can take; 64 MiB holds a rootfs of half a million entries with 60-byte paths (a large
 /// Debian has about 100,000).
-pub const MAX_HELD_BYTES: u64 = 128 << 20;
+pub const MAX_HELD_BYTES: u64 = 64 << 20;
 
 /// What keeping one entry's record costs beyond its bytes: the map node, the allocation's header and rounding.
 pub const ENTRY_OVERHEAD: u64 = 64;
@@ -36,14 +36,40 @@ struct NonDirectories {
     paths: BTreeMap<Vec<u8>, Earlier>,
     /// Hash of each path in `paths` -> how many paths have it (hashes may collide).
     hashes: HashMap<u64, u32>,
-    keys: RandomState,
+    keys: PathHasher,
+}
+
+/// A keyed hash of paths that gives the hashes of all the ancestors of a path in one pass over its bytes (SipHash
+/// is streaming: written piece by piece up to each `/`, it gives the hash of that prefix). Looking each ancestor up
+/// in a map instead would hash its whole prefix, which costs time quadratic in the path's length (a 4,096-byte path
+/// may have 2,048 components) for every entry.
+#[derive(Default)]
+pub(crate) struct PathHasher(RandomState);
+
+impl PathHasher {
+    pub(crate) fn hash(&self, path: &[u8]) -> u64 {
+        let mut hasher = self.0.build_hasher();
+        hasher.write(path);
+        hasher.finish()
+    }
+
+    /// `(length, hash)` of each proper ancestor of `path` (`a`, `a/b` for `a/b/c`), outermost first.
+    pub(crate) fn ancestors(&self, path: &[u8]) -> Vec<(usize, u64)> {
+        let mut hasher = self.0.build_hasher();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            hasher.write(&path[start..i]);
+            start = i;
+            out.push((i, hasher.finish()));
+        }
+        out
+    }
 }
 
 impl NonDirectories {
     fn hash(&self, path: &[u8]) -> u64 {
-        let mut hasher = self.keys.build_hasher();
-        hasher.write(path);
-        hasher.finish()
+        self.keys.hash(path)
     }
 
     fn contains(&self, path: &[u8]) -> bool {
@@ -89,19 +115,11 @@ impl NonDirectories {
         if self.hashes.is_empty() {
             return None;
         }
-        // SipHash is streaming: writing the path piece by piece gives, at each `/`, the hash of the prefix.
-        let mut hasher = self.keys.build_hasher();
-        let mut start = 0;
-        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
-            hasher.write(&path[start..i]);
-            start = i;
-            if self.hashes.contains_key(&hasher.finish())
-                && let Some(&earlier) = self.paths.get(&path[..i])
-            {
-                return Some((&path[..i], earlier));
-            }
-        }
-        None
+        self.keys
+            .ancestors(path)
+            .into_iter()
+            .filter(|(_, hash)| self.hashes.contains_key(hash))
+            .find_map(|(end, _)| self.paths.get(&path[..end]).map(|&earlier| (&path[..end], earlier)))
     }
 }
 

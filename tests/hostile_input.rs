@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -321,7 +321,7 @@ fn a_database_listing_millions_of_paths_is_refused_past_the_ownership_limit() {
             out.write_all(&file(&format!("var/lib/dpkg/info/big{part}.list"), &lines)).unwrap();
         }
     });
-    ws.refused_within_memory(&input, &[], &["dpkg-paths.tar.zst", "more paths than the 64 MiB kept in memory"]);
+    ws.refused_within_memory(&input, &[], &["dpkg-paths.tar.zst", "more paths than the 48 MiB kept in memory"]);
 }
 
 #[test]
@@ -354,7 +354,36 @@ fn entries_past_the_memory_kept_for_names_are_refused() {
             out.write_all(&file("x", b"")).unwrap();
         }
     });
-    ws.refused_within_memory(&input, &["--layers", "single"], &["many-long-paths.tar.zst", "128 MiB"]);
+    ws.refused_within_memory(&input, &["--layers", "single"], &["many-long-paths.tar.zst", "64 MiB"]);
+    // Several layers keep a record of every path too (where it went, the directories each layer holds).
+    let layered = ["--layers", "paths", "--layer", "odd=**/*[13579]", "--layer", "even=**/*[02468]"];
+    ws.refused_within_memory(&input, &layered, &["many-long-paths.tar.zst", "64 MiB"]);
+}
+
+#[test]
+fn deep_directories_carried_by_many_layers_are_refused_past_the_layer_records_limit() {
+    // 2,000 nested directories (4 MB of paths), then one file in each of 60 layers: every layer would carry all
+    // 2,000 as parent stubs.
+    let ws = Workspace::new();
+    let input = zstd_tar(&ws, "deep.tar.zst", |out| {
+        let mut path = String::new();
+        for _ in 0..2000 {
+            path.push_str(if path.is_empty() { "d" } else { "/d" });
+            out.write_all(&pax(b'x', &[(b"path", path.as_bytes())])).unwrap();
+            out.write_all(&dir("d")).unwrap();
+        }
+        for i in 0..60 {
+            let file_path = format!("{path}/f{i:02}");
+            out.write_all(&pax(b'x', &[(b"path", file_path.as_bytes())])).unwrap();
+            out.write_all(&file("f", b"x")).unwrap();
+        }
+    });
+    let mut args: Vec<String> = vec!["--layers".into(), "paths".into()];
+    for i in 0..60 {
+        args.extend(["--layer".into(), format!("l{i:02}=**/f{i:02}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ws.refused_within_memory(&input, &args, &["deep.tar.zst", "the layers keep more than 64 MiB"]);
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub struct Package {
 /// The most bytes the owned paths of all packages may take in memory, each path counted with
 /// [`PATH_OVERHEAD`]: the ownership is kept for the whole conversion. A large Debian (2,000 packages) lists about
 /// 250,000 paths in 20 MiB.
-pub const MAX_OWNERSHIP_BYTES: u64 = 64 << 20;
+pub const MAX_OWNERSHIP_BYTES: u64 = 48 << 20;
 
 /// What keeping one owned path costs beyond its bytes: the map slot, the allocation's header and rounding.
 const PATH_OVERHEAD: u64 = 64;
