@@ -392,6 +392,42 @@ mod tests {
     }
 
     #[test]
+    fn overlay_xattrs_and_names_with_nul_are_refused() {
+        let mut n = Normalizer::new("in.tar", None);
+        for name in ["trusted.overlay.opaque", "user.overlay.redirect"] {
+            let mut d = entry("d", EntryKind::Directory);
+            d.xattrs.insert(name.into(), b"y".to_vec());
+            let err = error(&mut n, d);
+            assert!(err.contains(&format!("`{name}`")) && err.contains("overlayfs"), "{err}");
+        }
+        assert!(error(&mut n, file("a/..\0x")).contains("NUL"));
+        let link = entry("l", EntryKind::Symlink { target: b"..\0".to_vec() });
+        assert!(error(&mut n, link).contains("NUL"));
+        let mut old = file("old");
+        old.mtime = crate::entry::MAX_MTIME + 1;
+        assert!(error(&mut n, old).contains("0000 to 9999"));
+    }
+
+    #[test]
+    fn a_path_replaced_by_a_non_directory_takes_what_was_below_it() {
+        let mut n = Normalizer::new("in.tar", None);
+        n.normalize(entry("d", EntryKind::Directory)).unwrap();
+        n.normalize(file("d/e/f")).unwrap();
+        n.normalize(file("d")).unwrap();
+        let link = entry("l", EntryKind::Hardlink { target: b"d/e/f".to_vec() });
+        assert!(error(&mut n, link).contains("not an earlier file"));
+        let err = error(&mut n, file("d/g"));
+        assert!(err.contains("its parent `d` is a regular file"), "{err}");
+        let deep = format!("{}x", "q/".repeat(2000));
+        n.normalize(file("q")).unwrap();
+        assert!(error(&mut n, file(&deep)).contains("its parent `q`"));
+        n.normalize(entry("d", EntryKind::Directory)).unwrap();
+        n.normalize(file("d/g")).unwrap();
+        n.normalize(entry("s", EntryKind::Symlink { target: b"/etc".to_vec() })).unwrap();
+        assert!(error(&mut n, file("s/passwd")).contains("its parent `s` is a symlink"));
+    }
+
+    #[test]
     fn v3_capabilities_become_v2() {
         let mut v3 = vec![0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xe8, 0x03, 0, 0];
         to_v2_capability(&mut v3);

@@ -596,6 +596,16 @@ mod tests {
         block
     }
 
+    /// One PAX record `"<length> <key=value>\n"` with its length computed.
+    fn record(key_value: &str) -> String {
+        let body = key_value.len() + 2;
+        let mut length = body + body.to_string().len();
+        if length.to_string().len() > body.to_string().len() {
+            length += 1;
+        }
+        format!("{length} {key_value}\n")
+    }
+
     fn pax(records: &str) -> Vec<u8> {
         with_data(header(b"PaxHeaders/x", b'x', records.len() as u64), records.as_bytes())
     }
@@ -651,6 +661,88 @@ mod tests {
         assert!(entries(&tar).unwrap_err().to_string().contains("sparse"));
         let tar = [pax("22 GNU.sparse.major=1\n"), header(b"s", b'0', 0), END.to_vec()].concat();
         assert!(entries(&tar).unwrap_err().to_string().contains("sparse"));
+    }
+
+    #[test]
+    fn names_and_link_targets_with_a_nul_byte_are_refused() {
+        // Every reader stops a ustar name at the NUL: `..\0x` would be read as `..`.
+        for records in [record("path=..\0x"), record("linkpath=a\0/..")] {
+            let mut symlink = header(b"l", b'2', 0);
+            symlink[157] = b'x';
+            let sum: u64 =
+                symlink.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u64 }).sum();
+            symlink[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            let tar = [pax(&records), symlink, END.to_vec()].concat();
+            let err = entries(&tar).unwrap_err().to_string();
+            assert!(err.contains("NUL byte"), "{err}");
+        }
+        let long = with_data(header(b"././@LongLink", b'L', 5), b"..\0x\0");
+        let tar = [long, header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("NUL byte"));
+        let tar = [pax(&record("SCHILY.xattr.user.\0x=1")), header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("NUL byte"));
+    }
+
+    #[test]
+    fn global_records_are_bounded_and_paths_past_path_max_are_refused() {
+        let value = "v".repeat(40_000);
+        let global = |name: &str| {
+            let text = record(&format!("SCHILY.xattr.{name}={value}"));
+            with_data(header(b"g", b'g', text.len() as u64), text.as_bytes())
+        };
+        let tar = [global("user.a"), global("user.b"), header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("global PAX headers"));
+        let path = "p".repeat(5000);
+        let tar = [pax(&record(&format!("path={path}"))), header(b"f", b'0', 0), END.to_vec()].concat();
+        let err = entries(&tar).unwrap_err().to_string();
+        assert!(err.contains("more than the 4096 allowed") && err.contains("(5000 bytes)"), "{err}");
+    }
+
+    #[test]
+    fn times_are_parsed_with_checked_arithmetic_and_bounded() {
+        assert_eq!(parse_pax_time(b"-9223372036854775808.5"), None);
+        assert_eq!(parse_pax_time(b"-9223372036854775808"), Some(i64::MIN));
+        let tar = [pax(&record("mtime=1000000000000000")), header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("outside the years 0000 to 9999"));
+        let mut h = header(b"f", b'0', 0);
+        h[136..148].copy_from_slice(&[0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let r = TarReader::new(&[][..], "t", "uncompressed");
+        assert!(r.signed_number(&h[136..148]).is_err());
+        assert_eq!(r.signed_number(&[0xff; 12]).unwrap(), -1);
+    }
+
+    #[test]
+    fn a_device_major_beyond_32_bits_is_refused() {
+        let mut h = header(b"dev/x", b'4', 0);
+        h[329..337].copy_from_slice(&[0x80, 0, 0, 1, 0, 0, 0, 8]);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| b as u64).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let tar = [h, END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("beyond 32 bits"));
+    }
+
+    #[test]
+    fn the_largest_entry_accepted_is_written_and_read_back() {
+        // Path, link target and xattrs at their limits fit the PAX header the layer writer makes for them.
+        let xattrs =
+            (0..4).map(|i| (format!("user.{i}"), vec![b'v'; crate::entry::MAX_XATTR_VALUE_LEN - 16])).collect();
+        let entry = Entry {
+            path: b"p/".repeat(2048),
+            kind: EntryKind::Symlink { target: vec![b't'; crate::entry::MAX_PATH_LEN] },
+            mode: 0o777,
+            uid: u64::MAX,
+            gid: u64::MAX,
+            mtime: crate::entry::MAX_MTIME,
+            xattrs,
+        };
+        let mut entry = entry;
+        entry.path.pop();
+        assert_eq!(entry.problem(), None);
+        let mut writer = crate::tar_writer::TarWriter::new(Vec::new());
+        writer.append(&entry, &mut io::empty()).unwrap();
+        let bytes = writer.finish().unwrap();
+        assert_eq!(entries(&bytes).unwrap()[0].0, entry);
     }
 
     #[test]

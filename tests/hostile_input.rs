@@ -188,6 +188,8 @@ const HELPER_REPORT: &str = "peak-rss-report: ";
 /// peak RSS (ru_maxrss) of a process includes what its parent held when it was spawned, and this test binary
 /// builds bombs of hundreds of MiB; spawned from this small helper process, the binary's figure is its own.
 #[test]
+// The child is reaped by wait4, which std's Child does not know of.
+#[allow(clippy::zombie_processes)]
 fn peak_rss_helper() {
     let Ok(spec) = std::env::var(HELPER_ENV) else { return };
     let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
@@ -403,7 +405,8 @@ fn global_pax_headers_and_xattrs_past_linux_limits_are_refused() {
     ws.refused_within_memory(&input, &[], &["global.tar.zst", "global PAX headers", "65536 accepted"]);
 
     let big_value = vec![b'v'; (64 << 10) + 1];
-    let cases: Vec<(&str, Vec<(Vec<u8>, Vec<u8>)>, &str)> = vec![
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+    let cases: Vec<(&str, Records, &str)> = vec![
         ("xattr-value.tar", vec![(b"SCHILY.xattr.user.v".to_vec(), big_value)], "more than the 65536 allowed"),
         (
             "xattr-name.tar",

@@ -45,6 +45,7 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
     };
 
     let mut packages = Vec::new();
+    let mut collected = 0u64;
     for file in &files {
         let text = super::read_bounded(file, MAX_RUNTIME_FILE)?;
         let pkg = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -67,6 +68,14 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
             }
             None => Vec::new(),
         };
+        // Every package's paths are held until all are read: bound them as the ownership is bounded.
+        collected += paths.iter().map(|p| p.len() as u64 + 64).sum::<u64>();
+        if collected > super::MAX_OWNERSHIP_BYTES {
+            return Err(bad(format!(
+                "the packages list more paths than the {} MiB kept in memory",
+                super::MAX_OWNERSHIP_BYTES >> 20
+            )));
+        }
         packages.push((pkg, Package { name, size, depends }, paths));
     }
     if packages.is_empty() {
