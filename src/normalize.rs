@@ -28,9 +28,8 @@ enum Earlier {
     Other(&'static str),
 }
 
-/// The non-directory entries still in place, by path, with a keyed hash of each path so that the ancestors of a
-/// path are checked in one pass over its bytes: a path may have 2,048 components, and looking each prefix up in
-/// the map would cost time quadratic in its length for every entry.
+/// The non-directory entries still in place, by path, with the [`PathHasher`] hash of each so that the ancestors
+/// of a path are checked in one pass over it.
 #[derive(Default)]
 struct NonDirectories {
     paths: BTreeMap<Vec<u8>, Earlier>,

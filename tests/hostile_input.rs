@@ -363,6 +363,28 @@ fn entries_past_the_memory_kept_for_names_are_refused() {
 }
 
 #[test]
+fn a_rootfs_near_every_limit_at_once_stays_within_memory() {
+    // A package database just under the ownership limit, split over 64 packages, then entries with 4,000-byte
+    // paths until the normaliser's limit: the ownership, the normaliser's and the layers' records all at once.
+    let ws = Workspace::new();
+    let input = zstd_tar(&ws, "combined.tar.zst", |out| {
+        let status: Vec<u8> =
+            (0..64).flat_map(|i| format!("Package: big{i}\nStatus: install ok installed\n\n").into_bytes()).collect();
+        out.write_all(&file("var/lib/dpkg/status", &status)).unwrap();
+        for part in 0..64 {
+            let lines: Vec<u8> = (0..9500).flat_map(|i| format!("/p{part:02}/{i:05}\n").into_bytes()).collect();
+            out.write_all(&file(&format!("var/lib/dpkg/info/big{part}.list"), &lines)).unwrap();
+        }
+        let stem = "d/".repeat(1990);
+        for i in 0..40_000u32 {
+            out.write_all(&pax(b'x', &[(b"path", format!("{stem}{i:08}").as_bytes())])).unwrap();
+            out.write_all(&file("x", b"")).unwrap();
+        }
+    });
+    ws.refused_within_memory(&input, &["--layers", "packages"], &["combined.tar.zst", "64 MiB"]);
+}
+
+#[test]
 fn deep_directories_carried_by_many_layers_are_refused_past_the_layer_records_limit() {
     // 2,000 nested directories (4 MB of paths), then one file in each of 60 layers: every layer would carry all
     // 2,000 as parent stubs.
