@@ -259,6 +259,50 @@ fn names_and_link_targets_with_a_nul_byte_are_refused_wherever_they_enter() {
     }
 }
 
+/// Writes `bytes` as a blob of the OCI layout at `layout`, returning its digest and size.
+fn put_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
+    use sha2::Digest;
+    let hex = hex::encode(sha2::Sha256::digest(bytes));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
+    (format!("sha256:{hex}"), bytes.len())
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Replaces the only layer of the uncompressed single-layer image in the layout at `layout` with `tar`, keeping
+/// every digest true.
+fn replace_layer(layout: &Path, tar: &[u8]) {
+    let blob = |digest: &serde_json::Value| layout.join("blobs/sha256").join(&digest.as_str().unwrap()[7..]);
+    let mut index = read_json(&layout.join("index.json"));
+    let mut manifest = read_json(&blob(&index["manifests"][0]["digest"]));
+    let mut config = read_json(&blob(&manifest["config"]["digest"]));
+    let (layer, size) = put_blob(layout, tar);
+    manifest["layers"][0]["digest"] = layer.clone().into();
+    manifest["layers"][0]["size"] = size.into();
+    config["rootfs"]["diff_ids"][0] = layer.into();
+    let (digest, size) = put_blob(layout, &serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = put_blob(layout, &serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = digest.into();
+    index["manifests"][0]["size"] = size.into();
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn a_base_layer_with_a_nul_in_a_name_is_refused() {
+    let ws = Workspace::new();
+    let good = ws.write("good.tar", &tar(&base_rootfs()));
+    let made = ws.convert(&good, &["--compression", "none", "-o", "oci:base"], &[]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let mut hostile = base_rootfs();
+    hostile.extend([pax(b'x', &[(b"path", b"etc/..\0x")]), file("etc/innocent", b"x")]);
+    replace_layer(&ws.dir.path().join("base"), &tar(&hostile));
+    ws.refused(&good, &["--base", "oci:base"], &["oci:base", "entry `etc/..\\000x`", "NUL"]);
+}
+
 // ---- finding 4: tiny inputs that would take gigabytes ----
 
 /// A zstd-compressed tar streamed to a file: `write` gets the encoder, so that hundreds of MiB never sit in memory.
@@ -525,6 +569,20 @@ fn overlay_xattrs_are_refused_naming_the_entry_and_the_xattr() {
         let input = ws.write("overlay.tar", &tar(&parts));
         ws.refused(&input, &[], &["overlay.tar", "entry `d`", &format!("`{xattr}`"), "overlayfs"]);
     }
+}
+
+#[test]
+fn overlay_xattrs_in_a_directory_rootfs_are_refused() {
+    let ws = Workspace::new();
+    let root = ws.dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/hostname"), "device\n").unwrap();
+    std::fs::create_dir(root.join("d")).unwrap();
+    if let Err(e) = xattr::set(root.join("d"), "user.overlay.opaque", b"y") {
+        eprintln!("skipped: this file system takes no user xattrs ({e})");
+        return;
+    }
+    ws.refused(&root, &[], &["rootfs`", "entry `d`", "`user.overlay.opaque`", "overlayfs"]);
 }
 
 // ---- finding 7: times ----
