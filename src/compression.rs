@@ -75,7 +75,7 @@ impl InputCompression {
                     Ok(decoder)
                 });
                 match decoder {
-                    Ok(decoder) => Box::new(ZstdEndCheck { inner: decoder, produced: false }),
+                    Ok(decoder) => Box::new(ZstdLimitReport(decoder)),
                     Err(err) => Box::new(FailingReader(Some(err))),
                 }
             }
@@ -98,6 +98,12 @@ impl fmt::Display for InputCompression {
 
 struct FailingReader(Option<io::Error>);
 
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(self.0.take().unwrap_or_else(|| io::Error::other("decoder failed to start")))
+    }
+}
+
 /// Says which limit a refused xz stream hit: liblzma only says "memory limit reached".
 struct XzLimitReport<R>(R);
 
@@ -117,17 +123,13 @@ impl<R: Read> Read for XzLimitReport<R> {
     }
 }
 
-/// A zstd stream that ends before its first frame gives any byte is truncated or corrupt, not an empty input:
-/// the zstd decoder reports a cut frame as a plain end of data.
-struct ZstdEndCheck<R> {
-    inner: R,
-    produced: bool,
-}
+/// Says which limit a refused zstd frame hit: libzstd only says "Frame requires too much memory for decoding"
+/// (frameParameter_windowTooLarge) when a frame declares a window past [`ZSTD_WINDOW_LOG_MAX`].
+struct ZstdLimitReport<R>(R);
 
-impl<R: Read> Read for ZstdEndCheck<R> {
+impl<R: Read> Read for ZstdLimitReport<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf).map_err(|e| {
-            // libzstd's frameParameter_windowTooLarge: the frame declares a window past ZSTD_WINDOW_LOG_MAX.
+        self.0.read(buf).map_err(|e| {
             if e.to_string().contains("too much memory") {
                 io::Error::other(format!(
                     "the zstd frame needs a window larger than the {} MiB accepted",
@@ -136,21 +138,7 @@ impl<R: Read> Read for ZstdEndCheck<R> {
             } else {
                 e
             }
-        })?;
-        if n == 0 && !self.produced && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the stream ends before giving any data (truncated?)",
-            ));
-        }
-        self.produced |= n > 0;
-        Ok(n)
-    }
-}
-
-impl Read for FailingReader {
-    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-        Err(self.0.take().unwrap_or_else(|| io::Error::other("decoder failed to start")))
+        })
     }
 }
 
