@@ -24,6 +24,14 @@ pub enum InputCompression {
 /// How many leading bytes [`InputCompression::sniff`] needs.
 pub const SNIFF_LEN: usize = 6;
 
+/// The most memory the xz decoder may use. `xz -9` (and `-9e`) needs 65 MiB to decode (its 64 MiB dictionary);
+/// a stream declaring a larger dictionary (up to 4 GiB) is refused rather than allocated.
+pub const XZ_MEMORY_LIMIT: u64 = 128 << 20;
+
+/// The largest zstd window accepted, as a power of two: 2^27 = 128 MiB, libzstd's own default decoding limit
+/// (ZSTD_WINDOWLOG_LIMIT_DEFAULT); `zstd --long=31` input needs `--memory` with zstd itself and is refused here.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+
 impl InputCompression {
     /// Recognises the format from the first bytes, or says which unsupported format it is.
     pub fn sniff(head: &[u8]) -> Result<InputCompression, String> {
@@ -51,12 +59,26 @@ impl InputCompression {
         match self {
             InputCompression::None => Box::new(raw),
             InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw))),
-            // liblzma's parallel decoder handles one stream only (../shared/CRATES.md): the multi decoder reads them all.
-            InputCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(io::BufReader::new(raw))),
-            InputCompression::Zstd => match zstd::stream::read::Decoder::new(raw) {
-                Ok(decoder) => Box::new(decoder),
-                Err(err) => Box::new(FailingReader(Some(err))),
-            },
+            // liblzma's parallel decoder handles one stream only (../shared/CRATES.md): a single-threaded stream
+            // decoder with CONCATENATED reads them all, within a memory limit.
+            InputCompression::Xz => {
+                match liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, liblzma::stream::CONCATENATED) {
+                    Ok(stream) => {
+                        Box::new(XzLimitReport(liblzma::read::XzDecoder::new_stream(io::BufReader::new(raw), stream)))
+                    }
+                    Err(err) => Box::new(FailingReader(Some(io::Error::other(err)))),
+                }
+            }
+            InputCompression::Zstd => {
+                let decoder = zstd::stream::read::Decoder::new(raw).and_then(|mut decoder| {
+                    decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                    Ok(decoder)
+                });
+                match decoder {
+                    Ok(decoder) => Box::new(ZstdLimitReport(decoder)),
+                    Err(err) => Box::new(FailingReader(Some(err))),
+                }
+            }
             InputCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(raw))),
         }
     }
@@ -79,6 +101,44 @@ struct FailingReader(Option<io::Error>);
 impl Read for FailingReader {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
         Err(self.0.take().unwrap_or_else(|| io::Error::other("decoder failed to start")))
+    }
+}
+
+/// Says which limit a refused xz stream hit: liblzma only says "memory limit reached".
+struct XzLimitReport<R>(R);
+
+impl<R: Read> Read for XzLimitReport<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            let lzma = e.get_ref().and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>());
+            if matches!(lzma, Some(liblzma::stream::Error::MemLimit)) {
+                io::Error::other(format!(
+                    "the xz stream needs more than {} MiB to decode (its dictionary is too large)",
+                    XZ_MEMORY_LIMIT >> 20
+                ))
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// Says which limit a refused zstd frame hit: libzstd only says "Frame requires too much memory for decoding"
+/// (frameParameter_windowTooLarge) when a frame declares a window past [`ZSTD_WINDOW_LOG_MAX`].
+struct ZstdLimitReport<R>(R);
+
+impl<R: Read> Read for ZstdLimitReport<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            if e.to_string().contains("too much memory") {
+                io::Error::other(format!(
+                    "the zstd frame needs a window larger than the {} MiB accepted",
+                    (1u64 << ZSTD_WINDOW_LOG_MAX) >> 20
+                ))
+            } else {
+                e
+            }
+        })
     }
 }
 

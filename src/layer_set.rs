@@ -19,9 +19,20 @@ use crate::entry::{Entry, EntryKind};
 use crate::error::Result;
 use crate::layer::{Layer, LayerWriter};
 use crate::layering::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, Group, LayerPlan};
+use crate::normalize::PathHasher;
 
 /// The mtime of parent-directory stubs in lower layers.
 const STUB_MTIME: i64 = 0;
+
+/// The most bytes of records the layers may keep about the entries written (where each path went, every directory
+/// with its attributes, the directories each layer holds, with `--base` every path present), each record counted
+/// with [`crate::normalize::ENTRY_OVERHEAD`]. Each layer keeps its own parents, so without this bound a few
+/// thousand deep directories in 64 layers could take gigabytes; a large Debian split in 64 layers keeps under 20 MiB.
+pub const MAX_LAYER_RECORDS_BYTES: u64 = 64 << 20;
+
+/// The most top-level directory symlinks (`bin -> usr/bin`) remembered as other names for owned paths: a merged
+/// /usr has about six. Every unowned path is looked up under each, so more are ignored rather than kept.
+const MAX_DIRECTORY_ALIASES: usize = 64;
 
 struct OpenLayer {
     writer: LayerWriter,
@@ -50,6 +61,11 @@ pub struct LayerSet<'a> {
     directory_aliases: Vec<(Vec<u8>, Vec<u8>)>,
     /// The group of every non-directory written, for hardlinks to follow their target.
     placed: HashMap<Vec<u8>, Group>,
+    /// Bytes of the records above, counted against [`MAX_LAYER_RECORDS_BYTES`].
+    held: u64,
+    /// Hashes of the paths in `directories`, so that the ancestors of a path are looked up in one pass over it.
+    directory_hashes: HashSet<u64>,
+    hasher: PathHasher,
 }
 
 impl<'a> LayerSet<'a> {
@@ -74,7 +90,34 @@ impl<'a> LayerSet<'a> {
             present_directories: HashSet::new(),
             placed: HashMap::new(),
             directory_aliases: Vec::new(),
+            held: 0,
+            directory_hashes: HashSet::new(),
+            hasher: PathHasher::default(),
         }
+    }
+
+    /// Keeps `entry` as the record of a directory, for lower layers to carry as a parent.
+    fn note_directory(&mut self, entry: Entry) {
+        self.directory_hashes.insert(self.hasher.hash(&entry.path));
+        self.directories.insert(entry.path.clone(), entry);
+    }
+
+    /// Counts a record about to be kept for `entry`, refusing the input past [`MAX_LAYER_RECORDS_BYTES`].
+    fn charge(&mut self, bytes: usize, entry: &Entry) -> io::Result<()> {
+        self.held += bytes as u64 + crate::normalize::ENTRY_OVERHEAD;
+        if self.held > MAX_LAYER_RECORDS_BYTES {
+            return Err(io::Error::other(crate::tar_reader::InputFault(format!(
+                "entry `{}`: the layers keep more than {} MiB of records about the entries, the most kept in memory",
+                crate::entry::shown_name(&entry.path),
+                MAX_LAYER_RECORDS_BYTES >> 20
+            ))));
+        }
+        Ok(())
+    }
+
+    /// The bytes a directory record of `entry` takes.
+    fn record_size(entry: &Entry) -> usize {
+        entry.path.len() + entry.xattrs.iter().map(|(name, value)| name.len() + value.len()).sum::<usize>()
     }
 
     /// Writes only what differs from `base`, and whiteouts for what the rootfs lacks.
@@ -99,13 +142,14 @@ impl<'a> LayerSet<'a> {
         let Some(base) = self.base else {
             return self.write(entry, data);
         };
-        self.note_present(entry);
+        self.note_present(entry)?;
         match base.compare(entry) {
             Comparison::Differs => self.write(entry, data),
             Comparison::Same => {
                 if matches!(entry.kind, EntryKind::Directory) {
+                    self.charge(Self::record_size(entry), entry)?;
                     // Lower layers may carry it as it is: no later layer needs to correct it.
-                    self.directories.insert(entry.path.clone(), entry.clone());
+                    self.note_directory(entry.clone());
                 }
                 Ok(())
             }
@@ -120,12 +164,15 @@ impl<'a> LayerSet<'a> {
         }
     }
 
-    fn note_present(&mut self, entry: &Entry) {
+    fn note_present(&mut self, entry: &Entry) -> io::Result<()> {
         if matches!(entry.kind, EntryKind::Directory) {
+            self.charge(entry.path.len(), entry)?;
             self.present_directories.insert(entry.path.clone());
         }
         let mut path = entry.path.as_slice();
-        while self.present.insert(path.to_vec()) {
+        while !self.present.contains(path) {
+            self.charge(path.len() * 2, entry)?;
+            self.present.insert(path.to_vec());
             match path.iter().rposition(|&b| b == b'/') {
                 Some(slash) => {
                     path = &path[..slash];
@@ -135,6 +182,7 @@ impl<'a> LayerSet<'a> {
                 None => break,
             }
         }
+        Ok(())
     }
 
     fn write(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
@@ -142,7 +190,8 @@ impl<'a> LayerSet<'a> {
         let (group, package) = match &entry.kind {
             EntryKind::Directory => {
                 if !self.plan.is_single() {
-                    self.directories.insert(entry.path.clone(), Entry { mtime: STUB_MTIME, ..entry.clone() });
+                    self.charge(Self::record_size(entry), entry)?;
+                    self.note_directory(Entry { mtime: STUB_MTIME, ..entry.clone() });
                 }
                 (directory_group, None)
             }
@@ -155,9 +204,16 @@ impl<'a> LayerSet<'a> {
         }
         // One layer needs no record of where things went.
         if !self.plan.is_single() && !matches!(entry.kind, EntryKind::Directory) {
+            self.charge(entry.path.len(), entry)?;
             self.placed.insert(entry.path.clone(), group);
         }
         let stubs = if group == directory_group { Vec::new() } else { self.missing_parents(group, &entry.path) };
+        for stub in &stubs {
+            self.charge(stub.path.len(), entry)?;
+        }
+        if matches!(entry.kind, EntryKind::Directory) {
+            self.charge(entry.path.len(), entry)?;
+        }
         let layer = self.layer(group)?;
         for stub in &stubs {
             layer.writer.append(stub, &mut io::empty())?;
@@ -197,6 +253,9 @@ impl<'a> LayerSet<'a> {
         if link.contains(&b'/') {
             return;
         }
+        if self.directory_aliases.len() >= MAX_DIRECTORY_ALIASES {
+            return;
+        }
         if let Some(target) = crate::normalize::normal_form(target).filter(|t| !t.is_empty() && t != link) {
             self.directory_aliases.push((target, link.to_vec()));
         }
@@ -204,18 +263,24 @@ impl<'a> LayerSet<'a> {
 
     /// Stubs for the ancestors of `path` that `group`'s layer has not written yet, outermost first.
     fn missing_parents(&self, group: Group, path: &[u8]) -> Vec<Entry> {
+        if self.directories.is_empty() {
+            return Vec::new();
+        }
+        // Every directory a layer wrote is in `directories`: ancestors whose hash is not there are skipped
+        // without hashing their whole prefix again.
         let written = self.layers.get(&group).map(|l| &l.directories);
         let mut stubs = Vec::new();
-        let mut end = path.len();
-        while let Some(slash) = path[..end].iter().rposition(|&b| b == b'/') {
-            let parent = &path[..slash];
+        for (end, hash) in self.hasher.ancestors(path).into_iter().rev() {
+            if !self.directory_hashes.contains(&hash) {
+                continue;
+            }
+            let parent = &path[..end];
             if written.is_some_and(|w| w.contains(parent)) {
                 break;
             }
             if let Some(directory) = self.directories.get(parent) {
                 stubs.push(directory.clone());
             }
-            end = slash;
         }
         stubs.reverse();
         stubs

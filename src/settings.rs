@@ -24,6 +24,16 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
             _ => None,
         },
     };
+    if let Some(epoch) = source_date_epoch
+        && !(imgcraft::entry::MIN_MTIME..=imgcraft::entry::MAX_MTIME).contains(&epoch)
+    {
+        return Err(Error::Invalid(format!(
+            "--source-date-epoch / SOURCE_DATE_EPOCH {epoch} is outside the years 0000 to 9999 that an image's \
+             RFC 3339 times can say ({}..={})",
+            imgcraft::entry::MIN_MTIME,
+            imgcraft::entry::MAX_MTIME
+        )));
+    }
     let config = ContainerConfig {
         user: args.user.clone(),
         exposed_ports: set(args.expose.iter().map(|p| port(p)).collect::<Result<Vec<_>, _>>()?),

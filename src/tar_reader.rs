@@ -9,12 +9,17 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, shown_name};
 use crate::error::{Error, display_bytes};
 
 const BLOCK: usize = 512;
-/// The largest PAX header or GNU long name accepted: real ones are a few hundred bytes.
-const MAX_METADATA: u64 = 1 << 20;
+/// The largest PAX header or GNU long name accepted: real ones are a few hundred bytes, and an entry's own limits
+/// (path, link target, xattrs: see [`crate::entry`]) keep what a layer writes far below it.
+pub const MAX_METADATA: u64 = 1 << 20;
+/// The most bytes of records (keys and values) all global PAX headers of an archive may hold together. Global
+/// records apply to every later entry, so they are kept for the whole archive; real archives hold none or a
+/// comment of a few bytes.
+pub const MAX_GLOBAL_PAX: usize = 64 << 10;
 
 /// Marks an `io::Error` raised while reading the input (as opposed to writing the output), with a message that
 /// already says what is wrong, so the caller can report it against the input.
@@ -68,7 +73,7 @@ impl<R: Read> TarReader<R> {
     }
 
     fn bad_entry(&self, path: &[u8], problem: impl Into<String>) -> Error {
-        Error::BadEntry { input: self.input.clone(), entry: display_bytes(path), problem: problem.into() }
+        Error::BadEntry { input: self.input.clone(), entry: shown_name(path), problem: problem.into() }
     }
 
     /// Describes an error of the underlying (decoded) stream.
@@ -114,7 +119,7 @@ impl<R: Read> TarReader<R> {
 
     /// The next entry, or `None` at the end-of-archive marker. The previous entry's unread data is skipped.
     pub fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
-        let while_skipping = format!("inside entry `{}`", display_bytes(&self.current));
+        let while_skipping = format!("inside entry `{}`", shown_name(&self.current));
         self.skip(self.remaining + self.padding).map_err(|e| self.stream_error(e, &while_skipping))?;
         self.remaining = 0;
         self.padding = 0;
@@ -126,12 +131,20 @@ impl<R: Read> TarReader<R> {
             let mut header = [0u8; BLOCK];
             let after = match self.entries {
                 0 => "before the first tar header".to_string(),
-                _ => format!("after entry `{}`, before the end-of-archive marker", display_bytes(&self.current)),
+                _ => format!("after entry `{}`, before the end-of-archive marker", shown_name(&self.current)),
             };
             match self.read_exact_counted(&mut header) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.entries == 0 && self.offset == 0 => {
-                    return Err(self.bad("empty input: not a tar archive"));
+                    // Decoders report a stream cut inside its first frame as an end of data: not an empty input.
+                    return Err(if self.compression == "uncompressed" {
+                        self.bad("empty input: not a tar archive")
+                    } else {
+                        self.bad(format!(
+                            "truncated or corrupt {} data: it ends before the first tar header",
+                            self.compression
+                        ))
+                    });
                 }
                 Err(e) => return Err(self.stream_error(e, &after)),
             }
@@ -149,7 +162,7 @@ impl<R: Read> TarReader<R> {
                     self.bad(format!(
                         "corrupt tar header at offset {} (checksum mismatch) after entry `{}`",
                         self.offset - BLOCK as u64,
-                        display_bytes(&self.current)
+                        shown_name(&self.current)
                     ))
                 });
             }
@@ -166,6 +179,13 @@ impl<R: Read> TarReader<R> {
                     }
                     if typeflag == b'g' {
                         self.global.extend(records);
+                        let held: usize = self.global.iter().map(|(k, v)| k.len() + v.len()).sum();
+                        if held > MAX_GLOBAL_PAX {
+                            return Err(self.bad(format!(
+                                "the global PAX headers hold {held} bytes of records, more than the \
+                                 {MAX_GLOBAL_PAX} accepted (they apply to every entry)"
+                            )));
+                        }
                     } else if pax.replace(records).is_some() {
                         return Err(self.bad("two PAX headers describe the same entry"));
                     }
@@ -242,7 +262,10 @@ impl<R: Read> TarReader<R> {
                 this.number(&header[329..337], "devmajor").map_err(|_| this.bad_entry(&path, "bad devmajor"))?;
             let minor =
                 this.number(&header[337..345], "devminor").map_err(|_| this.bad_entry(&path, "bad devminor"))?;
-            Ok((major as u32, minor as u32))
+            let fits = |n: u64, what: &str| {
+                u32::try_from(n).map_err(|_| this.bad_entry(&path, format!("the device {what} {n} is beyond 32 bits")))
+            };
+            Ok((fits(major, "major")?, fits(minor, "minor")?))
         };
         let typeflag = header[156];
         let kind = match typeflag {
@@ -299,7 +322,11 @@ impl<R: Read> TarReader<R> {
                 xattrs.insert(name.to_string(), value.clone());
             }
         }
-        Ok(Entry { path, kind, mode, uid, gid, mtime, xattrs })
+        let entry = Entry { path, kind, mode, uid, gid, mtime, xattrs };
+        match entry.problem() {
+            Some(problem) => Err(self.bad_entry(&entry.path, problem)),
+            None => Ok(entry),
+        }
     }
 
     /// Offset in the (decoded) stream where the current entry's data starts, while none of it has been read.
@@ -329,7 +356,7 @@ impl<R: Read> TarReader<R> {
             // base-256 negative (GNU): two's complement over the field
             let mut value: i64 = -1;
             for &b in &field[1..] {
-                value = value.checked_shl(8).ok_or_else(|| self.bad("mtime out of range"))? | b as i64;
+                value = value.checked_mul(256).ok_or_else(|| self.bad("mtime out of range"))? | b as i64;
             }
             return Ok(value);
         }
@@ -352,7 +379,7 @@ impl<R: Read> Read for EntryData<'_, R> {
         match r.inner.read(&mut buf[..want]) {
             Ok(0) => Err(io::Error::other(InputFault(format!(
                 "truncated: the data ends inside entry `{}` ({} bytes missing)",
-                display_bytes(&r.current),
+                shown_name(&r.current),
                 r.remaining
             )))),
             Ok(n) => {
@@ -362,7 +389,7 @@ impl<R: Read> Read for EntryData<'_, R> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                let problem = r.stream_error(e, &format!("inside entry `{}`", display_bytes(&r.current)));
+                let problem = r.stream_error(e, &format!("inside entry `{}`", shown_name(&r.current)));
                 let problem = match problem {
                     Error::BadInput { problem, .. } => problem,
                     other => other.to_string(),
@@ -438,7 +465,7 @@ fn parse_pax_time(value: &[u8]) -> Option<i64> {
     }
     let seconds: i64 = whole.parse().ok()?;
     let has_fraction = fraction.bytes().any(|b| b != b'0');
-    Some(if whole.starts_with('-') && has_fraction { seconds - 1 } else { seconds })
+    if whole.starts_with('-') && has_fraction { seconds.checked_sub(1) } else { Some(seconds) }
 }
 
 /// PAX records: `"<length> <key>=<value>\n"`, the length counting the whole record.
@@ -569,6 +596,16 @@ mod tests {
         block
     }
 
+    /// One PAX record `"<length> <key=value>\n"` with its length computed.
+    fn record(key_value: &str) -> String {
+        let body = key_value.len() + 2;
+        let mut length = body + body.to_string().len();
+        if length.to_string().len() > body.to_string().len() {
+            length += 1;
+        }
+        format!("{length} {key_value}\n")
+    }
+
     fn pax(records: &str) -> Vec<u8> {
         with_data(header(b"PaxHeaders/x", b'x', records.len() as u64), records.as_bytes())
     }
@@ -624,6 +661,88 @@ mod tests {
         assert!(entries(&tar).unwrap_err().to_string().contains("sparse"));
         let tar = [pax("22 GNU.sparse.major=1\n"), header(b"s", b'0', 0), END.to_vec()].concat();
         assert!(entries(&tar).unwrap_err().to_string().contains("sparse"));
+    }
+
+    #[test]
+    fn names_and_link_targets_with_a_nul_byte_are_refused() {
+        // Every reader stops a ustar name at the NUL: `..\0x` would be read as `..`.
+        for records in [record("path=..\0x"), record("linkpath=a\0/..")] {
+            let mut symlink = header(b"l", b'2', 0);
+            symlink[157] = b'x';
+            let sum: u64 =
+                symlink.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u64 }).sum();
+            symlink[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            let tar = [pax(&records), symlink, END.to_vec()].concat();
+            let err = entries(&tar).unwrap_err().to_string();
+            assert!(err.contains("NUL byte"), "{err}");
+        }
+        let long = with_data(header(b"././@LongLink", b'L', 5), b"..\0x\0");
+        let tar = [long, header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("NUL byte"));
+        let tar = [pax(&record("SCHILY.xattr.user.\0x=1")), header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("NUL byte"));
+    }
+
+    #[test]
+    fn global_records_are_bounded_and_paths_past_path_max_are_refused() {
+        let value = "v".repeat(40_000);
+        let global = |name: &str| {
+            let text = record(&format!("SCHILY.xattr.{name}={value}"));
+            with_data(header(b"g", b'g', text.len() as u64), text.as_bytes())
+        };
+        let tar = [global("user.a"), global("user.b"), header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("global PAX headers"));
+        let path = "p".repeat(5000);
+        let tar = [pax(&record(&format!("path={path}"))), header(b"f", b'0', 0), END.to_vec()].concat();
+        let err = entries(&tar).unwrap_err().to_string();
+        assert!(err.contains("more than the 4096 allowed") && err.contains("(5000 bytes)"), "{err}");
+    }
+
+    #[test]
+    fn times_are_parsed_with_checked_arithmetic_and_bounded() {
+        assert_eq!(parse_pax_time(b"-9223372036854775808.5"), None);
+        assert_eq!(parse_pax_time(b"-9223372036854775808"), Some(i64::MIN));
+        let tar = [pax(&record("mtime=1000000000000000")), header(b"f", b'0', 0), END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("outside the years 0000 to 9999"));
+        let mut h = header(b"f", b'0', 0);
+        h[136..148].copy_from_slice(&[0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let r = TarReader::new(&[][..], "t", "uncompressed");
+        assert!(r.signed_number(&h[136..148]).is_err());
+        assert_eq!(r.signed_number(&[0xff; 12]).unwrap(), -1);
+    }
+
+    #[test]
+    fn a_device_major_beyond_32_bits_is_refused() {
+        let mut h = header(b"dev/x", b'4', 0);
+        h[329..337].copy_from_slice(&[0x80, 0, 0, 1, 0, 0, 0, 8]);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| b as u64).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let tar = [h, END.to_vec()].concat();
+        assert!(entries(&tar).unwrap_err().to_string().contains("beyond 32 bits"));
+    }
+
+    #[test]
+    fn the_largest_entry_accepted_is_written_and_read_back() {
+        // Path, link target and xattrs at their limits fit the PAX header the layer writer makes for them.
+        let xattrs =
+            (0..4).map(|i| (format!("user.{i}"), vec![b'v'; crate::entry::MAX_XATTR_VALUE_LEN - 16])).collect();
+        let entry = Entry {
+            path: b"p/".repeat(2048),
+            kind: EntryKind::Symlink { target: vec![b't'; crate::entry::MAX_PATH_LEN] },
+            mode: 0o777,
+            uid: u64::MAX,
+            gid: u64::MAX,
+            mtime: crate::entry::MAX_MTIME,
+            xattrs,
+        };
+        let mut entry = entry;
+        entry.path.pop();
+        assert_eq!(entry.problem(), None);
+        let mut writer = crate::tar_writer::TarWriter::new(Vec::new());
+        writer.append(&entry, &mut io::empty()).unwrap();
+        let bytes = writer.finish().unwrap();
+        assert_eq!(entries(&bytes).unwrap()[0].0, entry);
     }
 
     #[test]

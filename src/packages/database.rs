@@ -27,8 +27,13 @@ enum Kind {
 const LOCATIONS: &[(&str, Kind)] =
     &[("var/lib/dpkg", Kind::Dpkg), ("var/lib/opkg", Kind::Opkg), ("usr/lib/opkg", Kind::Opkg)];
 
-/// A database file is larger than any real one: refuse rather than hold it.
-const FILE_LIMIT: u64 = 256 << 20;
+/// The largest database file kept: a large Debian's `status` (2,000 packages) is about 3 MiB and its largest
+/// `.list` under 1 MiB; a larger one is refused rather than held.
+pub const MAX_DATABASE_FILE: u64 = 16 << 20;
+
+/// The most bytes of database files kept together (the pass holds them all until the database is parsed): a large
+/// Debian's `status` and `.list` files take about 20 MiB.
+pub const MAX_DATABASE_BYTES: u64 = 48 << 20;
 
 /// Whether a rootfs path (normal form) is a database file worth reading: a `status`, or an `info/*.list`.
 fn is_database_file(path: &[u8]) -> bool {
@@ -44,12 +49,31 @@ fn is_database_file(path: &[u8]) -> bool {
 /// Reads the package database of the rootfs at `path` (named `name` in messages), if it has one.
 pub fn read(path: &Path, name: &str, progress: &Progress) -> Result<Option<Ownership>, Error> {
     let files = if path.is_dir() { read_directory(path)? } else { read_tarball(path, name, progress)? };
-    from_files(&files, name)
+    from_files(files, name)
+}
+
+/// Adds `bytes` to the `total` kept, or says which limit was passed.
+fn count(total: &mut u64, bytes: u64) -> Result<(), String> {
+    *total += bytes;
+    if *total > MAX_DATABASE_BYTES {
+        return Err(format!(
+            "the package database files take more than the {} MiB accepted together",
+            MAX_DATABASE_BYTES >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// The database files of a directory rootfs.
 fn read_directory(root: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
     let mut files = BTreeMap::new();
+    let mut total = 0;
+    let mut read_file = |path: &Path| -> Result<Vec<u8>, Error> {
+        let bytes = super::read_bounded(path, MAX_DATABASE_FILE)?;
+        count(&mut total, bytes.len() as u64)
+            .map_err(|problem| Error::BadInput { input: path.display().to_string(), problem })?;
+        Ok(bytes)
+    };
     for (dir, _) in LOCATIONS {
         let status = root.join(dir).join("status");
         if !status.is_file() {
@@ -72,31 +96,30 @@ fn read_directory(root: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
     Ok(files)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut bytes = Vec::new();
-    file.take(FILE_LIMIT).read_to_end(&mut bytes).map_err(|e| Error::io("cannot read", path, e))?;
-    Ok(bytes)
-}
-
 /// One pass through the tarball that only decodes it, keeping the database files.
 fn read_tarball(path: &Path, name: &str, progress: &Progress) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
     let mut rootfs = input::open_path(path, name, progress)?;
     progress.message("reading the package database");
     let mut files = BTreeMap::new();
+    let mut total = 0;
     while let Some(entry) = rootfs.entries.next_entry()? {
         let EntryKind::File { size } = entry.kind else { continue };
         let Some(path) = normal_form(&entry.path) else { continue };
         if !is_database_file(&path) {
             continue;
         }
-        if size > FILE_LIMIT {
-            return Err(Error::BadEntry {
-                input: name.to_string(),
-                entry: crate::error::display_bytes(&path),
-                problem: format!("a package database file of {size} bytes is larger than any real one"),
-            });
+        let refuse = |problem: String| Error::BadEntry {
+            input: name.to_string(),
+            entry: crate::entry::shown_name(&path),
+            problem,
+        };
+        if size > MAX_DATABASE_FILE {
+            return Err(refuse(format!(
+                "a package database file of {size} bytes is larger than the {} MiB accepted",
+                MAX_DATABASE_FILE >> 20
+            )));
         }
+        count(&mut total, size).map_err(refuse)?;
         let mut bytes = Vec::with_capacity(size as usize);
         rootfs.entries.data().read_to_end(&mut bytes).map_err(|e| Error::BadInput {
             input: name.to_string(),
@@ -108,22 +131,23 @@ fn read_tarball(path: &Path, name: &str, progress: &Progress) -> Result<BTreeMap
 }
 
 /// The ownership the first database found describes.
-fn from_files(files: &BTreeMap<Vec<u8>, Vec<u8>>, name: &str) -> Result<Option<Ownership>, Error> {
+fn from_files(mut files: BTreeMap<Vec<u8>, Vec<u8>>, name: &str) -> Result<Option<Ownership>, Error> {
     for (dir, kind) in LOCATIONS {
         let status_key = format!("{dir}/status");
-        let Some(status) = files.get(status_key.as_bytes()) else { continue };
+        let Some(status) = files.remove(status_key.as_bytes()) else { continue };
         let prefix = format!("{dir}/info/");
-        let lists: BTreeMap<String, Vec<u8>> = files
-            .iter()
+        // Moved, not copied: the files may take up to MAX_DATABASE_BYTES.
+        let lists: BTreeMap<String, Vec<u8>> = std::mem::take(&mut files)
+            .into_iter()
             .filter_map(|(path, bytes)| {
                 let file = path.strip_prefix(prefix.as_bytes())?;
-                Some((String::from_utf8_lossy(file).into_owned(), bytes.clone()))
+                Some((String::from_utf8_lossy(file).into_owned(), bytes))
             })
             .collect();
         let shown = format!("{name}: {status_key}");
         let ownership = match kind {
-            Kind::Dpkg => dpkg::parse(&shown, status, &lists)?,
-            Kind::Opkg => opkg::parse(&shown, status, &lists)?,
+            Kind::Dpkg => dpkg::parse(&shown, &status, &lists)?,
+            Kind::Opkg => opkg::parse(&shown, &status, &lists)?,
         };
         return Ok(Some(ownership));
     }

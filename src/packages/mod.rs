@@ -24,6 +24,14 @@ pub struct Package {
     pub depends: Vec<String>,
 }
 
+/// The most bytes the owned paths of all packages may take in memory, each path counted with
+/// [`PATH_OVERHEAD`]: the ownership is kept for the whole conversion. A large Debian (2,000 packages) lists about
+/// 250,000 paths in 20 MiB.
+pub const MAX_OWNERSHIP_BYTES: u64 = 48 << 20;
+
+/// What keeping one owned path costs beyond its bytes: the map slot, the allocation's header and rounding.
+const PATH_OVERHEAD: u64 = 64;
+
 /// Installed packages and the paths each owns.
 #[derive(Clone, Debug, Default)]
 pub struct Ownership {
@@ -32,6 +40,8 @@ pub struct Ownership {
     packages: Vec<Package>,
     /// Rootfs path (normal form: no leading `/`) -> index into `packages`.
     owners: HashMap<Vec<u8>, u32>,
+    /// Bytes of `owners` and `packages`, counted against [`MAX_OWNERSHIP_BYTES`].
+    held: u64,
 }
 
 impl Ownership {
@@ -44,6 +54,9 @@ impl Ownership {
         if let Some(i) = self.packages.iter().position(|p| p.name == package.name) {
             return i as u32;
         }
+        self.held += PATH_OVERHEAD
+            + package.name.len() as u64
+            + package.depends.iter().map(|d| d.len() as u64 + PATH_OVERHEAD).sum::<u64>();
         self.packages.push(package);
         (self.packages.len() - 1) as u32
     }
@@ -55,7 +68,16 @@ impl Ownership {
         if path.is_empty() {
             return;
         }
-        self.owners.entry(path.to_vec()).or_insert(package);
+        if !self.owners.contains_key(path) {
+            self.held += path.len() as u64 + PATH_OVERHEAD;
+            self.owners.insert(path.to_vec(), package);
+        }
+    }
+
+    /// Whether the packages and paths added so far take more than [`MAX_OWNERSHIP_BYTES`]; sources check it
+    /// after each package and refuse the database.
+    pub fn over_limit(&self) -> bool {
+        self.held > MAX_OWNERSHIP_BYTES
     }
 
     pub fn packages(&self) -> &[Package] {
@@ -104,6 +126,21 @@ fn owned_path(path: &[u8]) -> &[u8] {
         p = rest;
     }
     if p == b"." { b"" } else { p }
+}
+
+/// Reads a package-data file whole, refusing one larger than `limit` bytes rather than holding it.
+pub(crate) fn read_bounded(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::io("cannot read", path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::BadInput {
+            input: path.display().to_string(),
+            problem: format!("larger than the {} MiB accepted for a package database file", limit >> 20),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Package names from a Debian-style dependency field (`libc6 (>= 2.36), libfoo | libbar, python3:any`): every
@@ -218,6 +255,13 @@ pub(crate) fn parse_status(status_path: &str, status: &[u8], db: &StatusDatabase
         let index = ownership.add_package(package);
         for line in list.map(|l| l.split(|&b| b == b'\n')).into_iter().flatten() {
             ownership.add_path((db.path)(line), index);
+        }
+        if ownership.over_limit() {
+            return Err(bad(format!(
+                "the {tool} database lists more paths than the {} MiB kept in memory (at package `{}`)",
+                MAX_OWNERSHIP_BYTES >> 20,
+                crate::entry::shown_name(ownership.package(index).name.as_bytes())
+            )));
         }
     }
     Ok(ownership)

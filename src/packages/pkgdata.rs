@@ -10,6 +10,10 @@ use std::path::Path;
 use super::{Ownership, Package, dependency_names};
 use crate::error::Error;
 
+/// The largest `runtime/<pkg>` file read: its FILES_INFO lists every file of the package, and the largest real
+/// ones (linux-firmware, kernel modules) take a few MiB.
+pub const MAX_RUNTIME_FILE: u64 = 32 << 20;
+
 /// Reads `dir` and, if given, the image manifest naming the installed packages. Without a manifest every package
 /// of the pkgdata counts, and those owning no path of the rootfs simply stay empty.
 pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
@@ -41,8 +45,9 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
     };
 
     let mut packages = Vec::new();
+    let mut collected = 0u64;
     for file in &files {
-        let text = std::fs::read(file).map_err(|e| Error::io("cannot read", file, e))?;
+        let text = super::read_bounded(file, MAX_RUNTIME_FILE)?;
         let pkg = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let vars = parse_pkgdata_file(&text).map_err(|problem| Error::BadInput {
             input: file.display().to_string(),
@@ -63,6 +68,14 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
             }
             None => Vec::new(),
         };
+        // Every package's paths are held until all are read: bound them as the ownership is bounded.
+        collected += paths.iter().map(|p| p.len() as u64 + 64).sum::<u64>();
+        if collected > super::MAX_OWNERSHIP_BYTES {
+            return Err(bad(format!(
+                "the packages list more paths than the {} MiB kept in memory",
+                super::MAX_OWNERSHIP_BYTES >> 20
+            )));
+        }
         packages.push((pkg, Package { name, size, depends }, paths));
     }
     if packages.is_empty() {
@@ -82,6 +95,12 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
         let index = ownership.add_package(package);
         for path in paths {
             ownership.add_path(path.as_bytes(), index);
+        }
+        if ownership.over_limit() {
+            return Err(bad(format!(
+                "the packages list more paths than the {} MiB kept in memory",
+                super::MAX_OWNERSHIP_BYTES >> 20
+            )));
         }
     }
     Ok(ownership)
@@ -125,7 +144,7 @@ fn installed_from_manifest(dir: &Path, manifest: &Path) -> Result<Vec<std::path:
 
 /// `VAR: value` lines, values unescaped (packagedata.py `read_pkgdatafile`: the key is everything before the
 /// first `:` followed by whitespace).
-fn parse_pkgdata_file(text: &[u8]) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_pkgdata_file(text: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let text = std::str::from_utf8(text).map_err(|e| format!("not UTF-8 ({e})"))?;
     let mut vars = BTreeMap::new();
     for line in text.lines() {
