@@ -7,7 +7,9 @@
 
 pub mod arch;
 pub mod base;
+pub mod blob_read;
 pub mod blobs;
+pub mod cleanup;
 pub mod compression;
 pub mod compression_pool;
 pub mod convert;
