@@ -45,6 +45,7 @@ impl BlobStore {
     /// Starts a blob whose digest is known only at the end.
     /// Its temporary file is registered with [`cleanup`], so a signal or a later run removes it if the run dies.
     pub fn writer(&self) -> Result<BlobWriter> {
+        cleanup::sweep_once(&self.dir, IMPORT_PREFIX);
         let temp = TempFile::new_in(&self.dir, PARTIAL_PREFIX)
             .map_err(|e| Error::io("cannot create a blob in", &self.dir, e))?;
         let file = temp.file().try_clone().map_err(|e| Error::io("cannot create a blob in", &self.dir, e))?;
@@ -68,6 +69,7 @@ impl BlobStore {
         if target.is_file() {
             return Ok(());
         }
+        cleanup::sweep_once(&self.dir, PARTIAL_PREFIX);
         let source = from.path(digest);
         let name = format!("{IMPORT_PREFIX}{}-{}", std::process::id(), digest.hex());
         let linked = cleanup::Tracked::create(&self.dir, IMPORT_PREFIX, &name, |temp| {

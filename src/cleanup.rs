@@ -101,11 +101,7 @@ impl Registration {
     /// signal cannot fall between the two. `dir` is first searched, once per run, for leftovers of dead runs named
     /// with `prefix`.
     fn create<T>(dir: &Path, prefix: &str, create: impl FnOnce() -> io::Result<(T, PathBuf)>) -> io::Result<(T, Self)> {
-        debug_assert!(!prefix.is_empty(), "an empty prefix would sweep every file of the directory");
-        let first_here = registry().swept.get_or_insert_with(HashSet::new).insert(dir.join(prefix));
-        if first_here {
-            sweep(dir, prefix);
-        }
+        sweep_once(dir, prefix);
         let mut registry = registry();
         let (made, path) = create()?;
         let id = registry.next;
@@ -126,6 +122,16 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         registry().paths.remove(&self.id);
+    }
+}
+
+/// Removes the leftovers of dead runs named `prefix*` from `dir`, the first time this run asks for that pair.
+/// Making a temporary path here does it for that path's kind; a directory holding several kinds asks for the others.
+pub fn sweep_once(dir: &Path, prefix: &str) {
+    assert!(!prefix.is_empty(), "an empty prefix would sweep every file of the directory");
+    let first_here = registry().swept.get_or_insert_with(HashSet::new).insert(dir.join(prefix));
+    if first_here {
+        sweep(dir, prefix);
     }
 }
 

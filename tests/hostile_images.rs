@@ -522,3 +522,44 @@ fn a_dead_runs_staging_directory_is_removed_by_the_next_run_unless_its_lock_is_h
     assert_eq!(listing(&out), [".rootfs2image-staging-live", "image.tar"]);
     drop(held);
 }
+
+#[test]
+fn an_existing_destination_layout_whose_index_is_a_symlink_to_dev_zero_is_refused() {
+    let ws = Workspace::new();
+    let layout = ws.layout("layout");
+    let index = layout.dir.join("index.json");
+    std::fs::remove_file(&index).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &index).unwrap();
+    let blobs_before = listing(&layout.dir.join("blobs/sha256"));
+    let rootfs = ws.path("rootfs.tar");
+    std::fs::write(&rootfs, tar_of(&[("etc/other", b"other\n")])).unwrap();
+    let output =
+        run_bounded(bin().arg(&rootfs).args(["--arch", "amd64", "-o"]).arg(format!("{}:new", layout.reference())));
+    let line = assert_refused(&output, &[layout.dir.to_str().unwrap(), "index.json"]);
+    assert!(line.contains("not a regular file inside the layout"), "{line}");
+    assert_eq!(listing(&layout.dir.join("blobs/sha256")), blobs_before);
+    assert_eq!(std::fs::read_link(&index).unwrap(), Path::new("/dev/zero"));
+}
+
+#[test]
+fn a_dead_runs_partial_blob_in_an_existing_layout_is_removed_by_the_next_run_writing_there() {
+    let ws = Workspace::new();
+    let layout = ws.layout("layout");
+    let blobs = layout.dir.join("blobs/sha256");
+    let dead = blobs.join(".partial-dead");
+    let live = blobs.join(".partial-live");
+    for path in [&dead, &live] {
+        std::fs::write(path, vec![0u8; 1 << 20]).unwrap();
+        age(path);
+    }
+    let held = std::fs::File::open(&live).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let rootfs = ws.path("rootfs.tar");
+    std::fs::write(&rootfs, tar_of(&[("etc/other", b"other\n")])).unwrap();
+    run(bin().arg(&rootfs).args(["--arch", "amd64", "-o"]).arg(format!("{}:new", layout.reference())));
+    assert!(!dead.exists(), "the dead run's partial blob is still there");
+    assert!(live.exists(), "the live run's partial blob was removed");
+    assert!(!listing(&blobs).iter().any(|n| n.starts_with('.') && n != ".partial-live"), "{:?}", listing(&blobs));
+    drop(held);
+}

@@ -3,16 +3,17 @@
 //! an exclusive lock on the directory, so that concurrent writers never lose each other's tags.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::Publication;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
+use crate::blob_read::{LayoutRefusal, open_in_layout};
 use crate::blobs::BlobStore;
 use crate::cleanup::{TempDir, TempFile};
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_REF_NAME, Descriptor, Index};
+use crate::image::{ANNOTATION_REF_NAME, Descriptor, Index, MAX_DOCUMENT_SIZE, parse_index};
 use crate::reference::ImageName;
 
 pub fn prepare(
@@ -100,10 +101,20 @@ fn update_index(dir: &Path, tag: &str, descriptor: &Descriptor) -> Result<()> {
     write_index(dir, &index)
 }
 
-pub fn read_index(dir: &Path) -> Result<Index> {
-    let path = dir.join("index.json");
-    let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::bad_image(path.display(), format!("invalid index.json: {e}")))
+/// The index of an existing layout, read like any layout someone else made: a regular file inside it, at most
+/// [`MAX_DOCUMENT_SIZE`] bytes.
+fn read_index(dir: &Path) -> Result<Index> {
+    let shown = dir.display();
+    let (file, size) = open_in_layout(dir, "index.json")
+        .map_err(|refusal| Error::bad_image(&shown, format!("`index.json`: {refusal}")))?;
+    if size > MAX_DOCUMENT_SIZE {
+        return Err(Error::bad_image(&shown, format!("`index.json` is larger than {MAX_DOCUMENT_SIZE} bytes")));
+    }
+    let mut bytes = Vec::new();
+    io::Read::take(file, MAX_DOCUMENT_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", dir.join("index.json"), e))?;
+    parse_index(&bytes).map_err(|e| Error::bad_image(&shown, format!("index.json: {e}")))
 }
 
 fn write_index(dir: &Path, index: &Index) -> Result<()> {
@@ -124,14 +135,20 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn check_layout(dir: &Path) -> Result<()> {
-    if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
-        Ok(())
-    } else {
-        Err(Error::bad_image(
-            dir.display(),
-            "the directory exists and is not an OCI image layout (no oci-layout and index.json): choose another destination",
-        ))
+    for name in ["oci-layout", "index.json"] {
+        match open_in_layout(dir, name) {
+            Ok(_) => {}
+            Err(LayoutRefusal::Missing) => {
+                return Err(Error::bad_image(
+                    dir.display(),
+                    "the directory exists and is not an OCI image layout (no oci-layout and index.json): choose \
+                     another destination",
+                ));
+            }
+            Err(refusal) => return Err(Error::bad_image(dir.display(), format!("`{name}`: {refusal}"))),
+        }
     }
+    Ok(())
 }
 
 /// An existing directory is a valid destination when it is empty or already a layout.
