@@ -139,15 +139,7 @@ fn open_at(dir: libc::c_int, name: &CString, flags: libc::c_int) -> std::result:
 /// Reads a whole small document (manifest, config) of at most `limit` bytes, refusing a larger declared size
 /// before reading anything, and checks its size and digest.
 pub fn read_document(reader: impl Read, descriptor: &Descriptor, limit: u64, image: &str) -> Result<Vec<u8>> {
-    if descriptor.size > limit {
-        return Err(Error::bad_image(
-            image,
-            format!(
-                "blob {} declares {} bytes, more than the {limit} a document may have",
-                descriptor.digest, descriptor.size
-            ),
-        ));
-    }
+    check_document_size(descriptor, limit, image)?;
     let mut bytes = Vec::with_capacity(descriptor.size as usize);
     Bounded::new(reader, descriptor.size)
         .read_to_end(&mut bytes)
@@ -157,6 +149,20 @@ pub fn read_document(reader: impl Read, descriptor: &Descriptor, limit: u64, ima
         return Err(corrupt(image, &descriptor.digest, &digest));
     }
     Ok(bytes)
+}
+
+/// Refuses a document whose descriptor declares more than `limit` bytes, before it is opened.
+pub fn check_document_size(descriptor: &Descriptor, limit: u64, image: &str) -> Result<()> {
+    if descriptor.size > limit {
+        return Err(Error::bad_image(
+            image,
+            format!(
+                "blob {} declares {} bytes, more than the {limit} a document may have",
+                descriptor.digest, descriptor.size
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn corrupt(image: &str, declared: &Digest, got: &Digest) -> Error {

@@ -144,7 +144,7 @@ pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<Opene
         ImageRef::DockerArchive { file, reference } => {
             (index_archive(file, &display)?, reference.as_ref().map(|r| r.to_string()))
         }
-        ImageRef::Registry(target) => return open_registry(target, registry, &display),
+        ImageRef::Registry(target) => return open_registry(target, registry, &display).and_then(within_layer_limit),
     };
     if let Blobs::Layout { dir, .. } = &blobs
         && let Err(LayoutRefusal::Missing) = open_in_layout(dir, "index.json")
@@ -156,6 +156,20 @@ pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<Opene
         Blobs::Archive { members, .. } => members.contains_key("index.json"),
     };
     if has_index { open_oci(blobs, &display, wanted.as_deref()) } else { open_docker_save(blobs, &display) }
+}
+
+/// The layer limit, checked again whatever parsed the manifest (a registry's answer is parsed in [`open_registry`]).
+fn within_layer_limit(image: OpenedImage) -> Result<OpenedImage> {
+    if image.layers.len() > MAX_IMAGE_LAYERS {
+        return Err(Error::bad_image(
+            &image.reference,
+            format!(
+                "the manifest lists {} layers, more than the {MAX_IMAGE_LAYERS} an image may have",
+                image.layers.len()
+            ),
+        ));
+    }
+    Ok(image)
 }
 
 /// A manifest from a registry: fetched by tag or digest, checked against its digest, config read and checked.
@@ -418,9 +432,7 @@ const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.
 /// A manifest or config named by `descriptor`, read within its declared size (at most [`MAX_DOCUMENT_SIZE`]) and
 /// checked against its digest.
 fn read_verified(blobs: &Blobs, descriptor: &Descriptor, display: &str) -> Result<Vec<u8>> {
-    if descriptor.size > MAX_DOCUMENT_SIZE {
-        return blob_read::read_document(io::empty(), descriptor, MAX_DOCUMENT_SIZE, display);
-    }
+    blob_read::check_document_size(descriptor, MAX_DOCUMENT_SIZE, display)?;
     let reader = blobs.open_within(&blob_member(&descriptor.digest), descriptor, display)?;
     blob_read::read_document(reader.into_inner(), descriptor, MAX_DOCUMENT_SIZE, display)
 }
@@ -460,28 +472,21 @@ impl OpenedImage {
         blob_read::read_layer(wrap(raw), &layer.descriptor, layer.diff_id.as_ref(), &self.reference, consume)
     }
 
-    /// The descriptor this image gives `digest` (its config or one of its layers).
-    fn descriptor_of(&self, digest: &Digest) -> Option<&Descriptor> {
-        std::iter::once(&self.config_descriptor)
-            .chain(self.layers.iter().map(|l| &l.descriptor))
-            .find(|d| &d.digest == digest)
+    /// The descriptor this image gives `digest` (its config or one of its layers) and where the blob is stored.
+    fn blob_of(&self, digest: &Digest) -> Option<(&Descriptor, &str)> {
+        if digest == &self.config_descriptor.digest {
+            return Some((&self.config_descriptor, &self.config_member));
+        }
+        self.layers.iter().find(|l| &l.descriptor.digest == digest).map(|l| (&l.descriptor, l.member.as_str()))
     }
 }
 
 impl crate::registry::push::BlobSource for OpenedImage {
     /// A blob of this image, read within the size its descriptor declares.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        let descriptor = self
-            .descriptor_of(digest)
+        let (descriptor, member) = self
+            .blob_of(digest)
             .ok_or_else(|| Error::bad_image(&self.reference, format!("the image has no blob {digest}")))?;
-        let member = self
-            .layers
-            .iter()
-            .find(|l| &l.descriptor.digest == digest)
-            .map(|l| l.member.clone())
-            .unwrap_or_else(|| {
-                if digest == &self.config_descriptor.digest { self.config_member.clone() } else { blob_member(digest) }
-            });
-        Ok(Box::new(self.blobs.open_within(&member, descriptor, &self.reference)?))
+        Ok(Box::new(self.blobs.open_within(member, descriptor, &self.reference)?))
     }
 }
