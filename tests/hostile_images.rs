@@ -563,3 +563,57 @@ fn a_dead_runs_partial_blob_in_an_existing_layout_is_removed_by_the_next_run_wri
     assert!(!listing(&blobs).iter().any(|n| n.starts_with('.') && n != ".partial-live"), "{:?}", listing(&blobs));
     drop(held);
 }
+
+#[test]
+fn sighup_during_a_conversion_removes_everything_and_exits_129() {
+    let ws = Workspace::new();
+    let before = listing(ws.dir.path());
+    let run = SlowConversion::start(ws.dir.path(), "oci:image");
+    let output = run.interrupt(ws.dir.path(), libc::SIGHUP);
+    assert_eq!(output.status.code(), Some(129), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(listing(ws.dir.path()), before);
+}
+
+#[test]
+fn a_destination_layout_whose_blob_directory_leads_out_is_refused_and_nothing_is_written_there() {
+    let ws = Workspace::new();
+    let layout = ws.layout("layout");
+    let outside = ws.path("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::remove_dir_all(layout.dir.join("blobs/sha256")).unwrap();
+    std::os::unix::fs::symlink(&outside, layout.dir.join("blobs/sha256")).unwrap();
+    let rootfs = ws.path("rootfs.tar");
+    std::fs::write(&rootfs, tar_of(&[("etc/other", b"other\n")])).unwrap();
+    let output =
+        run_bounded(bin().arg(&rootfs).args(["--arch", "amd64", "-o"]).arg(format!("{}:new", layout.reference())));
+    assert_refused(&output, &[layout.dir.to_str().unwrap(), "blobs/sha256"]);
+    assert!(listing(&outside).is_empty(), "blobs were written outside the layout: {:?}", listing(&outside));
+}
+
+#[test]
+fn a_docker_save_archive_whose_layer_member_is_a_symlink_is_refused() {
+    let ws = Workspace::new();
+    let layer = tar_of(&[("etc/hostname", b"device\n")]);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&layer))]},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "config.json", "RepoTags": ["hostile:1"], "Layers": ["abc/layer.tar"]}
+    ]))
+    .unwrap();
+    let mut w = TarWriter::new(Vec::new());
+    for (name, data) in [("manifest.json", &manifest), ("config.json", &config)] {
+        w.append(&entry(name, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
+    }
+    w.append(&entry("abc/layer.tar", EntryKind::Symlink { target: b"/dev/zero".to_vec() }), &mut std::io::empty())
+        .unwrap();
+    let archive = ws.path("saved.tar");
+    std::fs::write(&archive, w.finish().unwrap()).unwrap();
+    let line = assert_refused(
+        &run_bounded(bin().arg("inspect").arg(format!("docker-archive:{}", archive.display()))),
+        &[archive.to_str().unwrap(), "abc/layer.tar"],
+    );
+    assert!(line.contains("not a regular file"), "{line}");
+}

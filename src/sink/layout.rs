@@ -148,6 +148,15 @@ fn check_layout(dir: &Path) -> Result<()> {
             Err(refusal) => return Err(Error::bad_image(dir.display(), format!("`{name}`: {refusal}"))),
         }
     }
+    // Blobs are written into `blobs/sha256`: a symlink on the way would send them out of the layout.
+    for name in ["blobs", "blobs/sha256"] {
+        match fs::symlink_metadata(dir.join(name)) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(Error::bad_image(dir.display(), format!("`{name}` is not a directory inside the layout")));
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 
