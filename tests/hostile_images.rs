@@ -293,6 +293,15 @@ fn too_many_layers_or_too_large_documents_are_refused_before_any_layer_is_read()
         assert!(line.contains("600 layers, more than the 500"), "{what}: {line}");
     }
     assert!(layout.blob(&layer).exists());
+    // 200,000 layers make a manifest past the document limit (4 MiB): refused by its declared size, unread.
+    layout.edit_manifest(|m| {
+        let one = m["layers"][0].clone();
+        m["layers"] = serde_json::Value::Array(vec![one; 200_000]);
+    });
+    for (what, mut command, _) in readers(&ws, &layout.reference()) {
+        let line = assert_refused(&run_bounded(&mut command), &[layout.dir.to_str().unwrap(), &layout.manifest]);
+        assert!(line.contains("more than the 4194304 a document may have"), "{what}: {line}");
+    }
     // An index.json past the document limit (4 MiB), even one of valid JSON, is refused by its size.
     let index = layout.dir.join("index.json");
     let mut padded = std::fs::read(&index).unwrap();
