@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, Read, Write};
 
 use crate::blobs::{BlobStore, BlobWriter};
-use crate::compression::{InputCompression, LayerCompression, SNIFF_LEN};
 use crate::digest::{Digest, DigestReader};
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, Result};
@@ -16,7 +15,7 @@ use crate::layer::Layer;
 use crate::normalize::normal_form;
 use crate::reference::ImageRef;
 use crate::registry::ClientOptions;
-use crate::source::{self, read_up_to};
+use crate::source;
 
 /// image-spec layer.md whiteouts.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -59,47 +58,24 @@ impl BaseImage {
     pub fn load(reference: &ImageRef, registry: &ClientOptions, staging: &BlobStore) -> Result<BaseImage> {
         let image = source::open_with(reference, registry)?;
         let shown = image.reference.clone();
-        let bad = |problem: String| Error::bad_image(&shown, problem);
         let mut tree = BTreeMap::new();
         let mut layers = Vec::new();
         for source_layer in &image.layers {
-            let digest = &source_layer.descriptor.digest;
             let blob = staging.writer()?;
-            let mut raw = DigestReader::new(Tee { inner: image.open_layer(source_layer)?, copy: blob });
-            let mut head = [0u8; SNIFF_LEN];
-            let got = read_up_to(&mut raw, &mut head).map_err(|e| bad(format!("layer {digest}: {e}")))?;
-            let compression = InputCompression::sniff(&head[..got]).map_err(|p| bad(format!("layer {digest}: {p}")))?;
-            let media_type = match compression {
-                InputCompression::Gzip => LayerCompression::Gzip.media_type(),
-                InputCompression::Zstd => LayerCompression::Zstd.media_type(),
-                InputCompression::None => LayerCompression::None.media_type(),
-                other => return Err(bad(format!("layer {digest} is {other}-compressed, which no engine reads"))),
-            };
-            let (diff_id, uncompressed_size) = {
-                let chained = io::Cursor::new(head[..got].to_vec()).chain(&mut raw);
-                let mut decoded = DigestReader::new(compression.decoder(chained));
-                let name = format!("{shown} layer {digest}");
-                apply_layer(&mut tree, &mut decoded, &name)?;
-                io::copy(&mut decoded, &mut io::sink()).map_err(|e| bad(format!("layer {digest}: {e}")))?;
-                decoded.finish()
-            };
-            io::copy(&mut raw, &mut io::sink()).map_err(|e| bad(format!("layer {digest}: {e}")))?;
-            let (tee, got_digest, size) = raw.into_parts();
-            if &got_digest != digest {
-                return Err(bad(format!("layer {digest} has digest {got_digest}: it is corrupt")));
-            }
-            if let Some(expected) = &source_layer.diff_id
-                && expected != &diff_id
-            {
-                return Err(bad(format!("layer {digest} decompresses to {diff_id}, but the config says {expected}")));
-            }
-            tee.copy.commit()?;
+            let name = format!("{shown} layer {}", source_layer.descriptor.digest);
+            let mut copy = None;
+            let verified = image.read_layer_through(
+                source_layer,
+                |raw| Tee { inner: raw, copy: &mut copy, blob: Some(blob) },
+                |decoded| apply_layer(&mut tree, decoded, &name),
+            )?;
+            copy.take().expect("the tee hands its blob back when dropped").commit()?;
             layers.push(Layer {
-                digest: digest.clone(),
-                diff_id,
-                size,
-                media_type: media_type.into(),
-                uncompressed_size,
+                digest: verified.digest,
+                diff_id: verified.diff_id,
+                size: verified.size,
+                media_type: verified.compression.media_type().into(),
+                uncompressed_size: verified.uncompressed_size,
                 annotations: source_layer.descriptor.annotations.clone().unwrap_or_default(),
             });
         }
@@ -283,17 +259,25 @@ fn apply_layer(tree: &mut BTreeMap<Vec<u8>, BaseEntry>, decoded: &mut dyn Read, 
     Ok(())
 }
 
-/// Copies what is read into a blob.
-struct Tee<R> {
+/// Copies what is read into a blob, and hands the blob back through `copy` when dropped (the layer reader owns
+/// the tee while it reads).
+struct Tee<'a, R> {
     inner: R,
-    copy: BlobWriter,
+    copy: &'a mut Option<BlobWriter>,
+    blob: Option<BlobWriter>,
 }
 
-impl<R: Read> Read for Tee<R> {
+impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
+        self.blob.as_mut().expect("the blob is held until the tee is dropped").write_all(&buf[..n])?;
         Ok(n)
+    }
+}
+
+impl<R> Drop for Tee<'_, R> {
+    fn drop(&mut self) {
+        *self.copy = self.blob.take();
     }
 }
 

@@ -7,8 +7,14 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::cleanup::{self, TempFile};
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
+
+/// Names of blobs being written (image-layout.md leaves names other than digests to the writer).
+const PARTIAL_PREFIX: &str = ".partial-";
+/// Names of blobs being hard-linked in from another store.
+const IMPORT_PREFIX: &str = ".import-";
 
 pub struct BlobStore {
     /// The layout root: the directory holding `blobs/`.
@@ -37,15 +43,15 @@ impl BlobStore {
     }
 
     /// Starts a blob whose digest is known only at the end.
+    /// Its temporary file is registered with [`cleanup`], so a signal or a later run removes it if the run dies.
     pub fn writer(&self) -> Result<BlobWriter> {
-        let temp = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(&self.dir)
+        cleanup::sweep_once(&self.dir, IMPORT_PREFIX);
+        let temp = TempFile::new_in(&self.dir, PARTIAL_PREFIX)
             .map_err(|e| Error::io("cannot create a blob in", &self.dir, e))?;
-        let (file, path) = temp.into_parts();
+        let file = temp.file().try_clone().map_err(|e| Error::io("cannot create a blob in", &self.dir, e))?;
         Ok(BlobWriter {
             writer: DigestWriter::new(BufWriter::with_capacity(128 << 10, file)),
-            temp: path,
+            temp,
             dir: self.dir.clone(),
         })
     }
@@ -63,13 +69,29 @@ impl BlobStore {
         if target.is_file() {
             return Ok(());
         }
+        cleanup::sweep_once(&self.dir, PARTIAL_PREFIX);
         let source = from.path(digest);
-        let temp = self.dir.join(format!(".import-{}-{}", std::process::id(), digest.hex()));
-        let _ = fs::remove_file(&temp);
-        if fs::hard_link(&source, &temp).is_err() {
-            fs::copy(&source, &temp).map_err(|e| Error::io("cannot copy blob to", &temp, e))?;
+        let name = format!("{IMPORT_PREFIX}{}-{}", std::process::id(), digest.hex());
+        let linked = cleanup::Tracked::create(&self.dir, IMPORT_PREFIX, &name, |temp| {
+            let _ = fs::remove_file(temp);
+            fs::hard_link(&source, temp)
+        });
+        if let Ok(linked) = linked {
+            return linked.persist(&target).map_err(|e| Error::io("cannot store blob", &target, e));
         }
-        fs::rename(&temp, &target).map_err(|e| Error::io("cannot store blob", &target, e))
+        // Another file system: copied through a partial blob, checked against its digest on the way.
+        let mut writer = self.writer()?;
+        io::copy(&mut from.open_blob(digest)?, &mut writer)
+            .map_err(|e| Error::io("cannot copy blob to", &self.dir, e))?;
+        let (copied, _) = writer.commit()?;
+        if &copied != digest {
+            return Err(Error::io(
+                "cannot copy blob to",
+                &target,
+                io::Error::other(format!("the copy has digest {copied}")),
+            ));
+        }
+        Ok(())
     }
 
     /// The digests of every complete blob in the store.
@@ -90,7 +112,7 @@ impl BlobStore {
 /// A blob being written; dropped without [`BlobWriter::commit`], its temporary file is removed.
 pub struct BlobWriter {
     writer: DigestWriter<BufWriter<File>>,
-    temp: tempfile::TempPath,
+    temp: TempFile,
     dir: PathBuf,
 }
 
@@ -101,10 +123,10 @@ impl BlobWriter {
         let file = buffered.into_inner().map_err(|e| Error::io("cannot write blob in", &self.dir, e.into_error()))?;
         // Blobs are content for every user of the layout, not private temporary files (tempfile makes them 0600).
         file.set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io("cannot chmod", &self.temp, e))?;
+            .map_err(|e| Error::io("cannot chmod", self.temp.path(), e))?;
         drop(file);
         let target = self.dir.join(digest.hex());
-        self.temp.persist(&target).map_err(|e| Error::io("cannot store blob", &target, e.error))?;
+        self.temp.persist(&target).map_err(|e| Error::io("cannot store blob", &target, e))?;
         Ok((digest, size))
     }
 }

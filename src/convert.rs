@@ -144,9 +144,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         None if outputs_known => std::env::temp_dir(),
         None => options.default_output_dir.clone(),
     };
-    let staging_dir = tempfile::Builder::new()
-        .prefix(".rootfs2image-staging-")
-        .tempdir_in(&staging_parent)
+    let staging_dir = crate::cleanup::TempDir::new_in(&staging_parent, sink::STAGING_PREFIX)
         .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
     let staging = BlobStore::open(staging_dir.path())?;
 
@@ -315,13 +313,12 @@ fn plan_layers(
 }
 
 /// Copies standard input to a temporary file, so that it can be read twice.
-fn spool_stdin(options: &ConvertOptions) -> Result<tempfile::NamedTempFile> {
+fn spool_stdin(options: &ConvertOptions) -> Result<crate::cleanup::TempFile> {
     options.progress.message("spooling standard input");
-    let mut spool = tempfile::Builder::new()
-        .prefix(".rootfs2image-stdin-")
-        .tempfile()
-        .map_err(|e| Error::io("cannot create a spool file in", std::env::temp_dir(), e))?;
-    std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut()).map_err(|e| Error::BadInput {
+    let tmp = std::env::temp_dir();
+    let mut spool = crate::cleanup::TempFile::new_in(&tmp, ".rootfs2image-stdin-")
+        .map_err(|e| Error::io("cannot create a spool file in", &tmp, e))?;
+    std::io::copy(&mut std::io::stdin().lock(), spool.file_mut()).map_err(|e| Error::BadInput {
         input: "-".into(),
         problem: format!("cannot spool standard input to {}: {e}", spool.path().display()),
     })?;

@@ -24,6 +24,67 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The full image name containerd (and Docker 25's `docker save`) record in `index.json`.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 
+/// The largest manifest, index or image config read from an image someone else made. containers/image caps
+/// manifests and configs at 4 MiB (`iolimits.MaxManifestBodySize`, `MaxConfigBodySize`); a real one is a few KiB.
+/// A larger declared or actual size is refused before anything is read or parsed.
+pub const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
+/// The most layers an image read back may have. overlayfs stacks at most 500 lower directories (`OVL_MAX_STACK`)
+/// and Docker refuses images deeper than 125 layers, so no image an engine can run has more; past it the image is
+/// refused as soon as its manifest is parsed, before any layer is read.
+pub const MAX_IMAGE_LAYERS: usize = 500;
+/// The most manifests an index (`index.json` of a layout or an archive) may list: a layout shared by many tags
+/// stays far below it; past it the index is refused before any manifest is opened.
+pub const MAX_INDEX_ENTRIES: usize = 4096;
+
+/// Why a document does not parse, for the caller to put after the image's name.
+pub type ParseResult<T> = std::result::Result<T, String>;
+
+/// Parses an image manifest (manifest.md) and checks its layer count.
+pub fn parse_manifest(bytes: &[u8]) -> ParseResult<Manifest> {
+    let manifest: Manifest = parse_document(bytes, "manifest")?;
+    if manifest.layers.len() > MAX_IMAGE_LAYERS {
+        return Err(format!(
+            "the manifest lists {} layers, more than the {MAX_IMAGE_LAYERS} an image may have",
+            manifest.layers.len()
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Parses an image index (image-index.md, a layout's `index.json`) and checks its entry count.
+pub fn parse_index(bytes: &[u8]) -> ParseResult<Index> {
+    let index: Index = parse_document(bytes, "index")?;
+    if index.manifests.len() > MAX_INDEX_ENTRIES {
+        return Err(format!(
+            "the index lists {} manifests, more than the {MAX_INDEX_ENTRIES} it may have",
+            index.manifests.len()
+        ));
+    }
+    Ok(index)
+}
+
+/// Parses an image config (config.md) and checks its diff_id count.
+pub fn parse_config(bytes: &[u8]) -> ParseResult<ImageConfig> {
+    let config: ImageConfig = parse_document(bytes, "image config")?;
+    if config.rootfs.diff_ids.len() > MAX_IMAGE_LAYERS {
+        return Err(format!(
+            "the image config lists {} diff_ids, more than the {MAX_IMAGE_LAYERS} an image may have",
+            config.rootfs.diff_ids.len()
+        ));
+    }
+    Ok(config)
+}
+
+fn parse_document<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> ParseResult<T> {
+    if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
+        return Err(format!(
+            "the {what} is {} bytes, more than the {MAX_DOCUMENT_SIZE} a document may have",
+            bytes.len()
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid {what}: {e}"))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {

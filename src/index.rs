@@ -40,9 +40,7 @@ pub fn build_index(
         Some(path) => sink::layout::parent_dir(path),
         None => std::env::temp_dir(),
     };
-    let staging_dir = tempfile::Builder::new()
-        .prefix(".rootfs2image-staging-")
-        .tempdir_in(&staging_parent)
+    let staging_dir = crate::cleanup::TempDir::new_in(&staging_parent, sink::STAGING_PREFIX)
         .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
     let staging = BlobStore::open(staging_dir.path())?;
 

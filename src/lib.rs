@@ -3,11 +3,15 @@
 //! Data flows one way, one module per step:
 //! [`input`] (open, sniff, decode) -> [`tar_reader`] / [`directory`] (rootfs entries) -> [`normalize`] (policy)
 //! -> [`layer`] ([`tar_writer`] -> [`digest`] -> [`compression`] -> [`blobs`]) -> [`image`] (documents)
-//! -> [`sink`] (OCI layout, archive). [`convert`] wires the pipeline; [`source`] reads images back for [`inspect`].
+//! -> [`sink`] (OCI layout, archive). [`convert`] wires the pipeline; [`source`] reads images back for [`inspect`],
+//! every blob through [`blob_read`] (confined, bounded by its descriptor, verified). [`cleanup`] removes a run's
+//! temporary paths when a signal ends it, and a dead run's leftovers.
 
 pub mod arch;
 pub mod base;
+pub mod blob_read;
 pub mod blobs;
+pub mod cleanup;
 pub mod compression;
 pub mod compression_pool;
 pub mod convert;

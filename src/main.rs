@@ -21,6 +21,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before any thread starts: Ctrl-C, SIGTERM and SIGHUP remove this run's temporary files, then exit 130/143/129.
+    imgcraft::cleanup::install();
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Inspect(args)) => settings::sink_options(&args.registry, false)

@@ -6,30 +6,39 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+pub use crate::blob_read::VerifiedLayer;
+use crate::blob_read::{self, Bounded, LayoutRefusal, open_in_layout};
 use crate::digest::Digest;
+use crate::entry::EntryKind;
 use crate::error::{Error, Result};
 use crate::image::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Manifest,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MAX_DOCUMENT_SIZE,
+    MAX_IMAGE_LAYERS, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST, Manifest, parse_config, parse_index, parse_manifest,
 };
 use crate::reference::{ImageRef, RegistryRef, RegistryTarget};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::tar_reader::TarReader;
 
+/// The most entries an archive (`oci-archive:`, `docker-archive:`) may hold: an image of [`MAX_IMAGE_LAYERS`]
+/// layers needs a few more than that; past it the archive is refused while it is indexed.
+pub const MAX_ARCHIVE_MEMBERS: usize = 10_000;
+/// The longest member name of an archive that is remembered: blob names are 77 bytes (`blobs/sha256/<hex>`), old
+/// `docker save` layer names about as long; longer names are skipped, so an archive's index stays small.
+const MAX_MEMBER_NAME: usize = 4096;
+/// The largest Docker `manifest.json` read from an archive (containers/image `iolimits.MaxTarFileManifestSize`).
+pub const MAX_DOCKER_MANIFEST_SIZE: u64 = 1 << 20;
+
 /// Where blobs are read from.
 enum Blobs {
-    Layout(PathBuf),
-    /// An archive: member path -> (offset, size) of its data in the file.
-    Archive {
-        file: PathBuf,
-        members: HashMap<String, (u64, u64)>,
-    },
+    /// An OCI layout directory; `image` is the reference as the user wrote it, for errors.
+    Layout { dir: PathBuf, image: String },
+    /// An archive: member path -> (offset, size) of its data in the file, or `None` for a member that is not a
+    /// regular file (a symlink, a device, a directory), which is never read.
+    Archive { file: PathBuf, image: String, members: HashMap<String, Option<(u64, u64)>> },
     /// A repository on a registry; blobs are streamed from it, never held whole, each held to the size the manifest
     /// declares for it (only blobs the manifest lists are read).
-    Registry {
-        client: Box<RegistryClient>,
-        sizes: HashMap<Digest, u64>,
-    },
+    Registry { client: Box<RegistryClient>, sizes: HashMap<Digest, u64> },
 }
 
 impl Blobs {
@@ -45,33 +54,55 @@ impl Blobs {
                     .ok_or_else(|| client.fail(&format!("blob {digest} is not one the manifest lists")))?;
                 Ok((client.open_blob(&digest, size)?, size))
             }
-            Blobs::Layout(dir) => {
-                let path = dir.join(member);
-                let file = File::open(&path).map_err(|e| Error::io("cannot open", &path, e))?;
-                let size = file.metadata().map_err(|e| Error::io("cannot stat", &path, e))?.len();
+            Blobs::Layout { dir, image } => {
+                let (file, size) = open_in_layout(dir, member)
+                    .map_err(|refusal| Error::bad_image(image, format!("`{member}`: {refusal}")))?;
                 Ok((Box::new(file), size))
             }
-            Blobs::Archive { file, members } => {
-                let &(offset, size) = members
-                    .get(member)
-                    .ok_or_else(|| Error::bad_image(file.display(), format!("the archive has no member `{member}`")))?;
+            Blobs::Archive { file, image, members } => {
+                let &(offset, size) = match members.get(member) {
+                    Some(Some(place)) => place,
+                    Some(None) => {
+                        return Err(Error::bad_image(image, format!("member `{member}` is not a regular file")));
+                    }
+                    None => return Err(Error::bad_image(image, format!("the archive has no member `{member}`"))),
+                };
                 let mut f = File::open(file).map_err(|e| Error::io("cannot open", file, e))?;
                 f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("cannot read", file, e))?;
-                Ok((Box::new(f.take(size)), size))
+                Ok((Box::new(Bounded::new(f.take(size), size)), size))
             }
         }
     }
 
-    fn read_path(&self, member: &str, image: &str) -> Result<Vec<u8>> {
-        const LIMIT: u64 = 64 << 20;
-        let (reader, _) = self.open_path(member)?;
-        let mut bytes = Vec::new();
-        reader.take(LIMIT + 1).read_to_end(&mut bytes).map_err(|e| Error::io("cannot read", member, e))?;
-        if bytes.len() as u64 > LIMIT {
+    /// A blob read within its declared size: one whose stored size is known and differs is refused before it is
+    /// read; one that turns out longer or shorter fails when the read reaches the difference.
+    fn open_within(&self, member: &str, declared: &Descriptor, image: &str) -> Result<Bounded<Box<dyn Read + Send>>> {
+        let (reader, stored) = self.open_path(member)?;
+        if stored != u64::MAX && stored != declared.size {
             return Err(Error::bad_image(
                 image,
-                format!("`{member}` is larger than {LIMIT} bytes, too large for a JSON document"),
+                format!("blob {} is {stored} bytes, but its descriptor says {}", declared.digest, declared.size),
             ));
+        }
+        Ok(Bounded::new(reader, declared.size))
+    }
+
+    /// A document with no descriptor (`index.json`, Docker's `manifest.json` and the configs it names) of at most
+    /// `limit` bytes; a larger stored size is refused before reading.
+    fn read_path(&self, member: &str, limit: u64, image: &str) -> Result<Vec<u8>> {
+        let (reader, stored) = self.open_path(member)?;
+        let too_large =
+            || Error::bad_image(image, format!("`{member}` is larger than the {limit} bytes a document may have"));
+        if stored != u64::MAX && stored > limit {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        reader
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::bad_image(image, format!("`{member}`: {e}")))?;
+        if bytes.len() as u64 > limit {
+            return Err(too_large());
         }
         Ok(bytes)
     }
@@ -111,23 +142,37 @@ pub fn open(reference: &ImageRef) -> Result<OpenedImage> {
 pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<OpenedImage> {
     let display = reference.to_string();
     let (blobs, wanted) = match reference {
-        ImageRef::Layout { dir, tag } => (Blobs::Layout(dir.clone()), tag.clone()),
-        ImageRef::OciArchive { file, reference } => (index_archive(file)?, reference.clone()),
+        ImageRef::Layout { dir, tag } => (Blobs::Layout { dir: dir.clone(), image: display.clone() }, tag.clone()),
+        ImageRef::OciArchive { file, reference } => (index_archive(file, &display)?, reference.clone()),
         ImageRef::DockerArchive { file, reference } => {
-            (index_archive(file)?, reference.as_ref().map(|r| r.to_string()))
+            (index_archive(file, &display)?, reference.as_ref().map(|r| r.to_string()))
         }
-        ImageRef::Registry(target) => return open_registry(target, registry, &display),
+        ImageRef::Registry(target) => return open_registry(target, registry, &display).and_then(within_layer_limit),
     };
-    if let Blobs::Layout(dir) = &blobs
-        && !dir.join("index.json").is_file()
+    if let Blobs::Layout { dir, .. } = &blobs
+        && let Err(LayoutRefusal::Missing) = open_in_layout(dir, "index.json")
     {
         return Err(Error::bad_image(&display, "not an OCI image layout: no index.json"));
     }
     let has_index = match &blobs {
-        Blobs::Layout(_) | Blobs::Registry { .. } => true,
+        Blobs::Layout { .. } | Blobs::Registry { .. } => true,
         Blobs::Archive { members, .. } => members.contains_key("index.json"),
     };
     if has_index { open_oci(blobs, &display, wanted.as_deref()) } else { open_docker_save(blobs, &display) }
+}
+
+/// The layer limit, checked again whatever parsed the manifest (a registry's answer is parsed in [`open_registry`]).
+fn within_layer_limit(image: OpenedImage) -> Result<OpenedImage> {
+    if image.layers.len() > MAX_IMAGE_LAYERS {
+        return Err(Error::bad_image(
+            &image.reference,
+            format!(
+                "the manifest lists {} layers, more than the {MAX_IMAGE_LAYERS} an image may have",
+                image.layers.len()
+            ),
+        ));
+    }
+    Ok(image)
 }
 
 /// A manifest from a registry: fetched by tag or digest, checked against its digest, config read and checked.
@@ -163,8 +208,7 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
     {
         return Err(Error::bad_image(display, format!("the registry served a manifest with digest {digest}")));
     }
-    let manifest: Manifest =
-        serde_json::from_slice(&reply.body).map_err(|e| Error::bad_image(display, format!("invalid manifest: {e}")))?;
+    let manifest = parse_manifest(&reply.body).map_err(|problem| Error::bad_image(display, problem))?;
     let descriptor =
         Descriptor { media_type, digest, size: reply.body.len() as u64, platform: None, annotations: None };
     // containers/image reads configs up to 4 MiB too (`iolimits.MaxConfigBodySize`).
@@ -178,8 +222,8 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
     let sizes = std::iter::once(&manifest.config).chain(&manifest.layers).map(|d| (d.digest.clone(), d.size)).collect();
     let blobs = Blobs::Registry { client: Box::new(client), sizes };
     let config_bytes = read_verified(&blobs, &manifest.config, display)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|e| Error::bad_image(display, format!("invalid image config {}: {e}", manifest.config.digest)))?;
+    let config = parse_config(&config_bytes)
+        .map_err(|problem| Error::bad_image(display, format!("image config {}: {problem}", manifest.config.digest)))?;
     let layers = manifest
         .layers
         .iter()
@@ -214,19 +258,36 @@ impl OpenedImage {
     }
 }
 
-fn index_archive(file: &Path) -> Result<Blobs> {
+fn index_archive(file: &Path, image: &str) -> Result<Blobs> {
     let handle = File::open(file).map_err(|e| Error::io("cannot open", file, e))?;
+    let meta = handle.metadata().map_err(|e| Error::io("cannot stat", file, e))?;
+    if !meta.is_file() {
+        // A FIFO or a device would be read without end.
+        return Err(Error::bad_image(image, "an archive must be a regular file"));
+    }
     let name = file.display().to_string();
-    let mut reader = TarReader::new(io::BufReader::new(handle), &name, "uncompressed");
+    let mut reader = TarReader::new(io::BufReader::new(Bounded::new(handle, meta.len())), &name, "uncompressed");
     let mut members = HashMap::new();
+    let mut count = 0usize;
     while let Some(entry) = reader.next_entry()? {
+        count += 1;
+        if count > MAX_ARCHIVE_MEMBERS {
+            return Err(Error::bad_image(
+                image,
+                format!("the archive has more than {MAX_ARCHIVE_MEMBERS} entries, more than an image needs"),
+            ));
+        }
+        if entry.path.len() > MAX_MEMBER_NAME {
+            continue;
+        }
         let mut path = String::from_utf8_lossy(&entry.path).into_owned();
         while let Some(stripped) = path.strip_prefix("./") {
             path = stripped.to_string();
         }
-        members.insert(path, (reader.data_offset(), entry.size()));
+        let place = matches!(entry.kind, EntryKind::File { .. }).then(|| (reader.data_offset(), entry.size()));
+        members.insert(path, place);
     }
-    Ok(Blobs::Archive { file: file.to_path_buf(), members })
+    Ok(Blobs::Archive { file: file.to_path_buf(), image: image.to_string(), members })
 }
 
 fn blob_member(digest: &Digest) -> String {
@@ -234,9 +295,8 @@ fn blob_member(digest: &Digest) -> String {
 }
 
 fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedImage> {
-    let index_bytes = blobs.read_path("index.json", display)?;
-    let index: Index = serde_json::from_slice(&index_bytes)
-        .map_err(|e| Error::bad_image(display, format!("invalid index.json: {e}")))?;
+    let index_bytes = blobs.read_path("index.json", MAX_DOCUMENT_SIZE, display)?;
+    let index: Index = parse_index(&index_bytes).map_err(|e| Error::bad_image(display, format!("index.json: {e}")))?;
     let names = |d: &Descriptor| -> Vec<String> {
         let a = d.annotations.clone().unwrap_or_default();
         let mut names: Vec<String> =
@@ -269,11 +329,11 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
         return Err(Error::bad_image(display, format!("unsupported manifest media type `{}`", chosen.media_type)));
     }
     let manifest_bytes = read_verified(&blobs, chosen, display)?;
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| Error::bad_image(display, format!("invalid manifest {}: {e}", chosen.digest)))?;
+    let manifest: Manifest = parse_manifest(&manifest_bytes)
+        .map_err(|e| Error::bad_image(display, format!("manifest {}: {e}", chosen.digest)))?;
     let config_bytes = read_verified(&blobs, &manifest.config, display)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|e| Error::bad_image(display, format!("invalid image config {}: {e}", manifest.config.digest)))?;
+    let config: ImageConfig = parse_config(&config_bytes)
+        .map_err(|e| Error::bad_image(display, format!("image config {}: {e}", manifest.config.digest)))?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(Error::bad_image(
             display,
@@ -308,26 +368,43 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
     })
 }
 
+/// One image of Docker's `manifest.json` (docker/image/tarexport).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct DockerSaveEntry {
+    #[serde(rename = "Config")]
+    pub config: String,
+    #[serde(rename = "RepoTags", default)]
+    pub repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    pub layers: Vec<String>,
+}
+
+/// Parses Docker's `manifest.json` and checks its size and every image's layer count.
+pub fn parse_docker_manifest(bytes: &[u8]) -> std::result::Result<Vec<DockerSaveEntry>, String> {
+    if bytes.len() as u64 > MAX_DOCKER_MANIFEST_SIZE {
+        return Err(format!("it is {} bytes, more than the {MAX_DOCKER_MANIFEST_SIZE} it may have", bytes.len()));
+    }
+    let entries: Vec<DockerSaveEntry> = serde_json::from_slice(bytes).map_err(|e| format!("invalid: {e}"))?;
+    if let Some(entry) = entries.iter().find(|e| e.layers.len() > MAX_IMAGE_LAYERS) {
+        return Err(format!(
+            "an image lists {} layers, more than the {MAX_IMAGE_LAYERS} an image may have",
+            entry.layers.len()
+        ));
+    }
+    Ok(entries)
+}
+
 /// An archive with only Docker's `manifest.json` (what `docker save` wrote before Docker 25).
 fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        #[serde(rename = "Config")]
-        config: String,
-        #[serde(rename = "RepoTags", default)]
-        repo_tags: Option<Vec<String>>,
-        #[serde(rename = "Layers")]
-        layers: Vec<String>,
-    }
-    let bytes = blobs.read_path("manifest.json", display)?;
-    let entries: Vec<Entry> =
-        serde_json::from_slice(&bytes).map_err(|e| Error::bad_image(display, format!("invalid manifest.json: {e}")))?;
+    let bytes = blobs.read_path("manifest.json", MAX_DOCKER_MANIFEST_SIZE, display)?;
+    let entries =
+        parse_docker_manifest(&bytes).map_err(|e| Error::bad_image(display, format!("manifest.json: {e}")))?;
     let [entry] = entries.as_slice() else {
         return Err(Error::bad_image(display, format!("manifest.json lists {} images, expected one", entries.len())));
     };
-    let config_bytes = blobs.read_path(&entry.config, display)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|e| Error::bad_image(display, format!("invalid image config `{}`: {e}", entry.config)))?;
+    let config_bytes = blobs.read_path(&entry.config, MAX_DOCUMENT_SIZE, display)?;
+    let config: ImageConfig = parse_config(&config_bytes)
+        .map_err(|e| Error::bad_image(display, format!("image config `{}`: {e}", entry.config)))?;
     let config_descriptor = Descriptor {
         media_type: crate::image::MEDIA_TYPE_CONFIG.into(),
         digest: Digest::of(&config_bytes),
@@ -339,7 +416,7 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
     for (i, member) in entry.layers.iter().enumerate() {
         let (mut reader, size) = blobs.open_path(member)?;
         let mut raw = crate::digest::DigestReader::new(&mut reader);
-        io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::io("cannot read", member, e))?;
+        io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::bad_image(display, format!("`{member}`: {e}")))?;
         let (digest, _) = raw.finish();
         layers.push(SourceLayer {
             descriptor: Descriptor {
@@ -369,111 +446,64 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
 
 const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
+/// A manifest or config named by `descriptor`, read within its declared size (at most [`MAX_DOCUMENT_SIZE`]) and
+/// checked against its digest.
 fn read_verified(blobs: &Blobs, descriptor: &Descriptor, display: &str) -> Result<Vec<u8>> {
-    let bytes = blobs.read_path(&blob_member(&descriptor.digest), display)?;
-    check(descriptor, &Digest::of(&bytes), bytes.len() as u64, display)?;
-    Ok(bytes)
-}
-
-fn check(descriptor: &Descriptor, digest: &Digest, size: u64, display: &str) -> Result<()> {
-    if size != descriptor.size {
-        return Err(Error::bad_image(
-            display,
-            format!("blob {} is {size} bytes, but its descriptor says {}", descriptor.digest, descriptor.size),
-        ));
-    }
-    if digest != &descriptor.digest {
-        return Err(Error::bad_image(
-            display,
-            format!("blob {} has digest {digest}: it is corrupt", descriptor.digest),
-        ));
-    }
-    Ok(())
-}
-
-/// What verifying one layer found.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct VerifiedLayer {
-    pub digest: Digest,
-    pub diff_id: Digest,
-    pub size: u64,
-    pub media_type: String,
-    pub uncompressed_size: u64,
+    blob_read::check_document_size(descriptor, MAX_DOCUMENT_SIZE, display)?;
+    let reader = blobs.open_within(&blob_member(&descriptor.digest), descriptor, display)?;
+    blob_read::read_document(reader.into_inner(), descriptor, MAX_DOCUMENT_SIZE, display)
 }
 
 impl OpenedImage {
     /// Reads every layer once, checking its size and digest, and its uncompressed digest against the config's
     /// diff_id.
     pub fn verify_layers(&self) -> Result<Vec<VerifiedLayer>> {
-        let (mut config, _) = self.blobs.open_path(&self.config_member)?;
-        let mut config_bytes = Vec::new();
-        config.read_to_end(&mut config_bytes).map_err(|e| Error::io("cannot read", &self.config_member, e))?;
-        check(&self.config_descriptor, &Digest::of(&config_bytes), config_bytes.len() as u64, &self.reference)?;
+        if self.manifest_descriptor.is_some() {
+            read_verified(&self.blobs, &self.config_descriptor, &self.reference)?;
+        }
         let mut verified = Vec::new();
         for layer in &self.layers {
-            let (reader, _) = self.blobs.open_path(&layer.member)?;
-            let mut raw = crate::digest::DigestReader::new(reader);
-            let mut head = [0u8; crate::compression::SNIFF_LEN];
-            let got = read_up_to(&mut raw, &mut head).map_err(|e| Error::io("cannot read", &layer.member, e))?;
-            let compression = crate::compression::InputCompression::sniff(&head[..got])
-                .map_err(|p| Error::bad_image(&self.reference, format!("layer {}: {p}", layer.descriptor.digest)))?;
-            let (diff_id, uncompressed_size) = {
-                let chained = io::Cursor::new(head[..got].to_vec()).chain(&mut raw);
-                let mut decoded = crate::digest::DigestReader::new(compression.decoder(chained));
-                io::copy(&mut decoded, &mut io::sink()).map_err(|e| {
-                    Error::bad_image(
-                        &self.reference,
-                        format!("layer {} does not decompress: {e}", layer.descriptor.digest),
-                    )
-                })?;
-                decoded.finish()
-            };
-            let (digest, size) = raw.finish();
-            check(&layer.descriptor, &digest, size, &self.reference)?;
-            if let Some(expected) = &layer.diff_id
-                && expected != &diff_id
-            {
-                return Err(Error::bad_image(
-                    &self.reference,
-                    format!(
-                        "layer {} decompresses to {diff_id}, but the config says {expected}",
-                        layer.descriptor.digest
-                    ),
-                ));
-            }
-            verified.push(VerifiedLayer {
-                digest,
-                diff_id,
-                size,
-                media_type: layer.descriptor.media_type.clone(),
-                uncompressed_size,
-            });
+            verified.push(self.read_layer(layer, |_| Ok(()))?);
         }
         Ok(verified)
     }
-}
 
-impl OpenedImage {
-    /// A layer's blob as stored (checked by the caller against its descriptor).
-    pub fn open_layer(&self, layer: &SourceLayer) -> Result<Box<dyn Read + Send + '_>> {
-        Ok(self.blobs.open_path(&layer.member)?.0)
+    /// Reads one layer through [`blob_read::read_layer`]: within its descriptor, checked against its digest and
+    /// diff_id, its decoded tar stream given to `consume`.
+    pub fn read_layer(
+        &self,
+        layer: &SourceLayer,
+        consume: impl FnOnce(&mut dyn Read) -> Result<()>,
+    ) -> Result<VerifiedLayer> {
+        self.read_layer_through(layer, |raw| raw, consume)
+    }
+
+    /// Like [`OpenedImage::read_layer`], with the raw blob passed through `wrap` first (to copy it as it is read).
+    pub fn read_layer_through<W: Read + Send>(
+        &self,
+        layer: &SourceLayer,
+        wrap: impl FnOnce(Box<dyn Read + Send>) -> W,
+        consume: impl FnOnce(&mut dyn Read) -> Result<()>,
+    ) -> Result<VerifiedLayer> {
+        let raw = self.blobs.open_within(&layer.member, &layer.descriptor, &self.reference)?.into_inner();
+        blob_read::read_layer(wrap(raw), &layer.descriptor, layer.diff_id.as_ref(), &self.reference, consume)
+    }
+
+    /// The descriptor this image gives `digest` (its config or one of its layers) and where the blob is stored.
+    fn blob_of(&self, digest: &Digest) -> Option<(&Descriptor, &str)> {
+        if digest == &self.config_descriptor.digest {
+            return Some((&self.config_descriptor, &self.config_member));
+        }
+        self.layers.iter().find(|l| &l.descriptor.digest == digest).map(|l| (&l.descriptor, l.member.as_str()))
     }
 }
 
 impl crate::registry::push::BlobSource for OpenedImage {
+    /// A blob of this image, read within the size its descriptor declares.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        Ok(self.blobs.open_path(&blob_member(digest))?.0)
+        let (descriptor, member) = self
+            .blob_of(digest)
+            .ok_or_else(|| Error::bad_image(&self.reference, format!("the image has no blob {digest}")))?;
+        Ok(Box::new(self.blobs.open_within(member, descriptor, &self.reference)?))
     }
-}
-
-/// Fills `buf` as far as the reader goes (a sniffing read that may meet the end early).
-pub(crate) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }

@@ -12,6 +12,7 @@ use super::Publication;
 use super::layout::parent_dir;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
 use crate::blobs::BlobStore;
+use crate::cleanup::TempFile;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, Result};
 use crate::image::Index;
@@ -43,12 +44,9 @@ pub fn prepare(
         )));
     }
     let dir = parent_dir(file);
-    let temp = tempfile::Builder::new()
-        .prefix(".rootfs2image-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("cannot create a file in", &dir, e))?;
+    let temp = TempFile::new_in(&dir, super::TEMP_PREFIX).map_err(|e| Error::io("cannot create a file in", &dir, e))?;
     let write_error = |e| Error::io("cannot write", temp.path(), e);
-    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, temp.as_file()));
+    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, temp.file()));
 
     let blob_name = |digest: &crate::digest::Digest| format!("blobs/sha256/{}", digest.hex());
     // Docker loads every image listed; an index's images stay untagged (Docker 20.10 has no multi-platform store).
@@ -104,7 +102,7 @@ pub fn prepare(
 }
 
 struct PreparedArchive {
-    temp: tempfile::NamedTempFile,
+    temp: TempFile,
     file: PathBuf,
 }
 
@@ -113,8 +111,8 @@ impl PreparedOutput for PreparedArchive {
         let PreparedArchive { temp, file } = *self;
         // Archives are read by other users' tools: the usual 0644, not the temporary file's 0600.
         use std::os::unix::fs::PermissionsExt;
-        let _ = temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
-        temp.persist(&file).map_err(|e| Error::io("cannot write", &file, e.error))?;
+        let _ = temp.file().set_permissions(std::fs::Permissions::from_mode(0o644));
+        temp.persist(&file).map_err(|e| Error::io("cannot write", &file, e))?;
         Ok(None)
     }
 }

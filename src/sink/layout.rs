@@ -3,15 +3,17 @@
 //! an exclusive lock on the directory, so that concurrent writers never lose each other's tags.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::Publication;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
+use crate::blob_read::{LayoutRefusal, open_in_layout};
 use crate::blobs::BlobStore;
+use crate::cleanup::{TempDir, TempFile};
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_REF_NAME, Descriptor, Index};
+use crate::image::{ANNOTATION_REF_NAME, Descriptor, Index, MAX_DOCUMENT_SIZE, parse_index};
 use crate::reference::ImageName;
 
 pub fn prepare(
@@ -31,9 +33,7 @@ pub fn prepare(
         return Ok(Box::new(ExistingLayout { dir: dir.to_path_buf(), tag: tag.to_string(), descriptor }));
     }
     let parent = parent_dir(dir);
-    let temp = tempfile::Builder::new()
-        .prefix(".rootfs2image-")
-        .tempdir_in(&parent)
+    let temp = TempDir::new_in(&parent, super::TEMP_PREFIX)
         .map_err(|e| Error::io("cannot create a directory in", &parent, e))?;
     let blobs = BlobStore::open(temp.path())?;
     for digest in image.blob_digests() {
@@ -45,7 +45,7 @@ pub fn prepare(
 }
 
 struct NewLayout {
-    temp: tempfile::TempDir,
+    temp: TempDir,
     dir: PathBuf,
     tag: String,
     descriptor: Descriptor,
@@ -53,30 +53,23 @@ struct NewLayout {
 
 impl PreparedOutput for NewLayout {
     fn commit(self: Box<Self>) -> Result<Option<crate::registry::PushReport>> {
-        let temp = self.temp.keep();
+        let NewLayout { mut temp, dir, tag, descriptor } = *self;
         // tempfile creates private (0700) directories; a layout is meant to be shared.
         use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(&temp, fs::Permissions::from_mode(0o755));
-        match fs::rename(&temp, &self.dir) {
+        let _ = fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755));
+        match temp.rename_to(&dir) {
             Ok(()) => Ok(None),
             // Another writer created the layout meanwhile: merge into it like into any existing layout.
-            Err(e) if is_nonempty_dir(&self.dir) && e.kind() != io::ErrorKind::PermissionDenied => {
-                let result = (|| {
-                    check_layout(&self.dir)?;
-                    let blobs = BlobStore::open(&self.dir)?;
-                    let ours = BlobStore::open(&temp)?;
-                    for digest in ours.digests()? {
-                        blobs.import(&ours, &digest)?;
-                    }
-                    update_index(&self.dir, &self.tag, &self.descriptor)
-                })();
-                let _ = fs::remove_dir_all(&temp);
-                result.map(|()| None)
+            Err(e) if is_nonempty_dir(&dir) && e.kind() != io::ErrorKind::PermissionDenied => {
+                check_layout(&dir)?;
+                let blobs = BlobStore::open(&dir)?;
+                let ours = BlobStore::open(temp.path())?;
+                for digest in ours.digests()? {
+                    blobs.import(&ours, &digest)?;
+                }
+                update_index(&dir, &tag, &descriptor).map(|()| None)
             }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&temp);
-                Err(Error::io("cannot create", &self.dir, e))
-            }
+            Err(e) => Err(Error::io("cannot create", &dir, e)),
         }
     }
 }
@@ -108,10 +101,20 @@ fn update_index(dir: &Path, tag: &str, descriptor: &Descriptor) -> Result<()> {
     write_index(dir, &index)
 }
 
-pub fn read_index(dir: &Path) -> Result<Index> {
-    let path = dir.join("index.json");
-    let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::bad_image(path.display(), format!("invalid index.json: {e}")))
+/// The index of an existing layout, read like any layout someone else made: a regular file inside it, at most
+/// [`MAX_DOCUMENT_SIZE`] bytes.
+fn read_index(dir: &Path) -> Result<Index> {
+    let shown = dir.display();
+    let (file, size) = open_in_layout(dir, "index.json")
+        .map_err(|refusal| Error::bad_image(&shown, format!("`index.json`: {refusal}")))?;
+    if size > MAX_DOCUMENT_SIZE {
+        return Err(Error::bad_image(&shown, format!("`index.json` is larger than {MAX_DOCUMENT_SIZE} bytes")));
+    }
+    let mut bytes = Vec::new();
+    io::Read::take(file, MAX_DOCUMENT_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", dir.join("index.json"), e))?;
+    parse_index(&bytes).map_err(|e| Error::bad_image(&shown, format!("index.json: {e}")))
 }
 
 fn write_index(dir: &Path, index: &Index) -> Result<()> {
@@ -121,24 +124,40 @@ fn write_index(dir: &Path, index: &Index) -> Result<()> {
 /// Writes a file atomically: a temporary file in the same directory, renamed over the target.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".rootfs2image-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("cannot create a file in", &dir, e))?;
-    temp.write_all(bytes).map_err(|e| Error::io("cannot write", temp.path(), e))?;
-    temp.persist(path).map_err(|e| Error::io("cannot write", path, e.error))?;
+    let mut temp =
+        TempFile::new_in(&dir, super::TEMP_PREFIX).map_err(|e| Error::io("cannot create a file in", &dir, e))?;
+    temp.file_mut().write_all(bytes).map_err(|e| Error::io("cannot write", temp.path(), e))?;
+    // tempfile creates private (0600) files; index.json is read by every user of the layout.
+    use std::os::unix::fs::PermissionsExt;
+    let _ = temp.file().set_permissions(fs::Permissions::from_mode(0o644));
+    temp.persist(path).map_err(|e| Error::io("cannot write", path, e))?;
     Ok(())
 }
 
 fn check_layout(dir: &Path) -> Result<()> {
-    if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
-        Ok(())
-    } else {
-        Err(Error::bad_image(
-            dir.display(),
-            "the directory exists and is not an OCI image layout (no oci-layout and index.json): choose another destination",
-        ))
+    for name in ["oci-layout", "index.json"] {
+        match open_in_layout(dir, name) {
+            Ok(_) => {}
+            Err(LayoutRefusal::Missing) => {
+                return Err(Error::bad_image(
+                    dir.display(),
+                    "the directory exists and is not an OCI image layout (no oci-layout and index.json): choose \
+                     another destination",
+                ));
+            }
+            Err(refusal) => return Err(Error::bad_image(dir.display(), format!("`{name}`: {refusal}"))),
+        }
     }
+    // Blobs are written into `blobs/sha256`: a symlink on the way would send them out of the layout.
+    for name in ["blobs", "blobs/sha256"] {
+        match fs::symlink_metadata(dir.join(name)) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(Error::bad_image(dir.display(), format!("`{name}` is not a directory inside the layout")));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// An existing directory is a valid destination when it is empty or already a layout.

@@ -160,5 +160,11 @@ fn index_descriptor(image: &Publication, ref_name: Option<&str>, name: Option<&I
     Descriptor { annotations: (!annotations.is_empty()).then_some(annotations), ..image.top.clone() }
 }
 
+/// What every temporary path beside a destination is named: staging directories, archives and layouts being
+/// written, `index.json` being replaced. [`crate::cleanup`] removes a dead run's leftovers of this kind.
+pub const TEMP_PREFIX: &str = ".rootfs2image-";
+/// The staging directory a run assembles its blobs in (a [`TEMP_PREFIX`] name too).
+pub const STAGING_PREFIX: &str = ".rootfs2image-staging-";
+
 /// image-layout.md: the `oci-layout` file.
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
