@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 
 use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::{Digest, DigestReader};
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, is_overlay_xattr};
 use crate::error::{Error, Result};
 use crate::image::ImageConfig;
 use crate::layer::Layer;
@@ -20,6 +20,15 @@ use crate::source;
 /// image-spec layer.md whiteouts.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
+
+/// The most bytes of records the base's merged file system may make this tool keep, counted as entries are applied
+/// (removals are not subtracted, so a base whose layers rewrite the same paths counts each time): the same budget as
+/// a rootfs's own entries ([`crate::normalize::MAX_HELD_BYTES`]), so a base of any size stays within the memory bound.
+pub const MAX_BASE_HELD_BYTES: u64 = crate::normalize::MAX_HELD_BYTES;
+
+/// What one merged-tree record costs beyond its path, link target and xattrs: the map node, the entry, the content
+/// digest and the path kept again for the layer being applied.
+const BASE_ENTRY_OVERHEAD: u64 = 192;
 
 /// One path of the base's merged file system, with what a comparison needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +68,7 @@ impl BaseImage {
         let image = source::open_with(reference, registry)?;
         let shown = image.reference.clone();
         let mut tree = BTreeMap::new();
+        let mut held = 0u64;
         let mut layers = Vec::new();
         for source_layer in &image.layers {
             let blob = staging.writer()?;
@@ -67,7 +77,7 @@ impl BaseImage {
             let verified = image.read_layer_through(
                 source_layer,
                 |raw| Tee { inner: raw, copy: &mut copy, blob: Some(blob) },
-                |decoded| apply_layer(&mut tree, decoded, &name),
+                |decoded| apply_layer(&mut tree, &mut held, decoded, &name),
             )?;
             copy.take().expect("the tee hands its blob back when dropped").commit()?;
             layers.push(Layer {
@@ -194,7 +204,13 @@ fn remove_children(tree: &mut BTreeMap<Vec<u8>, BaseEntry>, dir: &[u8], keep: &H
 }
 
 /// Applies one layer's tar stream to the merged tree, as an engine would.
-fn apply_layer(tree: &mut BTreeMap<Vec<u8>, BaseEntry>, decoded: &mut dyn Read, name: &str) -> Result<()> {
+/// `held` counts the bytes of records kept, against [`MAX_BASE_HELD_BYTES`].
+fn apply_layer(
+    tree: &mut BTreeMap<Vec<u8>, BaseEntry>,
+    held: &mut u64,
+    decoded: &mut dyn Read,
+    name: &str,
+) -> Result<()> {
     let mut reader = crate::tar_reader::TarReader::new(decoded, name, "layer");
     let mut this_layer = HashSet::new();
     while let Some(entry) = reader.next_entry()? {
@@ -216,6 +232,32 @@ fn apply_layer(tree: &mut BTreeMap<Vec<u8>, BaseEntry>, decoded: &mut dyn Read, 
         if let Some(hidden) = leaf.strip_prefix(WHITEOUT_PREFIX) {
             remove_tree(tree, &join(&parent, hidden));
             continue;
+        }
+        // The base's layers are copied into the image as they are: overlayfs's own xattrs in them would hide the
+        // layers below on an overlay-backed engine, as in a rootfs (see `entry::is_overlay_xattr`).
+        if let Some(xattr) = entry.xattrs.keys().find(|x| is_overlay_xattr(x)) {
+            return Err(Error::bad_image(
+                name,
+                format!(
+                    "entry `{}` carries the xattr `{}`, overlayfs's own state, which can hide the layers below",
+                    crate::error::display_bytes(&path),
+                    crate::error::display_text(xattr, 255)
+                ),
+            ));
+        }
+        *held += 2 * path.len() as u64 + BASE_ENTRY_OVERHEAD;
+        if let EntryKind::Symlink { target } | EntryKind::Hardlink { target } = &entry.kind {
+            *held += target.len() as u64;
+        }
+        *held += entry.xattrs.iter().map(|(x, value)| (x.len() + value.len()) as u64).sum::<u64>();
+        if *held > MAX_BASE_HELD_BYTES {
+            return Err(Error::bad_image(
+                name,
+                format!(
+                    "the base's entries hold more than {} MiB of names and attributes, the most kept in memory",
+                    MAX_BASE_HELD_BYTES >> 20
+                ),
+            ));
         }
         let content = match entry.kind {
             EntryKind::File { .. } => {

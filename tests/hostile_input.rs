@@ -303,6 +303,38 @@ fn a_base_layer_with_a_nul_in_a_name_is_refused() {
     ws.refused(&good, &["--base", "oci:base"], &["oci:base", "entry `etc/..\\000x`", "NUL"]);
 }
 
+#[test]
+fn a_base_layer_with_an_overlay_xattr_is_refused() {
+    // The base's layers go into the image unchanged, so overlayfs's own state in them would hide what lies below.
+    let ws = Workspace::new();
+    let good = ws.write("good.tar", &tar(&base_rootfs()));
+    let made = ws.convert(&good, &["--compression", "none", "-o", "oci:base"], &[]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let mut hostile = base_rootfs();
+    hostile.extend([pax(b'x', &[(b"SCHILY.xattr.trusted.overlay.opaque", b"y")]), dir("var")]);
+    replace_layer(&ws.dir.path().join("base"), &tar(&hostile));
+    ws.refused(&good, &["--base", "oci:base"], &["oci:base", "entry `var`", "trusted.overlay.opaque"]);
+}
+
+#[test]
+fn a_base_whose_entries_exceed_the_memory_kept_for_names_is_refused() {
+    // 12,000 paths of 4,000 bytes, each allowed alone: the base's merged tree keeps every one, so their total is
+    // bounded as a rootfs's own entries are.
+    let ws = Workspace::new();
+    let good = ws.write("good.tar", &tar(&base_rootfs()));
+    let made = ws.convert(&good, &["--compression", "none", "-o", "oci:base"], &[]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let stem = "d/".repeat(1990);
+    let mut parts = base_rootfs();
+    for i in 0..12_000u32 {
+        parts.push(pax(b'x', &[(b"path", format!("{stem}{i:08}").as_bytes())]));
+        parts.push(file("x", b""));
+    }
+    replace_layer(&ws.dir.path().join("base"), &tar(&parts));
+    drop(parts);
+    ws.refused_within_memory(&good, &["--base", "oci:base"], &["oci:base", "64 MiB"]);
+}
+
 // ---- finding 4: tiny inputs that would take gigabytes ----
 
 /// A zstd-compressed tar streamed to a file: `write` gets the encoder, so that hundreds of MiB never sit in memory.
