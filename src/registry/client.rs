@@ -50,9 +50,9 @@ pub struct ClientOptions {
 /// connect; registries answer in well under a second, object storage behind them in a few seconds).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer to a request other than a blob GET (a manifest, an index, an error), in bytes, and the largest
-/// image config read from a registry: the limits containers/image puts on manifests and configs (`iolimits`,
-/// 4 MiB each). A manifest, index or config past it is refused; an error body past it is cut.
-pub const MAX_DOCUMENT_LEN: u64 = 4 << 20;
+/// image config read from a registry: the one limit on documents read from others ([`crate::image::MAX_DOCUMENT_SIZE`]).
+/// A manifest, index or config past it is refused; an error body past it is cut.
+pub const MAX_DOCUMENT_LEN: u64 = crate::image::MAX_DOCUMENT_SIZE;
 /// The most of a registry's own text (an `errors[].message`, a body) put into one error message, in bytes.
 pub const MAX_REGISTRY_TEXT: usize = 512;
 
