@@ -3,6 +3,7 @@
 //! limit breach once found stays fixed. Inputs whose fix belongs to another part of issue 10 and has not landed
 //! yet are listed in `tests/data/fuzz/PENDING` and replayed only by the ignored test at the end.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
@@ -113,6 +114,55 @@ fn images_found_by_fuzzing_are_inspected_or_refused_cleanly() {
     replay("inspect_archive", harness_of("inspect_archive"));
     replay("docker_manifest_json", harness_of("docker_manifest_json"));
     replay("inspect_layout", harness_of("inspect_layout"));
+}
+
+/// What a user sees for a kept input given to the built tool: it converts (or inspects) it, or refuses it with exit
+/// status 1 and one line of printable text on stderr, leaving nothing at the destination.
+fn assert_converted_or_refused(input: &str, args: &[&str], destination: Option<&Path>) {
+    let output = common::bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        Some(1) => {
+            assert_eq!(stderr.lines().count(), 1, "{input}: not one line on stderr:\n{stderr}");
+            assert!(!stderr.trim_end().chars().any(char::is_control), "{input}: unescaped stderr: {stderr:?}");
+            if let Some(destination) = destination {
+                assert!(!destination.exists(), "{input}: refused, yet {} was written", destination.display());
+            }
+        }
+        other => panic!("{input}: exit status {other:?} (a crash?)\n{stderr}"),
+    }
+}
+
+#[test]
+fn the_tool_converts_or_refuses_every_kept_rootfs_and_pkgdata_and_inspects_or_refuses_every_kept_archive() {
+    let pending = pending();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    for input in ["tar_normalize", "decompress"].iter().flat_map(|t| inputs(t)).filter(|i| !pending.contains(i)) {
+        let file = data_dir().join(&input);
+        let args = ["--arch", "amd64", "-o", &format!("oci:{}", out.display()), file.to_str().unwrap()];
+        assert_converted_or_refused(&input, &args, Some(&out));
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), "fuzz\n").unwrap();
+    for input in inputs("pkgdata").into_iter().filter(|i| !pending.contains(i)) {
+        let pkgdata = work.path().join("pkgdata");
+        let _ = std::fs::remove_dir_all(&pkgdata);
+        std::fs::create_dir_all(pkgdata.join("runtime")).unwrap();
+        std::fs::copy(data_dir().join(&input), pkgdata.join("runtime/busybox")).unwrap();
+        let args = ["--arch", "amd64", "--pkgdata", pkgdata.to_str().unwrap(), "-o", &format!("oci:{}", out.display())];
+        assert_converted_or_refused(&input, &[&args[..], &[rootfs.to_str().unwrap()]].concat(), Some(&out));
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    for input in inputs("inspect_archive").into_iter().filter(|i| !pending.contains(i)) {
+        let file = data_dir().join(&input);
+        for transport in ["oci-archive", "docker-archive"] {
+            assert_converted_or_refused(&input, &["inspect", &format!("{transport}:{}", file.display())], None);
+        }
+    }
 }
 
 /// Findings whose fix is another engineer's part of issue 10: run with `--ignored` once it has landed, then drop

@@ -22,7 +22,7 @@ use imgcraft::tar_writer::TarWriter;
 
 /// The most decoded bytes one input may yield: far more than any seed decodes to, small enough for a quick run.
 const MAX_DECODED: u64 = 64 << 20;
-/// SOURCE_DATE_EPOCH given to the normaliser, as a Yocto build would (2024-01-01).
+/// The mtime of the files the harnesses write (2024-01-01).
 const EPOCH: i64 = 1_704_067_200;
 
 /// An error the tool prints must be one line of printable text: whatever came from outside is escaped.
@@ -60,27 +60,62 @@ fn check_normal_path(path: &[u8], what: &str) {
     }
 }
 
-/// Reads every entry of a tar stream and all its data, normalising each entry as the converter does.
+/// Reads every entry of a tar stream and all its data, normalising each entry and writing it into a layer as the
+/// converter does (without SOURCE_DATE_EPOCH, its default). A rootfs the tool accepts must give a layer its own
+/// reader reads back to the same entries, and a `created` time that is RFC 3339.
 fn tar_entries(stream: impl Read, name: &str) {
     let mut reader = TarReader::new(stream, name, "uncompressed");
-    let mut normalizer = Normalizer::new(name, Some(EPOCH));
+    let mut normalizer = Normalizer::new(name, None);
+    let mut layer = TarWriter::new(Vec::new());
+    let mut written = Vec::new();
     loop {
         let entry = match reader.next_entry() {
             Ok(Some(entry)) => entry,
-            Ok(None) => return,
+            Ok(None) => break,
             Err(err) => return check_message(&err),
         };
-        let declared = entry.size();
-        match io::copy(&mut reader.data(), &mut io::sink()) {
-            Ok(read) => assert_eq!(read, declared, "an entry's data is not its declared size"),
-            Err(_) => return,
-        }
-        match normalizer.normalize(entry) {
-            Ok(Some(entry)) => check_normal(&entry),
-            Ok(None) => {}
+        let entry = match normalizer.normalize(entry) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
             Err(err) => return check_message(&err),
+        };
+        check_normal(&entry);
+        if layer.append(&entry, &mut reader.data()).is_err() {
+            return;
         }
+        written.push(entry);
     }
+    if let Some(newest) = normalizer.newest_mtime() {
+        check_rfc3339(&imgcraft::image::rfc3339(newest));
+    }
+    let layer = layer.finish().unwrap();
+    let mut reread = TarReader::new(layer.as_slice(), "layer", "uncompressed");
+    let mut again = Normalizer::new("layer", None);
+    for (i, expected) in written.iter().enumerate() {
+        let entry = match reread.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => panic!("the layer ends after {i} of {} entries", written.len()),
+            Err(err) => panic!("the tool's reader refuses the layer it wrote: {err}"),
+        };
+        let entry = again.normalize(entry).unwrap_or_else(|err| panic!("a layer entry does not normalise: {err}"));
+        assert_eq!(entry.as_ref(), Some(expected), "a layer entry reads back differently");
+    }
+    assert!(matches!(reread.next_entry(), Ok(None)), "the layer holds more entries than were written");
+}
+
+/// config.md: `created` is an RFC 3339 date-time, whose year has four digits.
+fn check_rfc3339(text: &str) {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let shape = b.len() == 20
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
+        && digits(11..13)
+        && digits(14..16)
+        && digits(17..19)
+        && [b[4], b[7], b[10], b[13], b[16], b[19]] == *b"--T::Z";
+    assert!(shape, "the image's `created` time {text:?} is not RFC 3339");
 }
 
 /// The tar reader and the normaliser on an uncompressed tar.
