@@ -165,6 +165,21 @@ fn the_tool_converts_or_refuses_every_kept_rootfs_and_pkgdata_and_inspects_or_re
     }
 }
 
+/// Found by fuzzing references (tests/data/fuzz/reference/library-prefix-of-a-nested-name): `library/library/r`
+/// went into `docker save`'s RepoTags as `library/r`, which `docker load` reads as another repository.
+#[test]
+fn a_docker_archive_names_a_nested_library_repository_as_given() {
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), "fuzz\n").unwrap();
+    let archive = work.path().join("image.tar");
+    let destination = format!("docker-archive:{}:library/library/r:1", archive.display());
+    common::run(common::bin().args(["--arch", "amd64", "-o", &destination]).arg(&rootfs));
+    let manifest = common::run(std::process::Command::new("tar").arg("-xOf").arg(&archive).arg("manifest.json"));
+    assert!(manifest.contains(r#""RepoTags":["library/library/r:1"]"#), "{manifest}");
+}
+
 /// Findings whose fix is another engineer's part of issue 10: run with `--ignored` once it has landed, then drop
 /// the input from PENDING.
 #[test]
