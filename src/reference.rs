@@ -116,7 +116,12 @@ impl ImageName {
     /// The name as `docker images` shows it: no `docker.io/` and no `library/`.
     pub fn familiar(&self) -> String {
         let repo = match self.domain.as_str() {
-            "docker.io" => self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string(),
+            // distribution/reference FamiliarName: `library/` goes only before a one-component name, or the
+            // familiar form would name another repository (`library/a/b` is not `a/b`).
+            "docker.io" => match self.repository.strip_prefix("library/") {
+                Some(official) if !official.contains('/') => official.to_string(),
+                _ => self.repository.clone(),
+            },
             domain => format!("{domain}/{}", self.repository),
         };
         format!("{repo}:{}", self.tag)
@@ -265,6 +270,20 @@ mod tests {
         assert_eq!((n.domain.as_str(), n.familiar()), ("localhost:5000", "localhost:5000/app/x:2".into()));
         assert!("My/App".parse::<ImageName>().is_err());
         assert!("app@sha256:abc".parse::<ImageName>().is_err());
+    }
+
+    #[test]
+    fn familiar_names_name_the_same_repository() {
+        // Found by fuzzing (tests/data/fuzz/reference): `library/library/r` was shown as `library/r`.
+        for (text, familiar) in [
+            ("library/library/r:1", "library/library/r:1"),
+            ("docker.io/library/a/b:1", "library/a/b:1"),
+            ("library/busybox:1", "busybox:1"),
+        ] {
+            let n: ImageName = text.parse().unwrap();
+            assert_eq!(n.familiar(), familiar);
+            assert_eq!(n.familiar().parse::<ImageName>().unwrap(), n);
+        }
     }
 
     #[test]

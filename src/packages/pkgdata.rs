@@ -172,7 +172,7 @@ fn unicode_unescape(s: &str) -> Result<String, String> {
                 .ok()
                 .filter(|_| digits.len() == n)
                 .and_then(char::from_u32)
-                .ok_or_else(|| format!("bad escape `\\{escaped}{digits}`"))
+                .ok_or_else(|| format!("bad escape `\\{escaped}{}`", digits.escape_debug()))
         };
         out.push(match escaped {
             'n' => '\n',
@@ -184,7 +184,7 @@ fn unicode_unescape(s: &str) -> Result<String, String> {
             'x' => hex(&mut chars, 2)?,
             'u' => hex(&mut chars, 4)?,
             'U' => hex(&mut chars, 8)?,
-            other => return Err(format!("unknown escape `\\{other}`")),
+            other => return Err(format!("unknown escape `\\{}`", other.escape_debug())),
         });
     }
     Ok(out)

@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| imgcraft_fuzz::inspect_archive(data, imgcraft_fuzz::work_dir()));
