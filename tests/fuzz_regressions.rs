@@ -1,7 +1,7 @@
 //! Replays every input the fuzzer found (`tests/data/fuzz/TARGET/*`, kept by hand from `fuzz/artifacts/` as
 //! scripts/fuzz.sh says) through its target's harness (`fuzz/src/lib.rs`, included by path), so that a crash or
-//! limit breach once found stays fixed. Inputs whose fix belongs to another part of issue 10 and has not landed
-//! yet are listed in `tests/data/fuzz/PENDING` and replayed only by the ignored test at the end.
+//! limit breach once found stays fixed. Hostile rootfs inputs listed in `tests/data/fuzz/REFUSED` must also be
+//! refused by the tool.
 
 mod common;
 #[allow(dead_code)]
@@ -18,8 +18,8 @@ fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz")
 }
 
-fn pending() -> Vec<String> {
-    std::fs::read_to_string(data_dir().join("PENDING"))
+fn refused() -> Vec<String> {
+    std::fs::read_to_string(data_dir().join("REFUSED"))
         .unwrap_or_default()
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
@@ -47,8 +47,7 @@ fn replay_one(input: &str, harness: fn(&[u8], &Path)) {
 }
 
 fn replay(target: &str, harness: fn(&[u8], &Path)) {
-    let pending = pending();
-    for input in inputs(target).iter().filter(|i| !pending.contains(i)) {
+    for input in inputs(target).iter() {
         eprintln!("replaying {input}");
         replay_one(input, harness);
     }
@@ -81,8 +80,8 @@ fn every_kept_input_belongs_to_a_fuzz_target() {
             harness_of(&name);
         }
     }
-    for input in pending() {
-        assert!(data_dir().join(&input).is_file(), "tests/data/fuzz/PENDING names `{input}`, which is not kept");
+    for input in refused() {
+        assert!(data_dir().join(&input).is_file(), "tests/data/fuzz/REFUSED names `{input}`, which is not kept");
     }
 }
 
@@ -136,10 +135,9 @@ fn assert_converted_or_refused(input: &str, args: &[&str], destination: Option<&
 
 #[test]
 fn the_tool_converts_or_refuses_every_kept_rootfs_and_pkgdata_and_inspects_or_refuses_every_kept_archive() {
-    let pending = pending();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    for input in ["tar_normalize", "decompress"].iter().flat_map(|t| inputs(t)).filter(|i| !pending.contains(i)) {
+    for input in ["tar_normalize", "decompress"].iter().flat_map(|t| inputs(t)) {
         let file = data_dir().join(&input);
         let args = ["--arch", "amd64", "-o", &format!("oci:{}", out.display()), file.to_str().unwrap()];
         assert_converted_or_refused(&input, &args, Some(&out));
@@ -148,7 +146,7 @@ fn the_tool_converts_or_refuses_every_kept_rootfs_and_pkgdata_and_inspects_or_re
     let rootfs = work.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
     std::fs::write(rootfs.join("etc/hostname"), "fuzz\n").unwrap();
-    for input in inputs("pkgdata").into_iter().filter(|i| !pending.contains(i)) {
+    for input in inputs("pkgdata").into_iter() {
         let pkgdata = work.path().join("pkgdata");
         let _ = std::fs::remove_dir_all(&pkgdata);
         std::fs::create_dir_all(pkgdata.join("runtime")).unwrap();
@@ -157,7 +155,7 @@ fn the_tool_converts_or_refuses_every_kept_rootfs_and_pkgdata_and_inspects_or_re
         assert_converted_or_refused(&input, &[&args[..], &[rootfs.to_str().unwrap()]].concat(), Some(&out));
         let _ = std::fs::remove_dir_all(&out);
     }
-    for input in inputs("inspect_archive").into_iter().filter(|i| !pending.contains(i)) {
+    for input in inputs("inspect_archive").into_iter() {
         let file = data_dir().join(&input);
         for transport in ["oci-archive", "docker-archive"] {
             assert_converted_or_refused(&input, &["inspect", &format!("{transport}:{}", file.display())], None);
@@ -180,25 +178,21 @@ fn a_docker_archive_names_a_nested_library_repository_as_given() {
     assert!(manifest.contains(r#""RepoTags":["library/library/r:1"]"#), "{manifest}");
 }
 
-/// Findings whose fix is another engineer's part of issue 10: run with `--ignored` once it has landed, then drop
-/// the input from PENDING.
+/// The hostile rootfs inputs the fuzzer found (a NUL in a name, a decoder memory bomb): each is refused.
 #[test]
-#[ignore = "inputs listed in tests/data/fuzz/PENDING wait for their fix"]
-fn pending_findings_are_refused() {
+fn hostile_findings_are_refused() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    for input in pending() {
-        eprintln!("replaying {input}");
+    let listed = refused();
+    assert!(!listed.is_empty(), "tests/data/fuzz/REFUSED lists nothing");
+    for input in listed {
         let target = input.split('/').next().unwrap();
-        replay_one(&input, harness_of(target));
-        // Each pending rootfs is hostile (a NUL in a name, a decoder memory bomb): the tool must refuse it.
-        if ["tar_normalize", "decompress"].contains(&target) {
-            let file = data_dir().join(&input);
-            let args = ["--arch", "amd64", "-o", &format!("oci:{}", out.display()), file.to_str().unwrap()];
-            let output = common::bin().args(args).output().unwrap();
-            assert_eq!(output.status.code(), Some(1), "{input}: not refused");
-            assert_converted_or_refused(&input, &args, Some(&out));
-            let _ = std::fs::remove_dir_all(&out);
-        }
+        assert!(["tar_normalize", "decompress"].contains(&target), "{input}: not a rootfs input");
+        let file = data_dir().join(&input);
+        let args = ["--arch", "amd64", "-o", &format!("oci:{}", out.display()), file.to_str().unwrap()];
+        let output = common::bin().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{input}: not refused");
+        assert_converted_or_refused(&input, &args, Some(&out));
+        assert!(!out.exists(), "{input}: left {} behind", out.display());
     }
 }
