@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{bin, run, run_failing};
+use common::{Workspace, bin, run, run_failing};
 use imgcraft::entry::{Entry, EntryKind};
 use imgcraft::tar_writer::TarWriter;
 
@@ -49,22 +49,7 @@ fn sample_rootfs() -> Vec<(Entry, Vec<u8>)> {
     ]
 }
 
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
 impl Workspace {
-    fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().unwrap() }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
     /// Writes `bytes` compressed with a command-line tool (`gzip -n`, `xz`, `zstd`, `bzip2`).
     fn compressed(&self, name: &str, bytes: &[u8], tool: &[&str]) -> PathBuf {
         let mut child =

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, listing, run};
+use common::{Workspace, bin, listing, run};
 use imgcraft::entry::{Entry, EntryKind};
 use imgcraft::tar_writer::TarWriter;
 
@@ -60,19 +60,7 @@ fn assert_refused(output: &Output, names: &[&str]) -> String {
     stderr
 }
 
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
 impl Workspace {
-    fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// A small image written by the tool itself as an OCI layout at `name`.
     fn layout(&self, name: &str) -> Layout {
         let rootfs = self.path(&format!("{name}.rootfs.tar"));

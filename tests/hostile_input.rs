@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Workspace;
+
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -95,10 +97,6 @@ fn zstd(bytes: &[u8]) -> Vec<u8> {
 
 // ---- running the binary ----
 
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
 /// What a run showed: exit code, stderr, and peak resident memory in MiB.
 struct Outcome {
     code: Option<i32>,
@@ -107,16 +105,6 @@ struct Outcome {
 }
 
 impl Workspace {
-    fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-
     /// Converts `input` to `oci:out`, with `extra` options and environment.
     fn convert(&self, input: &Path, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
         let mut args = vec![input.as_os_str()];
