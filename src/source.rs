@@ -41,6 +41,11 @@ enum Blobs {
     Registry { client: Box<RegistryClient>, sizes: HashMap<Digest, u64> },
 }
 
+/// Text from the image (a member name, an annotation, a media type) as it may appear in an error: escaped and cut.
+fn shown(text: &str) -> String {
+    crate::error::display_text(text, 300)
+}
+
 impl Blobs {
     fn open_path(&self, member: &str) -> Result<(Box<dyn Read + Send>, u64)> {
         match self {
@@ -48,7 +53,7 @@ impl Blobs {
                 let digest: Digest = member
                     .strip_prefix("blobs/sha256/")
                     .and_then(|hex| format!("sha256:{hex}").parse().ok())
-                    .ok_or_else(|| client.fail(&format!("`{member}` is not a blob")))?;
+                    .ok_or_else(|| client.fail(&format!("`{}` is not a blob", shown(member))))?;
                 let &size = sizes
                     .get(&digest)
                     .ok_or_else(|| client.fail(&format!("blob {digest} is not one the manifest lists")))?;
@@ -56,16 +61,21 @@ impl Blobs {
             }
             Blobs::Layout { dir, image } => {
                 let (file, size) = open_in_layout(dir, member)
-                    .map_err(|refusal| Error::bad_image(image, format!("`{member}`: {refusal}")))?;
+                    .map_err(|refusal| Error::bad_image(image, format!("`{}`: {refusal}", shown(member))))?;
                 Ok((Box::new(file), size))
             }
             Blobs::Archive { file, image, members } => {
                 let &(offset, size) = match members.get(member) {
                     Some(Some(place)) => place,
                     Some(None) => {
-                        return Err(Error::bad_image(image, format!("member `{member}` is not a regular file")));
+                        return Err(Error::bad_image(
+                            image,
+                            format!("member `{}` is not a regular file", shown(member)),
+                        ));
                     }
-                    None => return Err(Error::bad_image(image, format!("the archive has no member `{member}`"))),
+                    None => {
+                        return Err(Error::bad_image(image, format!("the archive has no member `{}`", shown(member))));
+                    }
                 };
                 let mut f = File::open(file).map_err(|e| Error::io("cannot open", file, e))?;
                 f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("cannot read", file, e))?;
@@ -91,8 +101,9 @@ impl Blobs {
     /// `limit` bytes; a larger stored size is refused before reading.
     fn read_path(&self, member: &str, limit: u64, image: &str) -> Result<Vec<u8>> {
         let (reader, stored) = self.open_path(member)?;
-        let too_large =
-            || Error::bad_image(image, format!("`{member}` is larger than the {limit} bytes a document may have"));
+        let too_large = || {
+            Error::bad_image(image, format!("`{}` is larger than the {limit} bytes a document may have", shown(member)))
+        };
         if stored != u64::MAX && stored > limit {
             return Err(too_large());
         }
@@ -100,7 +111,7 @@ impl Blobs {
         reader
             .take(limit + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| Error::bad_image(image, format!("`{member}`: {e}")))?;
+            .map_err(|e| Error::bad_image(image, format!("`{}`: {e}", shown(member))))?;
         if bytes.len() as u64 > limit {
             return Err(too_large());
         }
@@ -304,29 +315,31 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
         names.dedup();
         names
     };
-    let chosen = match wanted {
-        Some(wanted) => index
-            .manifests
-            .iter()
-            .find(|d| names(d).iter().any(|n| n == wanted))
-            .ok_or_else(|| Error::bad_image(display, format!("no image named `{wanted}` in index.json")))?,
-        None => match index.manifests.as_slice() {
-            [one] => one,
-            [] => return Err(Error::bad_image(display, "index.json lists no image")),
-            many => {
-                let listed: Vec<String> = many.iter().flat_map(names).collect();
-                return Err(Error::bad_image(
-                    display,
-                    format!("index.json lists {} images: name one of: {}", many.len(), listed.join(", ")),
-                ));
-            }
-        },
-    };
+    let chosen =
+        match wanted {
+            Some(wanted) => index.manifests.iter().find(|d| names(d).iter().any(|n| n == wanted)).ok_or_else(|| {
+                Error::bad_image(display, format!("no image named `{}` in index.json", shown(wanted)))
+            })?,
+            None => match index.manifests.as_slice() {
+                [one] => one,
+                [] => return Err(Error::bad_image(display, "index.json lists no image")),
+                many => {
+                    let listed: Vec<String> = many.iter().flat_map(names).collect();
+                    return Err(Error::bad_image(
+                        display,
+                        format!("index.json lists {} images: name one of: {}", many.len(), shown(&listed.join(", "))),
+                    ));
+                }
+            },
+        };
     if chosen.media_type == MEDIA_TYPE_INDEX || chosen.media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST {
         return Err(Error::bad_image(display, "the reference names a multi-platform index, not one image"));
     }
     if chosen.media_type != MEDIA_TYPE_MANIFEST && chosen.media_type != MEDIA_TYPE_DOCKER_MANIFEST {
-        return Err(Error::bad_image(display, format!("unsupported manifest media type `{}`", chosen.media_type)));
+        return Err(Error::bad_image(
+            display,
+            format!("unsupported manifest media type `{}`", shown(&chosen.media_type)),
+        ));
     }
     let manifest_bytes = read_verified(&blobs, chosen, display)?;
     let manifest: Manifest = parse_manifest(&manifest_bytes)
@@ -404,7 +417,7 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
     };
     let config_bytes = blobs.read_path(&entry.config, MAX_DOCUMENT_SIZE, display)?;
     let config: ImageConfig = parse_config(&config_bytes)
-        .map_err(|e| Error::bad_image(display, format!("image config `{}`: {e}", entry.config)))?;
+        .map_err(|e| Error::bad_image(display, format!("image config `{}`: {e}", shown(&entry.config))))?;
     let config_descriptor = Descriptor {
         media_type: crate::image::MEDIA_TYPE_CONFIG.into(),
         digest: Digest::of(&config_bytes),
@@ -416,7 +429,8 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
     for (i, member) in entry.layers.iter().enumerate() {
         let (mut reader, size) = blobs.open_path(member)?;
         let mut raw = crate::digest::DigestReader::new(&mut reader);
-        io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::bad_image(display, format!("`{member}`: {e}")))?;
+        io::copy(&mut raw, &mut io::sink())
+            .map_err(|e| Error::bad_image(display, format!("`{}`: {e}", shown(member))))?;
         let (digest, _) = raw.finish();
         layers.push(SourceLayer {
             descriptor: Descriptor {
