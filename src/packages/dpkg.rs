@@ -59,6 +59,14 @@ mod tests {
     }
 
     #[test]
+    fn an_installed_size_past_u64_in_bytes_saturates_instead_of_wrapping() {
+        // Found by the `packages` fuzz target: 18014398509481985 KiB overflows u64 when turned into bytes.
+        let status = b"Package: big\nStatus: install ok installed\nInstalled-Size: 18014398509481985\n\n";
+        let ownership = parse("var/lib/dpkg/status", status, &BTreeMap::new()).unwrap();
+        assert_eq!(ownership.packages()[0].size, u64::MAX);
+    }
+
+    #[test]
     fn a_status_file_that_does_not_parse_is_refused() {
         let err = parse("var/lib/dpkg/status", b"Package: a\ngarbage here\n", &BTreeMap::new()).unwrap_err();
         assert_eq!(err.to_string(), "`var/lib/dpkg/status`: not a dpkg status file: line 2 is not a field");

@@ -243,7 +243,8 @@ pub(crate) fn parse_status(status_path: &str, status: &[u8], db: &StatusDatabase
                 depends.push(name);
             }
         }
-        let package = Package { name: name.to_string(), size: size * db.size_unit, depends };
+        // Installed-Size is the package's word: a huge one saturates rather than wraps into a small package.
+        let package = Package { name: name.to_string(), size: size.saturating_mul(db.size_unit), depends };
         installed.push((package, (db.list)(name, stanza)));
     }
     if installed.is_empty() {
