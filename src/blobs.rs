@@ -38,8 +38,11 @@ impl BlobStore {
         self.dir.join(digest.hex())
     }
 
+    /// Whether the store holds the blob as a regular file. A symlink at the blob's name (an existing layout is the
+    /// user's, but may come from elsewhere) does not count: the blob is written again, and the rename into place
+    /// replaces the link itself, never what it points to.
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        fs::symlink_metadata(self.path(digest)).is_ok_and(|m| m.file_type().is_file())
     }
 
     /// Starts a blob whose digest is known only at the end.
@@ -66,7 +69,7 @@ impl BlobStore {
     /// Puts the blob `digest` of `from` into this store: a hardlink where the file system allows, else a copy.
     pub fn import(&self, from: &BlobStore, digest: &Digest) -> Result<()> {
         let target = self.path(digest);
-        if target.is_file() {
+        if self.contains(digest) {
             return Ok(());
         }
         cleanup::sweep_once(&self.dir, PARTIAL_PREFIX);

@@ -588,6 +588,30 @@ fn a_destination_layout_whose_blob_directory_leads_out_is_refused_and_nothing_is
 }
 
 #[test]
+fn a_blob_of_a_destination_layout_that_is_a_symlink_is_written_again_and_its_target_left_alone() {
+    let ws = Workspace::new();
+    let rootfs = ws.path("rootfs.tar");
+    std::fs::write(&rootfs, tar_of(&[("etc/other", b"other\n")])).unwrap();
+    // The same rootfs gives the same layer: learn its digest from a layout of its own.
+    let json = run(bin()
+        .arg(&rootfs)
+        .args(["--arch", "amd64", "--json", "-o"])
+        .arg(format!("oci:{}", ws.path("probe").display())));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let layer_hex = report["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
+    let layout = ws.layout("layout");
+    let outside = ws.path("outside");
+    std::fs::write(&outside, b"not the layer\n").unwrap();
+    let blob = layout.dir.join("blobs/sha256").join(&layer_hex);
+    std::os::unix::fs::symlink(&outside, &blob).unwrap();
+    run(bin().arg(&rootfs).args(["--arch", "amd64", "-q", "-o"]).arg(format!("{}:new", layout.reference())));
+    assert!(std::fs::symlink_metadata(&blob).unwrap().file_type().is_file(), "the blob is still a symlink");
+    assert_eq!(sha256_hex(&std::fs::read(&blob).unwrap()), layer_hex);
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not the layer\n");
+    run(bin().arg("inspect").arg(format!("{}:new", layout.reference())));
+}
+
+#[test]
 fn a_docker_save_archive_whose_layer_member_is_a_symlink_is_refused() {
     let ws = Workspace::new();
     let layer = tar_of(&[("etc/hostname", b"device\n")]);
