@@ -67,6 +67,10 @@ pub fn display_bytes(bytes: &[u8]) -> String {
 /// an answer of megabytes (issue 10: one made a 10 MB stderr line) cannot flood a terminal or a CI log.
 pub const MAX_ERROR_LINE: usize = 4096;
 
+/// The most of one piece of outside text (a registry's `errors[].message`, a body, a member name from an image)
+/// quoted in one error message, in bytes: enough to say what is wrong, never enough to drown the rest of the line.
+pub const MAX_QUOTED_TEXT: usize = 512;
+
 /// Shows text that came from outside (a registry's answer, a header, a file name) safely on a terminal: control
 /// characters (C0 with `\n`, `\r` and ESC, DEL, C1) and the bidirectional controls that can reorder what is shown
 /// (Trojan Source, CVE-2021-42574) are written as `\u{..}` escapes, and the result is cut to at most `limit` bytes

@@ -43,7 +43,7 @@ enum Blobs {
 
 /// Text from the image (a member name, an annotation, a media type) as it may appear in an error: escaped and cut.
 fn shown(text: &str) -> String {
-    crate::error::display_text(text, 300)
+    crate::error::display_text(text, crate::error::MAX_QUOTED_TEXT)
 }
 
 impl Blobs {

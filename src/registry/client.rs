@@ -25,7 +25,7 @@ use super::credentials::Credentials;
 use super::origin::{Origin, realm_refusal, same_origin};
 use super::retry::{Retry, retryable, timed_out};
 use super::transfer::{BlobReader, MIN_TRANSFER_RATE, Paced};
-use crate::error::Error;
+use crate::error::{Error, MAX_QUOTED_TEXT};
 use crate::reference::RegistryRef;
 
 /// How to reach registries: TLS settings and retry policy.
@@ -53,8 +53,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// image config read from a registry: the one limit on documents read from others ([`crate::image::MAX_DOCUMENT_SIZE`]).
 /// A manifest, index or config past it is refused; an error body past it is cut.
 pub const MAX_DOCUMENT_LEN: u64 = crate::image::MAX_DOCUMENT_SIZE;
-/// The most of a registry's own text (an `errors[].message`, a body) put into one error message, in bytes.
-pub const MAX_REGISTRY_TEXT: usize = 512;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -93,9 +91,9 @@ impl Reply {
     }
 
     /// The registry's error text (distribution spec: `{"errors":[{"code","message"}]}`), for messages: escaped and
-    /// cut to [`MAX_REGISTRY_TEXT`] bytes, since it is the registry's to choose.
+    /// cut to [`MAX_QUOTED_TEXT`] bytes, since it is the registry's to choose.
     pub fn error_text(&self) -> String {
-        crate::error::display_text(&self.raw_error_text(), MAX_REGISTRY_TEXT)
+        crate::error::display_text(&self.raw_error_text(), MAX_QUOTED_TEXT)
     }
 
     fn raw_error_text(&self) -> String {
@@ -113,7 +111,7 @@ impl Reply {
             Ok(e) if !e.errors.is_empty() => {
                 let mut text = String::new();
                 for e in &e.errors {
-                    if text.len() > MAX_REGISTRY_TEXT {
+                    if text.len() > MAX_QUOTED_TEXT {
                         break;
                     }
                     let separator = if text.is_empty() { "" } else { "; " };
@@ -121,7 +119,7 @@ impl Reply {
                 }
                 text
             }
-            _ => String::from_utf8_lossy(&self.body[..self.body.len().min(MAX_REGISTRY_TEXT)]).trim().to_string(),
+            _ => String::from_utf8_lossy(&self.body[..self.body.len().min(MAX_QUOTED_TEXT)]).trim().to_string(),
         }
     }
 }
@@ -151,6 +149,11 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// Connects to the registry of `target` (`GET /v2/`) and learns how it wants to be authenticated.
     /// Connects for pushing (`pull,push` rights).
+    /// The retry policy of one request, from this client's options.
+    fn retry_policy(&self) -> Retry<'_> {
+        Retry::new(self.options.attempts, self.options.backoff, self.options.timeout, &self.stalled)
+    }
+
     pub fn connect(target: &RegistryRef, options: ClientOptions) -> Result<RegistryClient, Error> {
         Self::connect_with(target, options, "pull,push")
     }
@@ -290,7 +293,7 @@ impl RegistryClient {
         // An upload `Location` may name another host (object storage, or a hostile second server): the registry's
         // credentials and tokens are for the registry alone (issue 10; Docker and containers/image do the same).
         let own_origin = same_origin(url, &self.base);
-        let mut retry = Retry::new(&self.options, &self.stalled);
+        let mut retry = self.retry_policy();
         let mut refreshed_auth = false;
         loop {
             let mut all_headers = headers.to_vec();
@@ -317,7 +320,7 @@ impl RegistryClient {
                     return Err(self.fail(&format!(
                         "{method} on another host ({}) the registry sent us to answered 401: the registry's \
                          credentials are not sent to another origin",
-                        crate::error::display_text(&elsewhere, MAX_REGISTRY_TEXT)
+                        crate::error::display_text(&elsewhere, MAX_QUOTED_TEXT)
                     )));
                 }
                 Ok(reply) if reply.status.is_server_error() || reply.status == StatusCode::TOO_MANY_REQUESTS => {
@@ -340,7 +343,7 @@ impl RegistryClient {
     /// and fails if the registry sends more or less. Redirects to storage are followed without `Authorization`.
     pub fn open_blob(&self, digest: &crate::digest::Digest, size: u64) -> Result<Box<dyn std::io::Read + Send>, Error> {
         let url = self.url(&format!("blobs/{digest}"));
-        let mut retry = Retry::new(&self.options, &self.stalled);
+        let mut retry = self.retry_policy();
         let mut refreshed_auth = false;
         loop {
             let mut request = http::Request::builder().method(Method::GET).uri(&url);
@@ -514,7 +517,7 @@ impl RegistryClient {
         realm_refusal(realm, self.options.tls_verify).map_or(Ok(()), |why| {
             Err(self.fail(&format!(
                 "the registry names a token service at `{}`: {why}",
-                crate::error::display_text(realm, MAX_REGISTRY_TEXT)
+                crate::error::display_text(realm, MAX_QUOTED_TEXT)
             )))
         })
     }
@@ -536,7 +539,7 @@ impl RegistryClient {
         if let Some(credentials) = &self.options.credentials {
             headers.push(("authorization", credentials.basic_header()));
         }
-        let mut retry = Retry::new(&self.options, &self.stalled);
+        let mut retry = self.retry_policy();
         loop {
             let result = self.call_limited(Method::GET, &url, &headers, None, super::auth::MAX_TOKEN_REPLY);
             match &result {
@@ -603,7 +606,7 @@ impl RegistryClient {
                 }
             }
         };
-        crate::error::display_text(&text, MAX_REGISTRY_TEXT)
+        crate::error::display_text(&text, MAX_QUOTED_TEXT)
     }
 }
 

@@ -4,15 +4,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::client::ClientOptions;
-
 /// How many times an attempt that timed out is tried again: once, for a pooled connection that died silently; a
 /// registry that stalls twice in a row is not waited for a third time.
 const TIMEOUT_RETRIES: u32 = 1;
 
 /// The retry policy of every request: up to `attempts` tries with exponential backoff (or the registry's
-/// `Retry-After`, honoured up to [`ClientOptions::timeout`]: a registry may not make us wait longer than a silence
-/// we would accept), but at most [`TIMEOUT_RETRIES`] retries after a timeout. Giving up after a timeout marks the
+/// `Retry-After`, honoured up to `longest_wait`, the client's timeout: a registry may not make us wait longer than a
+/// silence we would accept), but at most [`TIMEOUT_RETRIES`] retries after a timeout. Giving up after a timeout marks the
 /// client stalled.
 pub(crate) struct Retry<'a> {
     attempt: u32,
@@ -24,15 +22,10 @@ pub(crate) struct Retry<'a> {
 }
 
 impl Retry<'_> {
-    pub(crate) fn new<'a>(options: &ClientOptions, stalled: &'a AtomicBool) -> Retry<'a> {
-        Retry {
-            attempt: 1,
-            attempts: options.attempts,
-            timeouts: 0,
-            delay: options.backoff,
-            stalled,
-            longest_wait: options.timeout,
-        }
+    /// `attempts` tries in all, the first waiting `backoff` and each next twice as long, none longer than
+    /// `longest_wait`; `stalled` is set when the policy gives up after a timeout.
+    pub(crate) fn new(attempts: u32, backoff: Duration, longest_wait: Duration, stalled: &AtomicBool) -> Retry<'_> {
+        Retry { attempt: 1, attempts, timeouts: 0, delay: backoff, stalled, longest_wait }
     }
 
     /// How many attempts were made so far.

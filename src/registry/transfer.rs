@@ -3,9 +3,9 @@
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use super::client::MAX_REGISTRY_TEXT;
+use crate::error::MAX_QUOTED_TEXT;
 
-/// The slowest average pace a transfer may keep, in bytes per second, beyond a first [`ClientOptions::timeout`]: a
+/// The slowest average pace a transfer may keep, in bytes per second, beyond a first `ClientOptions::timeout`: a
 /// server that trickles a byte at a time never trips the idle limit, so every exchange also has an overall deadline
 /// of `timeout + bytes / MIN_TRANSFER_RATE` (a 4 MiB manifest: 30 s + 256 s; a 64 MiB chunk: 30 s + 68 min).
 pub const MIN_TRANSFER_RATE: u64 = 16 << 10;
@@ -113,7 +113,7 @@ impl<R> BlobReader<R> {
             other => other.to_string(),
         };
         let kind = if text.starts_with("timed out") { io::ErrorKind::TimedOut } else { kind };
-        io::Error::new(kind, format!("{}: {}", self.what, crate::error::display_text(&text, MAX_REGISTRY_TEXT)))
+        io::Error::new(kind, format!("{}: {}", self.what, crate::error::display_text(&text, MAX_QUOTED_TEXT)))
     }
 }
 
