@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use crate::compression_pool::CompressionPool;
 use crate::error::Error;
+use crate::finish_write::FinishWrite;
 use crate::parallel_gzip::ParallelGzipWriter;
 use crate::parallel_zstd::ParallelZstdWriter;
 use std::sync::Arc;
@@ -244,11 +245,6 @@ impl FromStr for LayerCompression {
             _ => Err(Error::Invalid(format!("unknown compression `{s}`: use gzip, zstd or none"))),
         }
     }
-}
-
-/// A compressor that must be told when the stream ends, returning the inner writer.
-pub trait FinishWrite<W>: Write {
-    fn finish_stream(self: Box<Self>) -> io::Result<W>;
 }
 
 impl<W: Write> FinishWrite<W> for zstd::stream::write::Encoder<'_, W> {

@@ -8,9 +8,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::entry::EntrySource;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, display_bytes};
-use crate::input::EntrySource;
 use crate::progress::{CountingReader, Progress};
 use crate::tar_reader::InputFault;
 

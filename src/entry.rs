@@ -86,6 +86,13 @@ impl EntryKind {
     }
 }
 
+/// A stream of rootfs entries, each followed by its data: what the tar reader and the directory walker both are.
+pub trait EntrySource {
+    fn next_entry(&mut self) -> Result<Option<Entry>, crate::error::Error>;
+    /// The current entry's content (empty for anything but a regular file).
+    fn data(&mut self) -> Box<dyn std::io::Read + '_>;
+}
+
 /// One file system object. `path` is relative to the rootfs, without a leading `/` or `./` and without a trailing
 /// `/`, once [`crate::normalize`] has seen it; readers hand over paths as found.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,26 +8,11 @@ use std::sync::mpsc::{self, Receiver};
 
 use crate::compression::{InputCompression, SNIFF_LEN};
 use crate::directory::DirectoryReader;
-use crate::entry::Entry;
 use crate::error::Error;
 use crate::progress::{CountingReader, Progress};
 use crate::tar_reader::TarReader;
 
-/// A stream of rootfs entries, each followed by its data.
-pub trait EntrySource {
-    fn next_entry(&mut self) -> Result<Option<Entry>, Error>;
-    /// The current entry's content (empty for anything but a regular file).
-    fn data(&mut self) -> Box<dyn Read + '_>;
-}
-
-impl<R: Read> EntrySource for TarReader<R> {
-    fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
-        TarReader::next_entry(self)
-    }
-    fn data(&mut self) -> Box<dyn Read + '_> {
-        Box::new(TarReader::data(self))
-    }
-}
+pub use crate::entry::EntrySource;
 
 /// An opened rootfs.
 pub struct Rootfs {

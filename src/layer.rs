@@ -8,11 +8,12 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::blobs::{BlobStore, BlobWriter};
-use crate::compression::{FinishWrite, LayerCompression};
+use crate::compression::LayerCompression;
 use crate::compression_pool::CompressionPool;
 use crate::digest::{Digest, DigestWriter};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::finish_write::FinishWrite;
 use crate::tar_writer::TarWriter;
 
 /// A finished layer blob.

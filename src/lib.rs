@@ -20,6 +20,7 @@ pub mod digest;
 pub mod directory;
 pub mod entry;
 pub mod error;
+pub mod finish_write;
 pub mod image;
 pub mod index;
 pub mod input;

@@ -13,8 +13,8 @@ use std::sync::mpsc::Receiver;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
-use crate::compression::FinishWrite;
 use crate::compression_pool::CompressionPool;
+use crate::finish_write::FinishWrite;
 
 const BLOCK_SIZE: usize = 128 * 1024;
 /// Deflate's window: a dictionary larger than this is never used.

@@ -9,8 +9,8 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
-use crate::compression::FinishWrite;
 use crate::compression_pool::CompressionPool;
+use crate::finish_write::FinishWrite;
 
 /// Small enough that dozens of open layers each holding a partial block stay cheap, large enough that frames
 /// compress nearly as well as one stream.

@@ -754,3 +754,12 @@ mod tests {
         assert!(err.contains("corrupt tar header at offset 512") && err.contains("after entry `a`"), "{err}");
     }
 }
+
+impl<R: Read> crate::entry::EntrySource for TarReader<R> {
+    fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
+        TarReader::next_entry(self)
+    }
+    fn data(&mut self) -> Box<dyn Read + '_> {
+        Box::new(TarReader::data(self))
+    }
+}
