@@ -536,6 +536,15 @@ fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+impl<R: Read> crate::entry::EntrySource for TarReader<R> {
+    fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
+        TarReader::next_entry(self)
+    }
+    fn data(&mut self) -> Box<dyn Read + '_> {
+        Box::new(TarReader::data(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,14 +761,5 @@ mod tests {
         let tar = [header(b"a", b'0', 0), second, END.to_vec()].concat();
         let err = entries(&tar).unwrap_err().to_string();
         assert!(err.contains("corrupt tar header at offset 512") && err.contains("after entry `a`"), "{err}");
-    }
-}
-
-impl<R: Read> crate::entry::EntrySource for TarReader<R> {
-    fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
-        TarReader::next_entry(self)
-    }
-    fn data(&mut self) -> Box<dyn Read + '_> {
-        Box::new(TarReader::data(self))
     }
 }
