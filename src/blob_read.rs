@@ -46,7 +46,7 @@ impl<R: Read> Read for Bounded<R> {
                 0 => Ok(0),
                 _ => Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("it is longer than the {} bytes its descriptor declares", self.declared),
+                    format!("it holds more than the {} bytes its descriptor declares", self.declared),
                 )),
             };
         }
@@ -256,6 +256,11 @@ mod tests {
         assert_eq!(long.kind(), io::ErrorKind::InvalidData);
         let short = Bounded::new(&b"ab"[..], 3).read_to_end(&mut Vec::new()).unwrap_err();
         assert_eq!(short.kind(), io::ErrorKind::UnexpectedEof);
+        // What a registry's endless or short blob body meets (the registry client does not bound it again).
+        let longer = Bounded::new(&b"0123456789"[..], 4).read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(longer.to_string().contains("more than the 4 bytes"), "{longer}");
+        let shorter = Bounded::new(&b"0123"[..], 10).read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(shorter.to_string().contains("after 4 of the 10 bytes"), "{shorter}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::auth::{Challenge, TokenReply};
 use super::credentials::Credentials;
 use super::origin::{Origin, realm_refusal, same_origin};
 use super::retry::{Retry, retryable, timed_out};
-use super::transfer::{BlobReader, MIN_TRANSFER_RATE, Paced};
+use super::transfer::{BlobBody, MIN_TRANSFER_RATE, Paced};
 use crate::error::{Error, MAX_QUOTED_TEXT};
 use crate::reference::RegistryRef;
 
@@ -339,8 +339,9 @@ impl RegistryClient {
         }
     }
 
-    /// Opens the blob `digest` for streaming; the reader ends exactly at `size`, the size its descriptor declares,
-    /// and fails if the registry sends more or less. Redirects to storage are followed without `Authorization`.
+    /// Opens the blob `digest` for streaming; an answer announcing another length than `size`, the size its
+    /// descriptor declares, is refused (the reader is held to `size` by `blob_read::Bounded`, as every blob is).
+    /// Redirects to storage are followed without `Authorization`.
     pub fn open_blob(&self, digest: &crate::digest::Digest, size: u64) -> Result<Box<dyn std::io::Read + Send>, Error> {
         let url = self.url(&format!("blobs/{digest}"));
         let mut retry = self.retry_policy();
@@ -368,7 +369,7 @@ impl RegistryClient {
                     }
                     let what = format!("{}/{}: blob {digest}", self.host, self.repository);
                     let body = response.into_body().into_reader();
-                    return Ok(Box::new(BlobReader::new(body, size, what, self.options.timeout)));
+                    return Ok(Box::new(BlobBody::new(body, what, self.options.timeout)));
                 }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
                     refreshed_auth = true;

@@ -45,63 +45,30 @@ impl<R: std::io::Read> Read for Paced<R> {
     }
 }
 
-/// A blob's body, held to the size its descriptor declares: it ends there, and fails if the registry sends more
-/// (found by reading one byte past the end) or ends early. An endless body cannot fill a disk or spin a reader.
-pub(crate) struct BlobReader<R> {
+/// A blob's body: paced, and its read errors naming the registry and the blob. Its size is not checked here: every
+/// blob read goes through `blob_read::Bounded`, which holds it to its descriptor's size.
+pub(crate) struct BlobBody<R> {
     inner: Paced<R>,
-    remaining: u64,
-    size: u64,
     /// `host/repository: blob sha256:...`, for errors.
     what: String,
     timeout: Duration,
 }
 
-impl<R: std::io::Read> Read for BlobReader<R> {
+impl<R: Read> Read for BlobBody<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::io::{Error as IoError, ErrorKind};
-        if self.remaining == 0 {
-            let mut probe = [0u8; 1];
-            return match self.inner.read(&mut probe).map_err(|e| self.explain(e))? {
-                0 => Ok(0),
-                _ => Err(IoError::new(
-                    ErrorKind::InvalidData,
-                    format!(
-                        "{}: the registry sends more than the {} bytes its descriptor declares",
-                        self.what, self.size
-                    ),
-                )),
-            };
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want]).map_err(|e| self.explain(e))?;
-        if n == 0 {
-            return Err(IoError::new(
-                ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: the registry's answer ends after {} of the {} bytes its descriptor declares",
-                    self.what,
-                    self.size - self.remaining,
-                    self.size
-                ),
-            ));
-        }
-        self.remaining -= n as u64;
-        Ok(n)
+        self.inner.read(buf).map_err(|e| self.explain(e))
     }
 }
 
-impl<R: Read> BlobReader<R> {
-    /// `inner`, held to `size` bytes; `what` (`host/repository: blob sha256:...`) names it in errors, and `timeout`
-    /// is both the grace before the pace counts and the idle limit quoted when a read times out.
-    pub(crate) fn new(inner: R, size: u64, what: String, timeout: Duration) -> BlobReader<R> {
-        BlobReader { inner: Paced::new(inner, timeout), remaining: size, size, what, timeout }
+impl<R: Read> BlobBody<R> {
+    /// `what` (`host/repository: blob sha256:...`) names the blob in errors, and `timeout` is both the grace before
+    /// the pace counts and the idle limit quoted when a read times out.
+    pub(crate) fn new(inner: R, what: String, timeout: Duration) -> BlobBody<R> {
+        BlobBody { inner: Paced::new(inner, timeout), what, timeout }
     }
 }
 
-impl<R> BlobReader<R> {
+impl<R> BlobBody<R> {
     /// Names the registry and the blob in a read error, and says plainly when it is a timeout.
     fn explain(&self, error: io::Error) -> io::Error {
         let kind = error.kind();
@@ -120,22 +87,6 @@ impl<R> BlobReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn blob(body: &'static [u8], size: u64) -> BlobReader<&'static [u8]> {
-        BlobReader::new(body, size, "r/a: blob x".into(), Duration::from_secs(30))
-    }
-
-    #[test]
-    fn blob_bodies_end_at_the_declared_size_and_fail_when_longer_or_shorter() {
-        use std::io::Read;
-        let mut exact = Vec::new();
-        blob(b"0123456789", 10).read_to_end(&mut exact).unwrap();
-        assert_eq!(exact, b"0123456789");
-        let longer = blob(b"0123456789", 4).read_to_end(&mut Vec::new()).unwrap_err();
-        assert!(longer.to_string().contains("more than the 4 bytes"), "{longer}");
-        let shorter = blob(b"0123", 10).read_to_end(&mut Vec::new()).unwrap_err();
-        assert!(shorter.to_string().contains("after 4 of the 10 bytes"), "{shorter}");
-    }
 
     #[test]
     fn a_trickle_slower_than_the_minimum_pace_times_out() {
