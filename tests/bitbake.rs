@@ -3,7 +3,7 @@
 //! configuration of our own (tests/bitbake). The images it deploys are checked with `rootfs2image inspect`, skopeo
 //! and Docker. Needs python3 and PyPI (for the first run), Debian's pseudo (the fakeroot of do_rootfs and do_image*,
 //! as in OE-core), skopeo, umoci, and the Docker engine of scripts/setup-test-env.sh (DOCKER, DOCKER_HOST).
-
+#![cfg(feature = "engine-tests")]
 #![cfg(feature = "engine-tests")]
 
 mod common;

@@ -1,6 +1,7 @@
 //! End-to-end tests against real engines and tools: Docker, podman, skopeo, umoci, oci-image-tool, and arm64
 //! under qemu-user. `scripts/test.sh` prepares the machine (engines, binfmt, fixtures) and runs these with
 //! `--features engine-tests`.
+#![cfg(feature = "engine-tests")]
 
 mod common;
 

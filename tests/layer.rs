@@ -1,5 +1,5 @@
 //! meta-imgcraft's own consistency: the recipe's crate list must match Cargo.lock, or the Yocto build of
-//! rootfs2image fetches other crates than `cargo build` uses.
+//! rootfs2image fetches other crates than `cargo build` uses; its Rust version must be the crate's.
 
 use std::process::Command;
 
@@ -12,6 +12,21 @@ fn the_recipe_crate_list_matches_cargo_lock() {
         .output()
         .expect("python3 runs scripts/update-recipe-crates.py");
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// The recipe skips itself on a release whose Rust is older than IMGCRAFT_RUST_VERSION: that must be the crate's
+/// own rust-version, or it would skip releases that build the crate, or let one fail in do_compile.
+#[test]
+fn the_recipe_rust_version_is_the_crates() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let value = |file: &str, key: &str| {
+        let text = std::fs::read_to_string(repo.join(file)).unwrap();
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no `{key}` in {file}"));
+        line.split('"').nth(1).unwrap_or_else(|| panic!("`{line}` in {file} has no quoted value")).to_string()
+    };
+    let crate_version = value("Cargo.toml", "rust-version = ");
+    let recipe_version = value("meta-imgcraft/recipes-devtools/imgcraft/imgcraft_0.1.0.bb", "IMGCRAFT_RUST_VERSION = ");
+    assert_eq!(recipe_version, crate_version, "the recipe's IMGCRAFT_RUST_VERSION is not Cargo.toml's rust-version");
 }
 
 /// oelint-adv (PyPI), pinned, in a venv under target/: every finding is either fixed or suppressed inline with a

@@ -4,6 +4,7 @@
 //! changed; bad input is one line and writes nothing; `--base` keeps the base's blobs and adds only what differs.
 //!
 //! Layer contents are listed with Python's tarfile, a reader independent of the crate's own.
+#![cfg(feature = "engine-tests")]
 
 mod common;
 

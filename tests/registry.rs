@@ -1,6 +1,7 @@
 //! Pushing to real registry servers (Debian's docker-registry, the reference implementation) started here on
 //! loopback ports: plain HTTP, htpasswd basic auth, TLS with a CA made at test time, and a faulty proxy that drops a
 //! connection mid-upload. Results are checked with skopeo, Docker, and the registry's own access log.
+#![cfg(feature = "engine-tests")]
 
 mod common;
 

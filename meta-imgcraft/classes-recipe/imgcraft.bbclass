@@ -136,23 +136,27 @@ def imgcraft_revision_label(d):
     revision = d.getVar('IMGCRAFT_REVISION')
     return 'org.opencontainers.image.revision=%s' % revision if revision else ''
 
-# nooelint: oelint.task.noanonpython - an unknown architecture must stop parsing, before any task runs
+# Configuration errors skip this image recipe with the reason (`bitbake IMAGE` prints it), rather than bb.fatal, which
+# would end the parse of every recipe: one image for a MACHINE no engine knows must not break the others' builds.
+# nooelint: oelint.task.noanonpython - what an image can be built for is known only after parsing, before any task
 python __anonymous() {
+    def skip(reason):
+        raise bb.parse.SkipRecipe("imgcraft: " + reason)
     arch = d.getVar('IMGCRAFT_ARCH')
     if not arch:
-        bb.fatal("imgcraft: TARGET_ARCH '%s' (%s) is not an architecture container engines know; set IMGCRAFT_ARCH "
-                 "(and IMGCRAFT_VARIANT) if you know better" % (d.getVar('TARGET_ARCH'), imgcraft_oci_platform(d)[1]))
+        skip("TARGET_ARCH '%s' (%s) is not an architecture container engines know; set IMGCRAFT_ARCH (and "
+             "IMGCRAFT_VARIANT) if you know better" % (d.getVar('TARGET_ARCH'), imgcraft_oci_platform(d)[1]))
     layers = d.getVar('IMGCRAFT_LAYERS')
     if layers not in ('packages', 'paths', 'single', 'auto'):
-        bb.fatal("imgcraft: IMGCRAFT_LAYERS is '%s': use packages, paths, single or auto" % layers)
+        skip("IMGCRAFT_LAYERS is '%s': use packages, paths, single or auto" % layers)
     if layers == 'paths' and not (d.getVar('IMGCRAFT_LAYER_RULES') or '').split():
-        bb.fatal("imgcraft: IMGCRAFT_LAYERS = \"paths\" needs IMGCRAFT_LAYER_RULES (NAME=GLOB[,GLOB...] ...)")
+        skip("IMGCRAFT_LAYERS = \"paths\" needs IMGCRAFT_LAYER_RULES (NAME=GLOB[,GLOB...] ...)")
     if arch == 'arm' and not d.getVar('IMGCRAFT_VARIANT'):
-        bb.fatal("imgcraft: no ARM architecture level (armv5/6/7/8) found in TUNE_FEATURES, MACHINEOVERRIDES, "
-                 "TUNE_PKGARCH or PACKAGE_EXTRA_ARCHS; set IMGCRAFT_VARIANT = \"v7\" (or v5, v6, v8)")
+        skip("no ARM architecture level (armv5/6/7/8) found in TUNE_FEATURES, MACHINEOVERRIDES, TUNE_PKGARCH or "
+             "PACKAGE_EXTRA_ARCHS; set IMGCRAFT_VARIANT = \"v7\" (or v5, v6, v8)")
     for output in (d.getVar('IMGCRAFT_OUTPUTS') or '').split():
         if output not in ('archive', 'layout'):
-            bb.fatal("imgcraft: IMGCRAFT_OUTPUTS holds '%s': use archive, layout or both" % output)
+            skip("IMGCRAFT_OUTPUTS holds '%s': use archive, layout or both" % output)
 }
 
 # Runs rootfs2image in do_image_imgcraft (under pseudo, so the stream sees the rootfs's real owners).
