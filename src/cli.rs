@@ -37,6 +37,8 @@ pub enum Command {
     Push(PushArgs),
     /// Combine single-platform images into one multi-platform OCI image index
     Index(IndexArgs),
+    /// Copy an image unchanged (same manifest digest) between a registry, layouts and archives
+    Copy(CopyArgs),
     /// What a device holding OLD must download to get NEW: shared and new layers, and their bytes
     Diff(DiffArgs),
 }
@@ -63,6 +65,23 @@ pub struct IndexArgs {
     #[arg(short, long = "output", value_name = "DEST", required = true)]
     pub outputs: Vec<ImageRef>,
     /// The index's name in layouts and archives
+    #[arg(short, long, value_name = "NAME[:TAG]")]
+    pub tag: Option<ImageName>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// The image: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF]
+    pub source: ImageRef,
+    /// Where to (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker://HOST/REPO[:TAG]
+    #[arg(required = true, value_name = "DEST")]
+    pub destinations: Vec<ImageRef>,
+    /// The image's name in layouts and archives [default: the destination's tag, else the source's]
     #[arg(short, long, value_name = "NAME[:TAG]")]
     pub tag: Option<ImageName>,
     #[command(flatten)]

@@ -118,7 +118,12 @@ pub fn build_index(
 }
 
 /// Streams one blob from a source image into the staging store, checking its digest and size.
-fn copy_blob(image: &dyn BlobSource, staging: &BlobStore, blob: &Descriptor, source: &ImageRef) -> Result<()> {
+pub(crate) fn copy_blob(
+    image: &dyn BlobSource,
+    staging: &BlobStore,
+    blob: &Descriptor,
+    source: &ImageRef,
+) -> Result<()> {
     if staging.contains(&blob.digest) {
         return Ok(());
     }

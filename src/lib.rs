@@ -15,6 +15,7 @@ pub mod cleanup;
 pub mod compression;
 pub mod compression_pool;
 pub mod convert;
+pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod directory;

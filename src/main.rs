@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             }),
         Some(Command::Push(args)) => push(args),
         Some(Command::Index(args)) => index(args),
+        Some(Command::Copy(args)) => copy(args),
         Some(Command::Diff(args)) => settings::sink_options(&args.registry, false)
             .and_then(|options| imgcraft::diff::diff(&args.old, &args.new, &options.registry))
             .map(|report| {
@@ -94,6 +95,24 @@ fn index(args: &cli::IndexArgs) -> Result<(), imgcraft::Error> {
             println!("  {}/{}{variant}  {}", p.os, p.architecture, manifest.digest);
         }
     }
+    for output in report.outputs.iter().filter(|o| !o.starts_with("docker://")) {
+        println!("wrote     {output}");
+    }
+    for push in &report.pushes {
+        print_push(push);
+    }
+    Ok(())
+}
+
+fn copy(args: &cli::CopyArgs) -> Result<(), imgcraft::Error> {
+    let options = settings::sink_options(&args.registry, false)?;
+    let report = imgcraft::copy::copy_image(&args.source, &args.destinations, args.tag.as_ref(), &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+        return Ok(());
+    }
+    let variant = report.variant.as_deref().map(|v| format!("/{v}")).unwrap_or_default();
+    println!("manifest  {} ({}{variant})", report.manifest_digest, report.architecture);
     for output in report.outputs.iter().filter(|o| !o.starts_with("docker://")) {
         println!("wrote     {output}");
     }

@@ -4,7 +4,6 @@
 //! and Docker. Needs python3 and PyPI (for the first run), Debian's pseudo (the fakeroot of do_rootfs and do_image*,
 //! as in OE-core), skopeo, umoci, and the Docker engine of scripts/setup-test-env.sh (DOCKER, DOCKER_HOST).
 #![cfg(feature = "engine-tests")]
-#![cfg(feature = "engine-tests")]
 
 mod common;
 

@@ -700,3 +700,35 @@ fn a_503_with_retry_after_is_waited_out_and_retried() {
     let direct = format!("docker://{}/busy/app:1", registry.addr);
     assert_eq!(skopeo_digest(&direct, &[]), pushed["manifest_digest"].as_str().unwrap());
 }
+
+#[test]
+fn copy_pulls_an_image_pinned_by_digest_into_an_archive_unchanged_and_refuses_a_wrong_digest() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let tagged = format!("docker://{}/base/app:1", registry.addr);
+    let pushed = push_json(&["-o", &tagged]);
+    let digest = pushed["manifest_digest"].as_str().unwrap();
+    let pinned = format!("docker://{}/base/app@{digest}", registry.addr);
+
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("base.oci.tar");
+    let out = run(bin().args(["copy", "--json", &pinned]).arg(format!("oci-archive:{}", archive.display())));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["manifest_digest"], digest, "{report}");
+    assert_eq!(report["architecture"], "amd64", "{report}");
+    // The copy is the same image: its manifest digest, every blob verified, and skopeo reads it.
+    let copied: serde_json::Value =
+        serde_json::from_str(&run(bin().args(["inspect", "--json"]).arg(format!("oci-archive:{}", archive.display()))))
+            .unwrap();
+    assert_eq!((copied["manifest_digest"].as_str(), copied["verified"].as_bool()), (Some(digest), Some(true)));
+    assert_eq!(skopeo_digest(&format!("oci-archive:{}", archive.display()), &[]), digest);
+
+    // A digest the registry does not hold: one line naming the registry, nothing written.
+    let other = format!("docker://{}/base/app@sha256:{}", registry.addr, "0".repeat(64));
+    let missing = work.path().join("missing.oci.tar");
+    let failed = run_failing(bin().args(["copy", &other]).arg(format!("oci-archive:{}", missing.display())));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&registry.addr) && stderr.contains("MANIFEST_UNKNOWN"), "{stderr}");
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 1, "only the first copy is there");
+}
