@@ -353,7 +353,8 @@ fn layers_of(reference: &str) -> Vec<(String, String)> {
 #[test]
 fn packages_layering_from_pkgdata_keeps_every_unchanged_layer_on_the_next_build() {
     // Two builds deploying to one DEPLOY_DIR_IMAGE, the second with netbase rebuilt: IMGCRAFT_LAYERS defaults to
-    // packages (PKGDATA_DIR and IMAGE_MANIFEST), and IMGCRAFT_PREVIOUS to what the first build deployed.
+    // packages (PKGDATA_DIR and IMAGE_MANIFEST) and IMGCRAFT_PREVIOUS to nothing: the pure grouping alone keeps
+    // every unchanged package's layer, and the image does not depend on what the deploy directory held.
     let yocto = fixtures().join("packages/yocto");
     let deploy = tempfile::tempdir().unwrap();
     let shared = format!("DEPLOY_DIR_IMAGE = \"{}\"", deploy.path().display());
@@ -372,8 +373,7 @@ fn packages_layering_from_pkgdata_keeps_every_unchanged_layer_on_the_next_build(
 
     let second = Build::with_packages("layers-changed", "qemux86-64", &yocto.join("changed"), &[&shared]);
     assert_eq!(second.var("imgcraft_layers"), "packages");
-    let link = format!("{}.oci.tar", second.var("image_link_name"));
-    assert_eq!(Path::new(second.var("imgcraft_previous")), deploy.path().join(link));
+    assert_eq!(second.var("imgcraft_previous"), "", "no previous image unless asked for");
     let second_ref = format!("oci-archive:{}", std::fs::canonicalize(second.archive()).unwrap().display());
     assert_ne!(first_ref, second_ref, "the second build deployed a new archive");
     let after = layers_of(&second_ref);
@@ -383,4 +383,106 @@ fn packages_layering_from_pkgdata_keeps_every_unchanged_layer_on_the_next_build(
     assert_eq!(new[0]["packages"].as_array().unwrap().iter().filter(|p| *p == "netbase").count(), 1, "{diff}");
     assert_eq!(after.len(), before.len(), "{before:?} -> {after:?}");
     assert_eq!(diff["download_bytes"], new[0]["size"], "{diff}");
+
+    // The same inputs in an empty deploy directory give the same image, byte for byte.
+    let fresh = Build::with_packages("layers-changed", "qemux86-64", &yocto.join("changed"), &[]);
+    let fresh_ref = format!("oci-archive:{}", std::fs::canonicalize(fresh.archive()).unwrap().display());
+    assert_eq!(inspect(&fresh_ref)["manifest_digest"], inspect(&second_ref)["manifest_digest"]);
+}
+
+/// The output of a driver run expected to fail: its stdout and stderr together.
+fn failing_build(machine: &str, conf: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = driver();
+    c.args(["--machine", machine, "--rootfs"])
+        .arg(fixtures().join("rootfs-amd64.tar"))
+        .arg("--workdir")
+        .arg(dir.path());
+    for line in conf {
+        c.args(["--conf", line]);
+    }
+    let output = run_failing(&mut c);
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn an_architecture_no_engine_knows_skips_the_image_recipe_instead_of_ending_the_parse() {
+    // With bb.fatal the whole parse would end ("ParseError"); a skipped recipe is reported when it is asked for.
+    let output = failing_build("qemux86-64", &[r#"TARGET_ARCH:forcevariable = "powerpc""#]);
+    assert!(output.contains("was skipped: imgcraft: TARGET_ARCH 'powerpc'"), "{output}");
+    assert!(!output.contains("ParseError") && !output.contains("ExpansionError"), "{output}");
+}
+
+/// The manifest's layer digests of an image.
+fn layer_digests(reference: &str) -> Vec<String> {
+    layers_of(reference).into_iter().map(|(digest, _)| digest).collect()
+}
+
+#[test]
+fn a_base_named_by_recipe_is_built_first_and_its_layers_come_first() {
+    // No dependency written by hand: naming the recipe makes do_image_imgcraft wait for its do_image_complete.
+    // The base is the fixture without usr/share, so the image adds a layer on top of the base's.
+    let work = tempfile::tempdir().unwrap();
+    let base_rootfs = work.path().join("base.tar");
+    std::fs::copy(fixtures().join("rootfs-amd64.tar"), &base_rootfs).unwrap();
+    run(Command::new("tar").arg("-f").arg(&base_rootfs).args(["--delete", "./usr/share"]));
+    let base_conf = format!("IMGCRAFT_TEST_BASE_ROOTFS = \"{}\"", base_rootfs.display());
+    let build = Build::new(
+        "on-recipe-base",
+        "qemux86-64",
+        &fixtures().join("rootfs-amd64.tar"),
+        &[r#"IMGCRAFT_BASE_IMAGE:pn-imgcraft-test-image = "imgcraft-test-base""#, &base_conf],
+    );
+    let base = build.deploy_dir().join("imgcraft-test-base-qemux86-64.rootfs.oci.tar");
+    let base_layers = layer_digests(&format!("oci-archive:{}", std::fs::canonicalize(&base).unwrap().display()));
+    let layers = layer_digests(&format!("oci-archive:{}", std::fs::canonicalize(build.archive()).unwrap().display()));
+    assert_eq!(base_layers.len(), 1, "{base_layers:?}");
+    assert!(layers.len() > base_layers.len() && layers.starts_with(&base_layers), "{base_layers:?} {layers:?}");
+    assert_eq!(docker_run(&build, None, &["uname", "-m"]), "x86_64");
+}
+
+#[test]
+fn a_registry_base_pinned_by_digest_is_fetched_once_into_dl_dir_and_builds_offline_after() {
+    let registry = std::env::var("IMGCRAFT_REGISTRY")
+        .expect("IMGCRAFT_REGISTRY unset: source the env.sh that scripts/setup-test-env.sh writes");
+    let work = tempfile::tempdir().unwrap();
+    let pushed: Value = serde_json::from_str(&run(bin().arg(fixtures().join("rootfs-amd64.tar")).args([
+        "--json",
+        "-o",
+        &format!("docker://{registry}/imgcraft-bitbake-test/base:1"),
+    ])))
+    .unwrap();
+    let digest = pushed["manifest_digest"].as_str().unwrap();
+    let base = format!("IMGCRAFT_BASE_IMAGE = \"docker://{registry}/imgcraft-bitbake-test/base@{digest}\"");
+    let downloads = work.path().join("downloads");
+    let dl_dir = format!("IMGCRAFT_BASE_DL_DIR = \"{}\"", downloads.display());
+
+    let online = Build::new("registry-base", "qemux86-64", &fixtures().join("rootfs-amd64.tar"), &[&base, &dl_dir]);
+    let fetched = downloads
+        .join(registry.replace(':', "_"))
+        .join(format!("imgcraft-bitbake-test/base@{}.oci.tar", digest.replace(':', "-")));
+    assert_eq!(inspect(&format!("oci-archive:{}", fetched.display()))["manifest_digest"], digest);
+    let layers = layer_digests(&format!("oci-archive:{}", std::fs::canonicalize(online.archive()).unwrap().display()));
+    let base_layers = layer_digests(&format!("oci-archive:{}", fetched.display()));
+    assert!(layers.starts_with(&base_layers) && layers.len() > base_layers.len(), "{base_layers:?} {layers:?}");
+
+    // Offline with the base in DL_DIR: the same image.
+    let offline = Build::new(
+        "registry-base",
+        "qemux86-64",
+        &fixtures().join("rootfs-amd64.tar"),
+        &[&base, &dl_dir, r#"BB_NO_NETWORK = "1""#],
+    );
+    let offline_ref = format!("oci-archive:{}", std::fs::canonicalize(offline.archive()).unwrap().display());
+    assert_eq!(layer_digests(&offline_ref), layers);
+
+    // Offline without it: the fetch task refuses, saying why.
+    let empty = format!("IMGCRAFT_BASE_DL_DIR = \"{}\"", work.path().join("empty").display());
+    let output = failing_build("qemux86-64", &[&base, &empty, r#"BB_NO_NETWORK = "1""#]);
+    assert!(output.contains("do_imgcraft_fetch_base") && output.contains("BB_NO_NETWORK"), "{output}");
+
+    // A tag alone is refused when the recipe is parsed, before anything runs.
+    let tagged = format!("IMGCRAFT_BASE_IMAGE = \"docker://{registry}/imgcraft-bitbake-test/base:1\"");
+    let output = failing_build("qemux86-64", &[&tagged]);
+    assert!(output.contains("was skipped") && output.contains("is not pinned by digest"), "{output}");
 }

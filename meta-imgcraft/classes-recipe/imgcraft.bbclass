@@ -45,24 +45,49 @@ IMGCRAFT_MAX_LAYERS ??= "64"
 # Space-separated NAME=GLOB[,GLOB...] rules for IMGCRAFT_LAYERS = "paths", bottom first; globs match paths without a
 # leading /, `*` stops at /, `**` crosses it.
 IMGCRAFT_LAYER_RULES ??= ""
-# An image to build on (rootfs2image --base): an OCI archive file or layout directory, or an image reference
-# (oci:DIR:TAG, oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO:TAG; a registry base is read at build time).
+# An image to build on (rootfs2image --base), in one of three forms that BitBake knows as inputs:
+#  - the name of an image recipe that inherits imgcraft (IMGCRAFT_OUTPUTS with archive or layout): do_image_imgcraft
+#    depends on its do_image_complete and reads what it deployed under IMGCRAFT_BASE_LINK_NAME;
+#  - a path to an OCI archive (.oci.tar) or layout directory, or a local reference (oci:DIR[:TAG], oci-archive:FILE,
+#    docker-archive:FILE); its content is part of the task's signature (file-checksums);
+#  - a registry image pinned by digest, docker://HOST/REPO@sha256:HEX (the digest of the MACHINE's image manifest, not
+#    of a multi-platform index): do_imgcraft_fetch_base copies it once into IMGCRAFT_BASE_DL_DIR, the only task that
+#    uses the network, and it honours BB_NO_NETWORK and BB_ALLOWED_NETWORKS. A tag without a digest is refused.
 IMGCRAFT_BASE_IMAGE ??= ""
-# The image whose layer groups are kept (rootfs2image --previous), so that consecutive builds reuse layers: by default
-# the one last deployed under the same link name. Empty: none. A path that does not exist yet is skipped.
-IMGCRAFT_PREVIOUS ??= "${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar"
+# Where a base recipe's image is deployed: its IMAGE_LINK_NAME (computed from ours with its name as IMAGE_BASENAME).
+IMGCRAFT_BASE_LINK_NAME ??= "${@imgcraft_base_link_name(d)}"
+# Where registry bases are kept, like the fetcher's downloads; shared between builds.
+IMGCRAFT_BASE_DL_DIR ??= "${DL_DIR}/imgcraft"
+# Registry mirrors tried before a base's own registry, like PREMIRRORS: space-separated FROM=TO pairs of docker://
+# prefixes (docker://registry.example.com/=docker://mirror.local:5000/). The digest makes any mirror's copy safe.
+IMGCRAFT_BASE_MIRRORS ??= ""
+# rootfs2image options for reaching registries when fetching a base (--cert-dir DIR, --tls-verify=false, --timeout N).
+IMGCRAFT_REGISTRY_ARGS ??= ""
+# The image whose package groups are kept (rootfs2image --previous): empty by default, so that the same inputs give
+# the same digests whatever DEPLOY_DIR_IMAGE holds. Layers by package already come out bit-identical for every package
+# whose files did not change, because the grouping is a pure function of the package set and sizes; a previous image
+# only helps when packages are added or removed or change size a lot, and then the image depends on which build came
+# before. Set it (e.g. "${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar", what was deployed last) to trade
+# reproducibility for that. A path that does not exist yet (a first build) is skipped. It stays out of the task's
+# signature: the deployed image changes with every build and would rerun every build.
+IMGCRAFT_PREVIOUS ??= ""
 # More rootfs2image options, verbatim.
 IMGCRAFT_EXTRA_ARGS ??= ""
-# Where rootfs2image comes from: the imgcraft-native recipe. Releases whose Rust is too old for it (scarthgap ships
-# 1.75; the crate needs 1.88) can set this empty and add a host-built rootfs2image to HOSTTOOLS instead.
+# Where rootfs2image comes from: the imgcraft-native recipe, built with the release's own Rust (1.75 or newer). Empty,
+# with rootfs2image added to HOSTTOOLS, uses a host-built one; then upgrading it reruns no image task.
 IMGCRAFT_NATIVE_DEPENDS ??= "imgcraft-native:do_populate_sysroot"
 # Creation time and mtime ceiling. For images OE-core clamps rootfs mtimes to REPRODUCIBLE_TIMESTAMP_ROOTFS, while
 # SOURCE_DATE_EPOCH is only its 2011 fallback: the former keeps the rootfs's own times and the image reproducible.
 IMGCRAFT_SOURCE_DATE_EPOCH ??= "${@d.getVar('REPRODUCIBLE_TIMESTAMP_ROOTFS') or d.getVar('SOURCE_DATE_EPOCH') or ''}"
 # Where `bitbake -c imgcraft_push IMAGE` pushes (docker://HOST/REPO:TAG), and its extra options (--creds-stdin is not
-# available in a task: use an auth file, REGISTRY_AUTH_FILE or a credential helper).
+# available in a task: credentials come from the files of IMGCRAFT_REGISTRY_ENV or a credential helper).
 IMGCRAFT_PUSH_REF ??= ""
 IMGCRAFT_PUSH_ARGS ??= ""
+# The variables of the environment bitbake was started in that the registry tasks (push, base fetch) get, for
+# credentials: an auth file (REGISTRY_AUTH_FILE, podman's ${XDG_RUNTIME_DIR}/containers/auth.json, DOCKER_CONFIG's
+# config.json). Credential helpers (docker-credential-NAME, named by credHelpers or credsStore) run from PATH, which
+# in a task holds only HOSTTOOLS: add them in local.conf, e.g. HOSTTOOLS_NONFATAL += "docker-credential-pass".
+IMGCRAFT_REGISTRY_ENV ??= "REGISTRY_AUTH_FILE DOCKER_CONFIG XDG_RUNTIME_DIR"
 # The OCI platform, from TARGET_ARCH and the tune (see imgcraft_oci_platform); set them to override.
 IMGCRAFT_ARCH ??= "${@imgcraft_oci_platform(d)[0]}"
 IMGCRAFT_VARIANT ??= "${@imgcraft_oci_platform(d)[1]}"
@@ -118,19 +143,82 @@ def imgcraft_option(d, flag, var):
     value = d.getVar(var)
     return 'set -- "$@" %s' % shlex.quote('%s=%s' % (flag, value)) if value else ':'
 
+def imgcraft_base(d):
+    """What IMGCRAFT_BASE_IMAGE names, as (kind, value): ('', ''), ('recipe', NAME), ('path', PATH), ('reference',
+    REF) for a local image reference, or ('registry', docker://HOST/REPO@sha256:HEX); ('invalid', REASON)."""
+    import re
+    location = (d.getVar('IMGCRAFT_BASE_IMAGE') or '').strip()
+    if not location:
+        return ('', '')
+    if location.startswith('docker://'):
+        if not re.fullmatch(r'docker://[^@\s]+/[^@\s]+@sha256:[0-9a-f]{64}', location):
+            return ('invalid', "IMGCRAFT_BASE_IMAGE '%s' is not pinned by digest: write docker://HOST/REPO@sha256:HEX "
+                    "(`skopeo inspect --raw --override-arch ARCH docker://...` shows the MACHINE's manifest; its "
+                    "sha256 is the digest), so that the same build fetches the same base" % location)
+        return ('registry', location)
+    if re.match(r'(oci|oci-archive|docker-archive):', location):
+        return ('reference', location)
+    if '/' in location:
+        return ('path', location)
+    if re.fullmatch(r'[a-z0-9][a-z0-9.+-]*', location):
+        return ('recipe', location)
+    return ('invalid', "IMGCRAFT_BASE_IMAGE '%s' is neither an image recipe name, a path, an oci:, oci-archive: or "
+            "docker-archive: reference, nor docker://HOST/REPO@sha256:HEX" % location)
+
+def imgcraft_base_link_name(d):
+    """The IMAGE_LINK_NAME an image recipe named by IMGCRAFT_BASE_IMAGE deploys under: ours, with its name."""
+    kind, name = imgcraft_base(d)
+    if kind != 'recipe':
+        return ''
+    localdata = bb.data.createCopy(d)
+    localdata.setVar('PN', name)
+    localdata.setVar('IMAGE_BASENAME', name)
+    return localdata.getVar('IMAGE_LINK_NAME')
+
+def imgcraft_base_download(d):
+    """Where do_imgcraft_fetch_base keeps a registry base: IMGCRAFT_BASE_DL_DIR/HOST/REPO@sha256-HEX.oci.tar."""
+    import os
+    kind, location = imgcraft_base(d)
+    if kind != 'registry':
+        return ''
+    name, digest = location[len('docker://'):].split('@')
+    return os.path.join(d.getVar('IMGCRAFT_BASE_DL_DIR'), name.replace(':', '_') + '@' + digest.replace(':', '-')
+                        + '.oci.tar')
+
 def imgcraft_base_option(d):
-    """A shell line adding `--base REF` for IMGCRAFT_BASE_IMAGE: a path (an OCI layout directory or an archive file)
-    becomes an oci: or oci-archive: reference, anything else is an image reference as given."""
+    """A shell line adding `--base REF` for IMGCRAFT_BASE_IMAGE. Paths and a base recipe's deployed image are looked
+    at when the task runs (a layout directory becomes oci:, anything else oci-archive:), never at parse time."""
     import os
     import shlex
-    location = d.getVar('IMGCRAFT_BASE_IMAGE')
-    if not location:
+    kind, location = imgcraft_base(d)
+    if kind == 'reference':
+        return 'set -- "$@" --base %s' % shlex.quote(location)
+    if kind == 'registry':
+        return 'set -- "$@" --base %s' % shlex.quote('oci-archive:' + imgcraft_base_download(d))
+    if kind == 'path':
+        base = shlex.quote(location)
+    elif kind == 'recipe':
+        stem = shlex.quote(os.path.join(d.getVar('DEPLOY_DIR_IMAGE'), d.getVar('IMGCRAFT_BASE_LINK_NAME')))
+        return ('if [ -e %s.oci.tar ]; then set -- "$@" --base oci-archive:%s.oci.tar; '
+                'elif [ -d %s.oci ]; then set -- "$@" --base oci:%s.oci; '
+                'else bbfatal "imgcraft: the base recipe %s deployed neither %s.oci.tar nor %s.oci: it must inherit '
+                'imgcraft"; fi' % (stem, stem, stem, stem, location, stem, stem))
+    else:
         return ':'
-    if os.path.isdir(location):
-        location = 'oci:' + location
-    elif os.path.exists(location) or ':' not in location.split('/')[0]:
-        location = 'oci-archive:' + location
-    return 'set -- "$@" --base %s' % shlex.quote(location)
+    return 'if [ -d %s ]; then set -- "$@" --base oci:%s; else set -- "$@" --base oci-archive:%s; fi' % (
+        base, base, base)
+
+def imgcraft_base_file_checksums(d):
+    """file-checksums for a base given by path, so that a changed base reruns do_image_imgcraft."""
+    import os
+    kind, location = imgcraft_base(d)
+    if kind == 'reference':
+        location = location.split(':', 1)[1]
+        if location.startswith('/') and ':' in os.path.basename(location) and not os.path.exists(location):
+            location = location.rsplit(':', 1)[0]
+    elif kind != 'path':
+        return ''
+    return '%s:%s' % (location, os.path.exists(location))
 
 def imgcraft_revision_label(d):
     revision = d.getVar('IMGCRAFT_REVISION')
@@ -157,6 +245,19 @@ python __anonymous() {
     for output in (d.getVar('IMGCRAFT_OUTPUTS') or '').split():
         if output not in ('archive', 'layout'):
             skip("IMGCRAFT_OUTPUTS holds '%s': use archive, layout or both" % output)
+    kind, base = imgcraft_base(d)
+    if kind == 'invalid':
+        skip(base)
+    elif kind == 'recipe':
+        if base == d.getVar('PN'):
+            skip("IMGCRAFT_BASE_IMAGE names this image itself")
+        d.appendVarFlag('do_image_imgcraft', 'depends', ' %s:do_image_complete' % base)
+    elif kind == 'registry':
+        bb.build.addtask('do_imgcraft_fetch_base', 'do_image_imgcraft', None, d)
+    elif kind in ('path', 'reference'):
+        checksums = imgcraft_base_file_checksums(d)
+        if checksums:
+            d.appendVarFlag('do_image_imgcraft', 'file-checksums', ' ' + checksums)
 }
 
 # Runs rootfs2image in do_image_imgcraft (under pseudo, so the stream sees the rootfs's real owners).
@@ -247,4 +348,64 @@ do_imgcraft_push[nostamp] = "1"
 # nooelint: oelint.task.network - pushing to a registry is this task's purpose; it is never part of a normal build
 do_imgcraft_push[network] = "1"
 do_imgcraft_push[depends] += "${IMGCRAFT_NATIVE_DEPENDS}"
-do_imgcraft_push[prefuncs] += "extend_recipe_sysroot"
+do_imgcraft_push[prefuncs] += "extend_recipe_sysroot imgcraft_registry_environment"
+
+# Exports the variables of IMGCRAFT_REGISTRY_ENV from the environment bitbake was started in (BitBake's workers start
+# from a clean one), unless the configuration sets them: the registry tasks find the user's credentials as
+# rootfs2image run by hand would. A prefunc: the task runs with the datastore its prefuncs changed.
+# BB_ORIGENV is an object whose text changes from one parse to the next: it must stay out of signatures.
+imgcraft_registry_environment[vardepsexclude] = "BB_ORIGENV"
+# nooelint: oelint.task.docstrings - a prefunc of the registry tasks, not a task
+python imgcraft_registry_environment() {
+    origenv = d.getVar('BB_ORIGENV', False)
+    for name in (d.getVar('IMGCRAFT_REGISTRY_ENV') or '').split():
+        value = d.getVar(name) or (origenv.getVar(name) if origenv else None)
+        if value:
+            d.setVar(name, value)
+            d.setVarFlag(name, 'export', '1')
+}
+
+# Copies a registry base pinned by digest into IMGCRAFT_BASE_DL_DIR, once: the only imgcraft task of a build that
+# uses the network, added by the anonymous function above only for a docker:// base. Like BitBake's fetcher, it
+# honours BB_NO_NETWORK (a base already in IMGCRAFT_BASE_DL_DIR is enough) and BB_ALLOWED_NETWORKS, and tries
+# IMGCRAFT_BASE_MIRRORS first. rootfs2image checks the manifest against the digest and every blob against it.
+do_imgcraft_fetch_base[doc] = "Fetches the registry base image named by digest in IMGCRAFT_BASE_IMAGE into DL_DIR"
+# nooelint: oelint.task.network - fetching the pinned base image is this task's purpose
+do_imgcraft_fetch_base[network] = "1"
+do_imgcraft_fetch_base[depends] += "${IMGCRAFT_NATIVE_DEPENDS}"
+do_imgcraft_fetch_base[prefuncs] += "extend_recipe_sysroot imgcraft_registry_environment"
+do_imgcraft_fetch_base[vardepsexclude] += "IMGCRAFT_BASE_MIRRORS IMGCRAFT_REGISTRY_ARGS IMGCRAFT_BASE_DL_DIR"
+python do_imgcraft_fetch_base() {
+    import os
+    import shlex
+    import subprocess
+    location = imgcraft_base(d)[1]
+    dest = imgcraft_base_download(d)
+    if os.path.exists(dest):
+        bb.note("imgcraft: %s is already in %s" % (location, dest))
+        return
+    candidates = []
+    for pair in (d.getVar('IMGCRAFT_BASE_MIRRORS') or '').split():
+        source, _, mirror = pair.partition('=')
+        if mirror and location.startswith(source):
+            candidates.append(mirror + location[len(source):])
+    candidates.append(location)
+    bb.utils.mkdirhier(os.path.dirname(dest))
+    partial = dest + '.part-%d' % os.getpid()
+    args = shlex.split(d.getVar('IMGCRAFT_REGISTRY_ARGS') or '')
+    failures = []
+    for url in candidates:
+        try:
+            bb.fetch2.check_network_access(d, "rootfs2image copy %s" % url, url)
+        except bb.fetch2.NetworkAccess as e:
+            failures.append(str(e))
+            continue
+        command = ['rootfs2image', 'copy', '--json'] + args + [url, 'oci-archive:' + partial]
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if result.returncode == 0:
+            os.rename(partial, dest)
+            bb.note("imgcraft: fetched %s into %s" % (url, dest))
+            return
+        failures.append(result.stderr.strip() or "rootfs2image copy %s failed" % url)
+    bb.fatal("imgcraft: cannot fetch the base image %s into %s: %s" % (location, dest, "; ".join(failures)))
+}
