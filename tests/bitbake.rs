@@ -314,7 +314,7 @@ fn layer_parses_with_the_series_it_names_and_not_with_others() {
         c.arg("--workdir").arg(dir.path());
         (c.output().unwrap(), dir)
     };
-    for series in ["scarthgap", "wrynose", "blacksail"] {
+    for series in ["scarthgap", "whinlatter", "wrynose", "blacksail"] {
         let (output, _dir) = parse(series);
         assert!(output.status.success(), "{series}: {}", String::from_utf8_lossy(&output.stderr));
     }
@@ -485,4 +485,56 @@ fn a_registry_base_pinned_by_digest_is_fetched_once_into_dl_dir_and_builds_offli
     let tagged = format!("IMGCRAFT_BASE_IMAGE = \"docker://{registry}/imgcraft-bitbake-test/base:1\"");
     let output = failing_build("qemux86-64", &[&tagged]);
     assert!(output.contains("was skipped") && output.contains("is not pinned by digest"), "{output}");
+}
+
+#[test]
+fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_one_index() {
+    let registry = std::env::var("IMGCRAFT_REGISTRY")
+        .expect("IMGCRAFT_REGISTRY unset: source the env.sh that scripts/setup-test-env.sh writes");
+    let destination = format!("docker://{registry}/imgcraft-bitbake-test/index:{PV}");
+    let dir = tempfile::tempdir().unwrap();
+    let arm64_rootfs =
+        format!("IMGCRAFT_TEST_ROOTFS:qemuarm64 = \"{}\"", fixtures().join("rootfs-arm64.tar").display());
+    let push_ref = format!("IMGCRAFT_INDEX_PUSH_REF = \"{destination}\"");
+    let mut c = driver();
+    c.args(["--json", "--machine", "qemux86-64", "--rootfs"]).arg(fixtures().join("rootfs-amd64.tar"));
+    c.arg("--workdir").arg(dir.path());
+    c.args(["--recipe", "imgcraft-test-index", "--task", "imgcraft_index_push"]);
+    c.args(["--multiconfig", "arm64=qemuarm64", "--multiconfig", "amd64=qemux86-64"]);
+    for line in [
+        r#"IMGCRAFT_INDEX_MULTICONFIGS = "arm64:qemuarm64 amd64:qemux86-64""#,
+        &arm64_rootfs,
+        &push_ref,
+        r#"IMGCRAFT_INDEX_PUSH_ARGS = "--tls-verify=false""#,
+        r#"IMGCRAFT_TAG = "imgcraft-bitbake-test/index:1.2.3""#,
+    ] {
+        c.args(["--conf", line]);
+    }
+    let results: Value = serde_json::from_str(&run(&mut c)).unwrap();
+    let builddir = PathBuf::from(results[0]["builddir"].as_str().unwrap());
+    let deploy = builddir.join("tmp/deploy/images");
+    let index = deploy.join("imgcraft-test-index/imgcraft-test-index.oci.tar");
+    let raw: Value = serde_json::from_str(&run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci-archive:{}", index.display()))))
+    .unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json", "{raw}");
+    // Each entry is the very image its multiconfig deployed, with that machine's platform.
+    for (machine, architecture, variant) in [("qemuarm64", "arm64", Some("v8")), ("qemux86-64", "amd64", None)] {
+        let archive = deploy.join(format!("{machine}/imgcraft-test-image-{machine}.rootfs.oci.tar"));
+        let image = inspect(&format!("oci-archive:{}", std::fs::canonicalize(&archive).unwrap().display()));
+        let entry = raw["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == architecture)
+            .unwrap_or_else(|| panic!("no {architecture} in {raw}"));
+        assert_eq!(entry["digest"], image["manifest_digest"], "{machine}: {raw}");
+        assert_eq!(entry["platform"]["variant"].as_str(), variant, "{machine}: {raw}");
+    }
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2, "{raw}");
+    // The pushed index is the deployed one, byte for byte.
+    let local = run(Command::new("skopeo").args(["inspect", "--raw"]).arg(format!("oci-archive:{}", index.display())));
+    let pushed = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &destination]));
+    assert_eq!(pushed, local);
 }

@@ -117,6 +117,13 @@ def write_conf(builddir, args, machine, rootfs, conf):
         # ... which leaves the layer without recipes: no warning for that.
         'BBFILE_PATTERN_IGNORE_EMPTY_imgcraft = "1"',
     ]
+    if args.multiconfig:
+        multiconfigs = [spec.split("=", 1) for spec in args.multiconfig]
+        os.makedirs(os.path.join(confdir, "multiconfig"))
+        for name, mc_machine in multiconfigs:
+            with open(os.path.join(confdir, "multiconfig", name + ".conf"), "w") as f:
+                f.write("MACHINE = %s\n" % conf_value(mc_machine))
+        lines.append("BBMULTICONFIG = %s" % conf_value(" ".join(name for name, _ in multiconfigs)))
     if args.pkgdata:
         lines.append("IMGCRAFT_TEST_PKGDATA = %s" % conf_value(os.path.abspath(args.pkgdata)))
     else:
@@ -150,11 +157,11 @@ def bitbake(program, builddir, argv, log):
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
 
 
-def variables(program, builddir, log, names):
+def variables(program, builddir, log, names, recipe):
     """The values `bitbake -e RECIPE` gives names."""
     out = os.path.join(builddir, "bitbake-e.txt")
     with open(out, "wb") as f:
-        status = subprocess.run([sys.executable, program, "-e", RECIPE], cwd=builddir, env=bitbake_env(), stdout=f,
+        status = subprocess.run([sys.executable, program, "-e", recipe], cwd=builddir, env=bitbake_env(), stdout=f,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
     if status != 0:
         with open(out, "rb") as f, open(log, "ab") as l:
@@ -191,7 +198,7 @@ def build(library, args, machine, rootfs, conf):
     program = bitbake_tree(library, os.path.join(builddir, "bitbake"))
     write_conf(builddir, args, machine, rootfs, conf)
     log = os.path.join(builddir, "bitbake.log")
-    argv = ["--parse-only"] if args.parse_only else [RECIPE] + (["-c", args.task] if args.task else [])
+    argv = ["--parse-only"] if args.parse_only else [args.recipe] + (["-c", args.task] if args.task else [])
     say("%s: bitbake %s in %s" % (machine, " ".join(argv), builddir))
     started = time.monotonic()
     status = bitbake(program, builddir, argv, log)
@@ -207,7 +214,7 @@ def build(library, args, machine, rootfs, conf):
     names = ["DEPLOY_DIR_IMAGE", "IMGDEPLOYDIR", "IMAGE_LINK_NAME", "IMAGE_BASENAME", "PV", "IMGCRAFT_ARCH",
              "IMGCRAFT_VARIANT", "IMGCRAFT_TAG", "IMGCRAFT_OUTPUTS", "TARGET_ARCH", "IMAGE_ROOTFS",
              "IMAGE_OUTPUT_MANIFEST", "PSEUDO_LOCALSTATEDIR", "IMGCRAFT_LAYERS", "IMGCRAFT_PREVIOUS"]
-    values = variables(program, builddir, log, names)
+    values = variables(program, builddir, log, names, args.recipe)
     if values is None:
         result["status"] = 1
         say("%s: bitbake -e failed; the end of %s:" % (machine, log))
@@ -232,6 +239,10 @@ def main():
     parser.add_argument("--pkgdata", help="a PKGDATA_DIR that do_rootfs puts in place, as do_packagedata would; "
                                           "without it IMGCRAFT_LAYERS defaults to auto")
     parser.add_argument("--package-manifest", help="the image manifest do_rootfs writes as IMAGE_MANIFEST")
+    parser.add_argument("--recipe", default=RECIPE, help="the recipe to build (default %(default)s)")
+    parser.add_argument("--multiconfig", action="append", default=[], metavar="NAME=MACHINE",
+                        help="a multiconfig building for MACHINE (repeatable): conf/multiconfig/NAME.conf and "
+                             "BBMULTICONFIG")
     parser.add_argument("--task", help="run this task instead of do_build (e.g. image_imgcraft, imgcraft_push)")
     parser.add_argument("--workdir", help="build in WORKDIR/MACHINE, emptied first (default: a new temporary "
                                           "directory per machine, kept)")

@@ -14,17 +14,20 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=3333bf710aa10b5ce634e7b6f726972d"
 #  - results go to sstate like any recipe's, so a second build directory takes imgcraft-native from it.
 # A git SRC_URI with a pinned SRCREV would need a commit of this file after every commit of the crate it names.
 # To hack on the tool inside a build: `devtool modify -n imgcraft /path/to/imgcraft` builds the working tree as is.
+# nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext - the crate's files are at the repository root, outside the layer: no bbappend can point there
 FILESEXTRAPATHS:prepend := "${@os.path.normpath(os.path.join(d.getVar('THISDIR'), '../../..'))}:"
-SRC_URI = " \
+
+inherit cargo
+
+# The crates first (crate:// with sha256, generated from Cargo.lock), then the crate's own files.
+require ${BPN}-crates.inc
+# nooelint: oelint.vars.inconspaces,oelint.vars.notneededspace - the items need the space after the crates the .inc adds
+SRC_URI += " \
     file://Cargo.toml;subdir=${BP} \
     file://Cargo.lock;subdir=${BP} \
     file://LICENSE;subdir=${BP} \
     file://src;subdir=${BP} \
 "
-
-inherit cargo
-
-require ${BPN}-crates.inc
 
 # The oldest Rust the crate builds with: Cargo.toml's rust-version (a test keeps the two equal). A release whose Rust
 # is older skips the recipe at parse time, naming the fix, instead of failing in do_compile after rust-native built.

@@ -1,0 +1,1 @@
+../classes-recipe/imgcraft_index.bbclass
