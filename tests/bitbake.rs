@@ -538,3 +538,136 @@ fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_o
     let pushed = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &destination]));
     assert_eq!(pushed, local);
 }
+
+/// A docker-registry with htpasswd basic auth (user `ci`) on a free loopback port, stopped when dropped.
+struct AuthRegistry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl AuthRegistry {
+    const USER: &'static str = "ci";
+    const PASSWORD: &'static str = "bitbake-s3cret";
+
+    fn start() -> AuthRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, run(Command::new("htpasswd").args(["-Bbn", Self::USER, Self::PASSWORD]))).unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n\
+                 auth:\n  htpasswd:\n    realm: imgcraft-test\n    path: {}\n",
+                dir.path().join("data").display(),
+                htpasswd.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/setup-test-env.sh installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(std::time::Instant::now() < deadline, "docker-registry did not start on {addr}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        AuthRegistry { child, _dir: dir, addr }
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the push task with `env` added to bitbake's environment; the driver's output and whether it succeeded.
+fn push_with_env(registry: &AuthRegistry, name: &str, env: &[(&str, &Path)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = driver();
+    c.args(["--machine", "qemux86-64", "--rootfs"]).arg(fixtures().join("rootfs-amd64.tar"));
+    c.arg("--workdir").arg(dir.path()).args(["--task", "imgcraft_push"]);
+    c.args([
+        "--conf",
+        &format!("IMGCRAFT_PUSH_REF = \"docker://{}/imgcraft-bitbake-test/{name}:{PV}\"", registry.addr),
+    ]);
+    c.args(["--conf", &format!("IMGCRAFT_TAG = \"imgcraft-bitbake-test/{name}:{PV}\"")]);
+    for name in ["REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR"] {
+        c.env_remove(name);
+    }
+    for (name, value) in env {
+        c.env(name, value);
+    }
+    let output = c.output().unwrap();
+    (
+        output.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    )
+}
+
+#[test]
+fn the_push_task_finds_credentials_where_rootfs2image_by_hand_would() {
+    let registry = AuthRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    // HOME without credentials, so that only what the environment names can log in.
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+
+    let (pushed, output) = push_with_env(&registry, "anonymous", &[("HOME", &home)]);
+    assert!(!pushed && output.contains("requires a login"), "no credentials, no push: {output}");
+
+    // REGISTRY_AUTH_FILE, as podman and skopeo read it.
+    let auth_file = work.path().join("auth.json");
+    let token = base64_encode(&format!("{}:{}", AuthRegistry::USER, AuthRegistry::PASSWORD));
+    std::fs::write(&auth_file, format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, registry.addr)).unwrap();
+    let (pushed, output) =
+        push_with_env(&registry, "auth-file", &[("HOME", &home), ("REGISTRY_AUTH_FILE", &auth_file)]);
+    assert!(pushed, "{output}");
+
+    // DOCKER_CONFIG naming a credential helper, found on the task's PATH.
+    let docker_config = work.path().join("docker");
+    std::fs::create_dir(&docker_config).unwrap();
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"imgcraft-test"}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let helpers = work.path().join("bin");
+    std::fs::create_dir(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-imgcraft-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nprintf '{{\"Username\":\"{}\",\"Secret\":\"{}\"}}'\n",
+            AuthRegistry::USER,
+            AuthRegistry::PASSWORD
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap());
+    let (pushed, output) = push_with_env(
+        &registry,
+        "helper",
+        &[("HOME", &home), ("DOCKER_CONFIG", &docker_config), ("PATH", Path::new(&path))],
+    );
+    assert!(pushed, "{output}");
+    for name in ["auth-file", "helper"] {
+        let reference = format!("docker://{}/imgcraft-bitbake-test/{name}:{PV}", registry.addr);
+        let creds = format!("--creds={}:{}", AuthRegistry::USER, AuthRegistry::PASSWORD);
+        run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &creds, &reference]));
+    }
+}
+
+fn base64_encode(text: &str) -> String {
+    run(Command::new("sh").args(["-c", "printf %s \"$T\" | base64 -w0"]).env("T", text))
+}
