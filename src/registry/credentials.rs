@@ -2,7 +2,7 @@
 //! `auths`, `credHelpers` and `credsStore`). A credential is never printed: its `Debug` hides the secret.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -125,18 +125,24 @@ fn lookup_in(file: &Path, host: &str) -> Result<Option<Credentials>, Error> {
 }
 
 /// Runs `docker-credential-NAME get` with the server on standard input (the docker-credential-helpers protocol).
+/// Standard input is an unlinked file holding the server, not a pipe: a helper that exits without reading it would
+/// otherwise make the write raise SIGPIPE, which ends this process without a word (main restores its default action).
 fn run_helper(name: &str, server: &str) -> Result<Option<Credentials>, Error> {
     let program = format!("docker-credential-{name}");
-    let mut child = Command::new(&program)
+    let input = (|| {
+        let mut file = tempfile::tempfile()?;
+        file.write_all(server.as_bytes())?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        Ok::<_, std::io::Error>(file)
+    })()
+    .map_err(|e| Error::Invalid(format!("cannot prepare the input of the credential helper `{program}`: {e}")))?;
+    let child = Command::new(&program)
         .arg("get")
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(input))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Invalid(format!("cannot run the credential helper `{program}`: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(server.as_bytes());
-    }
     let output =
         child.wait_with_output().map_err(|e| Error::Invalid(format!("credential helper `{program}` failed: {e}")))?;
     if !output.status.success() {
