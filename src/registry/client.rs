@@ -297,8 +297,10 @@ impl RegistryClient {
         let mut refreshed_auth = false;
         loop {
             let mut all_headers = headers.to_vec();
-            if own_origin && let Some(value) = self.authorization()? {
-                all_headers.push(("authorization", value));
+            if own_origin {
+                if let Some(value) = self.authorization()? {
+                    all_headers.push(("authorization", value));
+                }
             }
             let result = match &body {
                 Body::Empty => self.call_once(method.clone(), url, &all_headers, None),
@@ -359,9 +361,7 @@ impl RegistryClient {
                         .get("content-length")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok());
-                    if let Some(announced) = announced
-                        && announced != size
-                    {
+                    if let Some(announced) = announced.filter(|&announced| announced != size) {
                         return Err(self.fail(&format!(
                             "GET blob {digest}: the registry announces {announced} bytes, but the blob's descriptor \
                              declares {size}"
@@ -466,9 +466,7 @@ impl RegistryClient {
             Auth::None => Ok(None),
             Auth::Basic(header) => Ok(Some(header.clone())),
             Auth::Bearer { challenge, token } => {
-                if let Some((for_scope, value)) = token
-                    && *for_scope == scope
-                {
+                if let Some((_, value)) = token.as_ref().filter(|(for_scope, _)| *for_scope == scope) {
                     return Ok(Some(format!("Bearer {value}")));
                 }
                 let fetched = self.fetch_token(challenge, &scope)?;
