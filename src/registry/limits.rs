@@ -111,7 +111,68 @@ fn headers_complete(input: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use ureq::unversioned::resolver::DefaultResolver;
+    use ureq::unversioned::transport::DefaultConnector;
+
     use super::*;
+
+    /// GETs from a one-shot loopback server that writes `parts`, sleeping `gap` before each; returns the body read
+    /// through an agent held to a one-second idle limit, and how long it took.
+    fn fetch(parts: &'static [&'static [u8]], gap: Duration) -> (Result<usize, ureq::Error>, Duration) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.read(&mut [0; 4096]);
+            for part in parts {
+                std::thread::sleep(gap);
+                if stream.write_all(part).is_err() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let limits = Limits { idle: Duration::from_secs(1), send: Duration::from_secs(1) };
+        let agent = ureq::Agent::with_parts(
+            ureq::Agent::config_builder().build(),
+            DefaultConnector::new().chain(limits),
+            DefaultResolver::default(),
+        );
+        let started = Instant::now();
+        let result = agent.get(&url).call().and_then(|answer| {
+            let mut body = Vec::new();
+            answer.into_body().into_reader().read_to_end(&mut body).map_err(ureq::Error::from)?;
+            Ok(body.len())
+        });
+        (result, started.elapsed())
+    }
+
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n";
+
+    #[test]
+    fn a_body_that_keeps_coming_may_take_longer_than_the_idle_limit() {
+        let (result, took) = fetch(&[HEAD, b"a", b"b", b"c", b"d", b"e", b"f"], Duration::from_millis(400));
+        assert_eq!(result.unwrap(), 6);
+        assert!(took > Duration::from_secs(2), "took {took:?}");
+    }
+
+    #[test]
+    fn a_body_that_stalls_times_out_after_the_idle_limit() {
+        let (result, took) = fetch(&[HEAD, b"a"], Duration::ZERO);
+        assert!(matches!(result, Err(ureq::Error::Timeout(Timeout::RecvBody))), "{result:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+
+    #[test]
+    fn headers_trickled_in_time_each_still_time_out_as_a_whole() {
+        let (result, took) =
+            fetch(&[b"HTTP/1.1 200 OK\r\n", b"a: b\r\n", b"c: d\r\n", b"e: f\r\n"], Duration::from_millis(400));
+        assert!(matches!(result, Err(ureq::Error::Timeout(Timeout::RecvResponse))), "{result:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
 
     #[test]
     fn headers_end_at_the_first_blank_line_with_or_without_carriage_returns() {
