@@ -57,6 +57,8 @@ phase "setup test environment" bash scripts/setup-test-env.sh
 phase "make fixtures" bash scripts/make-fixtures.sh "$IMGCRAFT_FIXTURES"
 # shellcheck source=/dev/null  # written by setup-test-env.sh
 . "$STATE/env.sh"
+# Yocto scarthgap builds the recipe with Rust 1.75 (rust-version): what can be checked without that toolchain.
+phase "msrv check" bash scripts/msrv-check.sh
 phase "cargo build --release" cargo build --release
 phase "cargo test" cargo test --release --all-features -- --test-threads=2 "$@"
 # Every fuzz target for IMGCRAFT_FUZZ_SECONDS (default 45) each; IMGCRAFT_FUZZ_SECONDS=0 skips it.

@@ -96,9 +96,7 @@ impl FromStr for Platform {
             "amd64" => &["v1", "v2", "v3", "v4"],
             _ => &[],
         };
-        if let Some(v) = variant
-            && !allowed.contains(&v)
-        {
+        if let Some(v) = variant.filter(|v| !allowed.contains(v)) {
             return Err(Error::Invalid(format!(
                 "unknown variant `{v}` for {architecture} in `{text}`{}",
                 if allowed.is_empty() {

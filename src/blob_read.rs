@@ -216,9 +216,7 @@ pub fn read_layer(
     if &got_digest != digest {
         return Err(corrupt(image, digest, &got_digest));
     }
-    if let Some(expected) = diff_id
-        && expected != &decoded_digest
-    {
+    if let Some(expected) = diff_id.filter(|&expected| expected != &decoded_digest) {
         return Err(bad(format!("it decompresses to {decoded_digest}, but the config says {expected}")));
     }
     Ok(VerifiedLayer {

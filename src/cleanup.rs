@@ -158,7 +158,7 @@ fn sweep(dir: &Path, prefix: &str) {
             .modified()
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_none_or(|age| age < STALE_AFTER);
+            .map_or(true, |age| age < STALE_AFTER);
         if recent {
             continue;
         }
@@ -187,8 +187,9 @@ impl TempDir {
     pub fn new_in(dir: &Path, prefix: &str) -> io::Result<TempDir> {
         let ((path, lock), registration) = Registration::create(dir, prefix, || {
             let path = tempfile::Builder::new().prefix(prefix).tempdir_in(dir)?.keep();
-            let lock = File::open(&path).inspect_err(|_| {
+            let lock = File::open(&path).map_err(|e| {
                 let _ = fs::remove_dir(&path);
+                e
             })?;
             try_lock(&lock);
             Ok(((path.clone(), lock), path))

@@ -335,9 +335,8 @@ fn read_previous(reference: &ImageRef, options: &ConvertOptions) -> Result<Previ
     let mut previous = PreviousLayers::default();
     for descriptor in descriptors {
         previous.digests.insert(descriptor.digest.clone());
-        if let Some(packages) = descriptor.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PACKAGES))
-            && descriptor.annotations.as_ref().and_then(|a| a.get(ANNOTATION_CONTENT)).is_none()
-        {
+        let annotation = |key: &str| descriptor.annotations.as_ref().and_then(|a| a.get(key));
+        if let (Some(packages), None) = (annotation(ANNOTATION_PACKAGES), annotation(ANNOTATION_CONTENT)) {
             previous.groups.push(packages.split_whitespace().map(str::to_string).collect());
         }
     }

@@ -95,9 +95,7 @@ fn file_stem(path: &Path) -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "rootfs".into());
     for suffix in [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tgz", ".txz", ".tzst", ".tbz2", ".tar"] {
-        if let Some(stem) = name.strip_suffix(suffix)
-            && !stem.is_empty()
-        {
+        if let Some(stem) = name.strip_suffix(suffix).filter(|stem| !stem.is_empty()) {
             return stem.to_string();
         }
     }

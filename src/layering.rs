@@ -110,7 +110,9 @@ impl FromStr for PathRule {
 
 impl PathRule {
     fn matches(&self, path: &[u8]) -> bool {
-        self.matcher.is_match_candidate(&globset::Candidate::from_bytes(path))
+        // globset 0.4.16 (the last for Rust 1.75) has no `Candidate::from_bytes`; on Unix a path is its bytes.
+        use std::os::unix::ffi::OsStrExt;
+        self.matcher.is_match_candidate(&globset::Candidate::new(std::ffi::OsStr::from_bytes(path)))
     }
 }
 

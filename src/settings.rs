@@ -24,8 +24,8 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
             _ => None,
         },
     };
-    if let Some(epoch) = source_date_epoch
-        && !(imgcraft::entry::MIN_MTIME..=imgcraft::entry::MAX_MTIME).contains(&epoch)
+    if let Some(epoch) =
+        source_date_epoch.filter(|epoch| !(imgcraft::entry::MIN_MTIME..=imgcraft::entry::MAX_MTIME).contains(epoch))
     {
         return Err(Error::Invalid(format!(
             "--source-date-epoch / SOURCE_DATE_EPOCH {epoch} is outside the years 0000 to 9999 that an image's \

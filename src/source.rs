@@ -160,10 +160,10 @@ pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<Opene
         }
         ImageRef::Registry(target) => return open_registry(target, registry, &display).and_then(within_layer_limit),
     };
-    if let Blobs::Layout { dir, .. } = &blobs
-        && let Err(LayoutRefusal::Missing) = open_in_layout(dir, "index.json")
-    {
-        return Err(Error::bad_image(&display, "not an OCI image layout: no index.json"));
+    if let Blobs::Layout { dir, .. } = &blobs {
+        if let Err(LayoutRefusal::Missing) = open_in_layout(dir, "index.json") {
+            return Err(Error::bad_image(&display, "not an OCI image layout: no index.json"));
+        }
     }
     let has_index = match &blobs {
         Blobs::Layout { .. } | Blobs::Registry { .. } => true,
@@ -214,9 +214,7 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
         return Err(Error::bad_image(display, "the reference names a multi-platform index, not one image"));
     }
     let digest = Digest::of(&reply.body);
-    if let RegistryTarget::Digest(expected) = &target.target
-        && *expected != digest
-    {
+    if matches!(&target.target, RegistryTarget::Digest(named) if *named != digest) {
         return Err(Error::bad_image(display, format!("the registry served a manifest with digest {digest}")));
     }
     let manifest = parse_manifest(&reply.body).map_err(|problem| Error::bad_image(display, problem))?;

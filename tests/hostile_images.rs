@@ -295,7 +295,7 @@ fn too_many_layers_or_too_large_documents_are_refused_before_any_layer_is_read()
     let mut padded = std::fs::read(&index).unwrap();
     padded.truncate(padded.len() - 1);
     padded.extend_from_slice(b",\"annotations\":{\"pad\":\"");
-    padded.extend(std::iter::repeat_n(b'x', 5 << 20));
+    padded.extend(std::iter::repeat(b'x').take(5 << 20));
     padded.extend_from_slice(b"\"}}");
     std::fs::write(&index, padded).unwrap();
     let line = assert_refused(&run_bounded(bin().args(["inspect", &layout.reference()])), &["index.json"]);

@@ -209,10 +209,10 @@ pub fn oci_documents(data: &[u8]) {
 
 /// `WWW-Authenticate` values and token-endpoint answers.
 pub fn registry_auth(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data)
-        && let Some(Challenge::Bearer { realm, .. }) = Challenge::parse(text)
-    {
-        assert!(text.len() >= realm.len(), "a realm longer than its header");
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(Challenge::Bearer { realm, .. }) = Challenge::parse(text) {
+            assert!(text.len() >= realm.len(), "a realm longer than its header");
+        }
     }
     if let Ok(reply) = serde_json::from_slice::<TokenReply>(data) {
         let _ = reply.into_token();

@@ -22,6 +22,7 @@ use ureq::http::{self, Method, Response, StatusCode};
 
 use super::auth::{Challenge, TokenReply};
 use super::credentials::Credentials;
+use super::limits::Limits;
 use super::origin::{Origin, realm_refusal, same_origin};
 use super::retry::{Retry, retryable, timed_out};
 use super::transfer::{BlobBody, MIN_TRANSFER_RATE, Paced};
@@ -297,8 +298,10 @@ impl RegistryClient {
         let mut refreshed_auth = false;
         loop {
             let mut all_headers = headers.to_vec();
-            if own_origin && let Some(value) = self.authorization()? {
-                all_headers.push(("authorization", value));
+            if own_origin {
+                if let Some(value) = self.authorization()? {
+                    all_headers.push(("authorization", value));
+                }
             }
             let result = match &body {
                 Body::Empty => self.call_once(method.clone(), url, &all_headers, None),
@@ -359,9 +362,7 @@ impl RegistryClient {
                         .get("content-length")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok());
-                    if let Some(announced) = announced
-                        && announced != size
-                    {
+                    if let Some(announced) = announced.filter(|&announced| announced != size) {
                         return Err(self.fail(&format!(
                             "GET blob {digest}: the registry announces {announced} bytes, but the blob's descriptor \
                              declares {size}"
@@ -466,9 +467,7 @@ impl RegistryClient {
             Auth::None => Ok(None),
             Auth::Basic(header) => Ok(Some(header.clone())),
             Auth::Bearer { challenge, token } => {
-                if let Some((for_scope, value)) = token
-                    && *for_scope == scope
-                {
+                if let Some((_, value)) = token.as_ref().filter(|(for_scope, _)| *for_scope == scope) {
                     return Ok(Some(format!("Bearer {value}")));
                 }
                 let fetched = self.fetch_token(challenge, &scope)?;
@@ -589,10 +588,8 @@ impl RegistryClient {
                 let what = match which {
                     ureq::Timeout::Connect | ureq::Timeout::Resolve => "connecting",
                     ureq::Timeout::RecvResponse => "waiting for an answer",
-                    ureq::Timeout::PerRead | ureq::Timeout::RecvBody => "waiting for data",
-                    ureq::Timeout::PerWrite | ureq::Timeout::SendBody | ureq::Timeout::SendRequest => {
-                        "waiting for the registry to take data"
-                    }
+                    ureq::Timeout::RecvBody => "waiting for data",
+                    ureq::Timeout::SendBody | ureq::Timeout::SendRequest => "waiting for the registry to take data",
                     _ => "on the exchange",
                 };
                 format!("timed out {what} (nothing for {seconds} s)")
@@ -624,6 +621,8 @@ fn resolve_location(base: &str, location: &str) -> String {
 
 fn build_agent(options: &ClientOptions) -> Result<ureq::Agent, Error> {
     use ureq::tls::{RootCerts, TlsConfig};
+    use ureq::unversioned::resolver::DefaultResolver;
+    use ureq::unversioned::transport::{Connector, DefaultConnector};
     let mut certs = Vec::new();
     let mut files = vec![std::path::PathBuf::from("/etc/ssl/certs/ca-certificates.crt")];
     if let Some(dir) = &options.cert_dir {
@@ -643,27 +642,25 @@ fn build_agent(options: &ClientOptions) -> Result<ureq::Agent, Error> {
     // The system's CA store (Debian's bundle) plus --cert-dir; Mozilla's roots if the system has none.
     let roots = if certs.is_empty() { RootCerts::WebPki } else { RootCerts::from(certs) };
     let tls = TlsConfig::builder().root_certs(roots).disable_verification(!options.tls_verify).build();
-    Ok(ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
-        // Idle limits (connect, headers, each read or write); `Paced` adds the overall pace for answers, and the
-        // request body (at most one chunk) must go at MIN_TRANSFER_RATE too.
+        // Only connecting is ureq's to time: `Limits` keeps the idle limit on each read and write and the budget for
+        // an answer's headers; `Paced` adds the overall pace for answers, and the request body (at most one chunk)
+        // must go at MIN_TRANSFER_RATE too.
         .timeout_connect(Some(options.timeout))
-        .timeout_recv_response(Some(options.timeout))
-        .timeout_per_read(Some(options.timeout))
-        .timeout_per_write(Some(options.timeout))
-        .timeout_send_request(Some(options.timeout))
-        .timeout_send_body(Some(
-            options
-                .timeout
-                .saturating_add(Duration::from_secs(options.chunk_size.max(MAX_DOCUMENT_LEN) / MIN_TRANSFER_RATE)),
-        ))
         .max_redirects(5)
         // Blob GETs may be redirected to object storage: credentials stay with the registry.
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .user_agent(concat!("rootfs2image/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into())
+        .build();
+    let limits = Limits {
+        idle: options.timeout,
+        send: options
+            .timeout
+            .saturating_add(Duration::from_secs(options.chunk_size.max(MAX_DOCUMENT_LEN) / MIN_TRANSFER_RATE)),
+    };
+    Ok(ureq::Agent::with_parts(config, DefaultConnector::new().chain(limits), DefaultResolver::default()))
 }
 
 fn percent_encode(text: &str) -> String {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client;
 pub mod credentials;
+mod limits;
 mod origin;
 pub mod push;
 mod retry;

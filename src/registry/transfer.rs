@@ -11,7 +11,8 @@ use crate::error::MAX_QUOTED_TEXT;
 pub const MIN_TRANSFER_RATE: u64 = 16 << 10;
 
 /// A body reader that fails when the transfer falls behind [`MIN_TRANSFER_RATE`] on average once `grace` has
-/// passed: ureq's per-read limit ends a stall, this ends a trickle (a byte now and then, each read in time).
+/// passed: the per-read limit of [`super::limits`] ends a stall, this ends a trickle (a byte now and then, each read in
+/// time).
 pub(crate) struct Paced<R> {
     inner: R,
     started: Instant,

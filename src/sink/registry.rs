@@ -14,9 +14,7 @@ pub fn prepare(
     staging: &BlobStore,
     options: &SinkOptions,
 ) -> Result<Box<dyn PreparedOutput>> {
-    if let RegistryTarget::Digest(digest) = &target.target
-        && *digest != image.top.digest
-    {
+    if matches!(&target.target, RegistryTarget::Digest(named) if *named != image.top.digest) {
         return Err(Error::Invalid(format!(
             "docker://{target}: the digest to push is {}, not the one named",
             image.top.digest
