@@ -31,7 +31,7 @@ SRC_URI += " \
 
 # The oldest Rust the crate builds with: Cargo.toml's rust-version (a test keeps the two equal). A release whose Rust
 # is older skips the recipe at parse time, naming the fix, instead of failing in do_compile after rust-native built.
-IMGCRAFT_RUST_VERSION = "1.88"
+IMGCRAFT_RUST_VERSION = "1.75"
 
 # nooelint: oelint.task.noanonpython - the Rust check must skip the recipe while parsing, before any task is scheduled
 python __anonymous() {
