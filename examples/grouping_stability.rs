@@ -40,9 +40,23 @@ fn layers(set: &Set, max_layers: usize) -> BTreeSet<BTreeSet<String>> {
     groups.into_values().collect()
 }
 
-/// Whether every layer of `before` that holds none of `changed` is also a layer of `after`.
+/// Whether every layer of `before` that holds none of `changed` is also a layer of `after`. A package that is new has
+/// no layer before: the layer it joins (`after`'s, without it) is then the one allowed to change.
 fn keeps_others(before: &BTreeSet<BTreeSet<String>>, after: &BTreeSet<BTreeSet<String>>, changed: &str) -> bool {
-    before.iter().filter(|layer| !layer.contains(changed)).all(|layer| after.contains(layer))
+    let is_new = !before.iter().any(|layer| layer.contains(changed));
+    let joined: Option<BTreeSet<String>> = if is_new {
+        after.iter().find(|layer| layer.contains(changed)).map(|layer| {
+            let mut others = layer.clone();
+            others.remove(changed);
+            others
+        })
+    } else {
+        None
+    };
+    before
+        .iter()
+        .filter(|layer| !layer.contains(changed) && joined.as_ref() != Some(*layer))
+        .all(|layer| after.contains(layer))
 }
 
 fn main() {

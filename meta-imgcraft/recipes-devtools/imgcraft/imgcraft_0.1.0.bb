@@ -19,6 +19,14 @@ FILESEXTRAPATHS:prepend := "${@os.path.normpath(os.path.join(d.getVar('THISDIR')
 
 inherit cargo
 
+# zstd layers must come out byte for byte as from any other build of this version: keep the libzstd that Cargo.lock
+# pins (zstd-sys bundles 1.5.7) rather than whatever zstd the sysroot has. OE-core master's cargo class asks zstd-sys
+# to link the system's through pkg-config (ZSTD_SYS_USE_PKG_CONFIG, in oe_cargo_fix_env, which do_compile runs
+# first); without pkg-config and zstd in DEPENDS that fails, and with them the output would follow OE's zstd.
+oe_cargo_fix_env:append() {
+	unset ZSTD_SYS_USE_PKG_CONFIG
+}
+
 # The crates first (crate:// with sha256, generated from Cargo.lock), then the crate's own files.
 require ${BPN}-crates.inc
 # nooelint: oelint.vars.inconspaces,oelint.vars.notneededspace - the items need the space after the crates the .inc adds
