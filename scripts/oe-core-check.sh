@@ -29,21 +29,26 @@
 #     and .oci like its own .tar.zst; IMAGE_OUTPUT_MANIFEST must record both; the layer must carry the fixture's
 #     device node, uid 3000000, setuid bit and file capability, which on disk only pseudo's database holds.
 #
-# Stand-ins (ASSUME_PROVIDED: BitBake treats the recipe as built and uses what the host has). Upstream sources of
-# OE-core's recipes cannot be fetched here (only crates.io is reachable), and building rust-native takes hours:
-#   rust-native, cargo-native   the host's Rust toolchain (IMGCRAFT_OE_RUST_BIN, default 1.95), put first on PATH and
-#                               linked into TMPDIR/hosttools (HOSTTOOLS += "cargo rustc"); native recipes build for
-#                               x86_64-unknown-linux-gnu, a target the host's std exists for
-#   python3-native              the host's python3 (rust-common inherits python3native; only its wrappers use it)
-#   quilt-native                nothing to patch: the recipe has no patches (do_patch depends on it regardless)
+# Stand-ins (ASSUME_PROVIDED: BitBake takes the recipe as built and tasks use what the host has), because no upstream
+# source of an OE-core recipe can be fetched here (only crates.io is reachable) and rust-native takes hours to build:
+#   rust-native, cargo-native   the host's Rust toolchain (IMGCRAFT_OE_RUST_BIN, default 1.95), first on PATH and
+#                               linked into TMPDIR/hosttools (HOSTTOOLS += "cargo rustc"); a native recipe builds for
+#                               x86_64-unknown-linux-gnu (rust-common's triple when the vendor is empty), a target the
+#                               host's std exists for
+#   python3-native              the host's python3 (rust-common inherits python3native; only the rustc wrappers run it)
+#   quilt-native, patch-replacement-native
+#                               nothing is patched (do_patch depends on them regardless)
 #   pseudo-native, virtual/fakeroot-native
-#                               Debian's pseudo (FAKEROOTCMD and its environment set to it; also for the parse-free
-#                               fakeroot tasks of imgcraft-native, do_install)
-#   zstd-native                 the host's zstd, for the image's tar.zst (CONVERSION_DEPENDS_zst)
-#   opkg-native, makedevs-native, ldconfig-native, ... (image.bbclass's do_rootfs dependencies)
-#                               unused: the test image's do_rootfs unpacks a fixture instead of installing packages
-# and no uninative (nodistro has none; nothing to fetch it from) and no create-spdx (its rootfs document needs the
-# package list OE-core's own do_rootfs writes).
+#                               Debian's pseudo: FAKEROOTCMD and its environment point at it (do_install, do_rootfs,
+#                               do_image*)
+#   opkg-native, opkg-utils-native, virtual/update-alternatives-native, update-rc.d-native, makedevs-native,
+#   depmodwrapper-cross, cross-localedef-native
+#                               what OE-core's do_rootfs runs; the test image's do_rootfs unpacks a fixture instead
+#   tar-replacement-native, zstd-native
+#                               the host's tar and zstd, for do_image_tar's tar.zst
+# The test image also wants no package, locale, kernel or QEMU (tests/oe-core/recipes/imgcraft-test-container.bb), and
+# the builds use no uninative (nodistro has none) and no create-spdx (its rootfs document needs the package list that
+# OE-core's own do_rootfs writes).
 #
 # Safe to rerun: sources are unpacked again only when their branch moved; DL_DIR and SSTATE_DIR are shared per branch
 # (<dir>/<branch>/downloads, sstate-cache); each build starts from an empty TMPDIR; parse caches stay.
@@ -63,7 +68,8 @@
 #
 # Exit status: 0 all checks passed, 1 a check failed, 2 the environment is not ready (sources, host tools, pseudo,
 # Rust, rootfs2image, fixtures or a read-only bind mount missing). Outputs stay in <dir>/<branch>/: build/env-*.txt
-# (`bitbake -e`), build-native/ and build-sstate/ (the native builds, *.log), build-image/build-<MACHINE>.log.
+# (`bitbake -e`), build/native-*.log and build-sstate/native-build.log (the native builds), build/build-<MACHINE>.log
+# (the image builds), checkout-{before,after}.txt (the listings).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

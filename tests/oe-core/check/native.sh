@@ -23,10 +23,13 @@ bitbake_native() {
 }
 
 # fresh_tmp BUILD: TMPDIR emptied but for BitBake's parse cache (TMPDIR/cache), so no work, stamp or sysroot of an
-# earlier run stands in for this one while the parse stays warm.
+# earlier run stands in for this one while the parse stays warm. TMPDIR is tmp, or tmp-glibc where the branch's
+# nodistro appends TCLIBCAPPEND (scarthgap).
 fresh_tmp() {
-  [ -d "$1/tmp" ] || return 0
-  find "$1/tmp" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +
+  local tmp
+  for tmp in "$1"/tmp "$1"/tmp-glibc; do
+    [ ! -d "$tmp" ] || find "$tmp" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +
+  done
 }
 
 # The checkout under test: a copy of the git checkout holding the layer (its .git a real clone, its tracked files as
@@ -74,14 +77,14 @@ checkout_unchanged() {
 }
 
 # sysroot_tool BUILD: the rootfs2image imgcraft-native put in BUILD's sysroot components.
-sysroot_tool() { find "$1/tmp/sysroots-components" -path '*/imgcraft-native/*' -name rootfs2image -type f 2>/dev/null | head -n1; }
+sysroot_tool() { find "$1"/tmp*/sysroots-components -path '*/imgcraft-native/*' -name rootfs2image -type f 2>/dev/null | head -n1; }
 
 # task_log BUILD TASK: BUILD's log of TASK of imgcraft-native, if that task ran there.
-task_log() { find "$1"/tmp/work/*/imgcraft-native/*/temp -name "log.$2" 2>/dev/null | head -n1; }
+task_log() { find "$1"/tmp*/work/*/imgcraft-native/*/temp -name "log.$2" 2>/dev/null | head -n1; }
 
 # compile_seconds BUILD: do_compile's elapsed time as buildstats recorded it.
 compile_seconds() {
-  find "$1/tmp/buildstats" -path '*imgcraft-native*' -name do_compile -exec awk '/^Elapsed time:/ { print int($3) }' {} + 2>/dev/null | head -n1
+  find "$1"/tmp*/buildstats -path '*imgcraft-native*' -name do_compile -exec awk '/^Elapsed time:/ { print int($3) }' {} + 2>/dev/null | head -n1
 }
 
 tool_runs() { # tool_runs BRANCH WHERE TOOL
@@ -115,9 +118,9 @@ native_checks() {
   seconds=$(compile_seconds "$build")
   printf '    do_compile: %ss (buildstats)\n' "${seconds:-?}"
   FIGURES+=("$(printf '%-58s %5ss' "$branch native: do_compile alone" "${seconds:-?}")")
-  check "$branch: do_compile of $NATIVE ran in build-native" "$([ -n "$(task_log "$build" do_compile)" ]; echo $?)"
+  check "$branch: do_compile of $NATIVE ran in build" "$([ -n "$(task_log "$build" do_compile)" ]; echo $?)"
   tool=$(sysroot_tool "$build")
-  tool_runs "$branch" "build-native's sysroot" "${tool:-(none in $build/tmp/sysroots-components)}"
+  tool_runs "$branch" "build's sysroot" "${tool:-(none in $build/tmp*/sysroots-components)}"
 
   say "$branch: bitbake $NATIVE in a second build directory sharing SSTATE_DIR and DL_DIR"
   setup_build "$second" "$root/openembedded-core" "$CHECKOUT_LAYER $TEST_LAYER" "$@"
@@ -134,15 +137,15 @@ native_checks() {
   check "$branch: do_populate_sysroot_setscene of $NATIVE ran in build-sstate" \
     "$([ -n "$(task_log "$second" do_populate_sysroot_setscene)" ]; echo $?)"
   tool=$(sysroot_tool "$second")
-  tool_runs "$branch" "sstate" "${tool:-(none in $second/tmp/sysroots-components)}"
+  tool_runs "$branch" "sstate" "${tool:-(none in $second/tmp*/sysroots-components)}"
 }
 
 # compile_hash BUILD BITBAKE: the signature of imgcraft-native's do_compile, as `bitbake -S none` writes it.
 compile_hash() {
-  local stamps=$1/tmp/stamps sig
-  find "$stamps" -path '*/imgcraft-native/*' -name '*.do_compile.sigdata.*' -delete 2>/dev/null || true
+  local sig
+  find "$1"/tmp*/stamps -path '*/imgcraft-native/*' -name '*.do_compile.sigdata.*' -delete 2>/dev/null || true
   bitbake_native "$1" "$2" -S none "$NATIVE" >"$1/signature.log" 2>&1 || { echo "(bitbake -S none failed)"; return; }
-  sig=$(find "$stamps" -path '*/imgcraft-native/*' -name '*.do_compile.sigdata.*' | head -n1)
+  sig=$(find "$1"/tmp*/stamps -path '*/imgcraft-native/*' -name '*.do_compile.sigdata.*' | head -n1)
   [ -n "$sig" ] && cp "$sig" "$1/do_compile.sigdata.$3" && echo "${sig##*.}" || echo "(no sigdata)"
 }
 
