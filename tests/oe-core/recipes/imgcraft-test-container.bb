@@ -18,6 +18,8 @@ PACKAGE_INSTALL = ""
 KERNELDEPMODDEPEND = ""
 KERNEL_DEPLOY_DEPEND = ""
 LDCONFIGDEPEND = ""
+# scarthgap's image.bbclass DEPENDS on it to run postinstall scripts under QEMU; this image runs none.
+DEPENDS:remove = "qemuwrapper-cross"
 
 # OE-core's own tarball beside the container image: create_symlinks must link both alike.
 IMAGE_FSTYPES = "tar.zst"
@@ -40,9 +42,8 @@ fakeroot python do_rootfs () {
     bb.note("unpacked %s into %s" % (tarball, d.getVar('IMAGE_ROOTFS')))
 }
 
-# virtual/fakeroot-native is Debian's pseudo here (ASSUME_PROVIDED by scripts/oe-core-check.sh), and BitBake's runqueue
-# (build_scenequeue_data, 2.8 to master) fails with an IndexError when a setscene task depends on an assumed-provided
-# recipe, as base.bbclass makes every target recipe's do_package_setscene do. An image has no package to restore.
+# scarthgap's do_rootfs also wants pigz-native (for package feeds); this do_rootfs writes none.
 python () {
-    d.setVarFlag('do_package_setscene', 'depends', '')
+    deps = (d.getVarFlag('do_rootfs', 'depends') or '').split()
+    d.setVarFlag('do_rootfs', 'depends', ' '.join(dep for dep in deps if not dep.startswith('pigz-native:')))
 }
