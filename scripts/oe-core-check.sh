@@ -93,6 +93,7 @@ FAILED=0
 declare -A BRANCH_PASSED BRANCH_FAILED
 check() { # check DESCRIPTION CONDITION-STATUS; DESCRIPTION starts with the branch
   local branch=${1%% *}
+  branch=${branch%:}
   if [ "$2" = 0 ]; then
     PASSED=$((PASSED + 1)); BRANCH_PASSED[$branch]=$((${BRANCH_PASSED[$branch]:-0} + 1))
   else
