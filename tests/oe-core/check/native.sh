@@ -171,7 +171,9 @@ signature_checks() {
   check "$branch: a $file change changes do_compile's signature (\"$src\")" \
     "$([[ $src =~ ^[0-9a-f]{64}$ ]] && [ "$src" != "$before" ]; echo $?)"
   if [ -f "$build/do_compile.sigdata.before" ] && [ -f "$build/do_compile.sigdata.src" ]; then
-    LANG=en_US.UTF-8 LC_ALL=en_US.UTF-8 "$bitbake/bin/bitbake-diffsigs" "$build/do_compile.sigdata.before" \
-      "$build/do_compile.sigdata.src" 2>&1 | head -12 | sed 's/^/    diffsigs: /' || true
+    # bitbake-diffsigs starts BitBake (tinfoil): from the build directory.
+    (cd "$build" && LANG=en_US.UTF-8 LC_ALL=en_US.UTF-8 "$bitbake/bin/bitbake-diffsigs" \
+      "$build/do_compile.sigdata.before" "$build/do_compile.sigdata.src" 2>&1 | grep -v '^NOTE' | head -12 |
+      sed 's/^/    diffsigs: /') || true
   fi
 }
