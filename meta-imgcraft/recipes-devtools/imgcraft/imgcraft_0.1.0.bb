@@ -24,7 +24,7 @@ inherit cargo
 # to link the system's through pkg-config (ZSTD_SYS_USE_PKG_CONFIG, in oe_cargo_fix_env, which do_compile runs
 # first); without pkg-config and zstd in DEPENDS that fails, and with them the output would follow OE's zstd.
 oe_cargo_fix_env:append() {
-	unset ZSTD_SYS_USE_PKG_CONFIG
+    unset ZSTD_SYS_USE_PKG_CONFIG
 }
 
 # The crates first (crate:// with sha256, generated from Cargo.lock), then the crate's own files.
