@@ -108,7 +108,11 @@ setup_build() {
   {
     printf '%s\n' '# Written by scripts/oe-core-check.sh (shared/YOCTO.md).' 'MACHINE ??= "qemux86-64"' \
       'DISTRO = "nodistro"' 'INHERIT:remove = "sanity"' 'TMPDIR = "${TOPDIR}/tmp"' \
-      "DL_DIR = \"$(dirname "$build")/downloads\"" "SSTATE_DIR = \"$(dirname "$build")/sstate-cache\"" "$@"
+      "DL_DIR = \"$(dirname "$build")/downloads\"" "SSTATE_DIR = \"$(dirname "$build")/sstate-cache\"" \
+      '# The build directories of a branch share the hash equivalence database with SSTATE_DIR, as build directories' \
+      '# that share sstate must (BB_HASHSERVE = "auto" keeps one per build directory; with its own, a second build' \
+      '# directory computes other unihashes and finds none of the first one'"'"'s sstate objects).' \
+      "BB_HASHSERVE_DB_DIR = \"$(dirname "$build")/hashserv\"" "$@"
   } | write_file "$build/conf/local.conf"
   {
     printf '# Written by scripts/oe-core-check.sh.\nBBPATH = "${TOPDIR}"\nBBFILES ?= ""\nBBLAYERS = " \\\n'
