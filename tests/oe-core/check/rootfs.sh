@@ -48,6 +48,8 @@ build_host_opkg() {
   for dep in $OPKG_BUILD_DEPS python3; do dpkg -s "$dep" >/dev/null 2>&1 || missing+=("$dep"); done
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
   unpack "$OPKG_UTILS_GIT" HEAD "$OPKG_PREFIX/opkg-utils"
+  # Its Python scripts say `env python`, which Debian has no more (and HOSTTOOLS does not link): python3 runs them.
+  sed -i '1s|^#!/usr/bin/env python$|#!/usr/bin/env python3|' "$OPKG_PREFIX"/opkg-utils/opkg-make-index
   commit=$(git --git-dir="$OPKG_GIT" rev-parse HEAD)
   if [ "$(cat "$OPKG_PREFIX/.opkg-commit" 2>/dev/null)" != "$commit" ] || [ ! -x "$OPKG_PREFIX/inst/bin/opkg" ]; then
     say "building opkg ${commit:0:10} into $OPKG_PREFIX/inst (log: $OPKG_PREFIX/build.log)"

@@ -9,7 +9,7 @@ do_configure[noexec] = "1"
 do_compile[noexec] = "1"
 
 do_install() {
-    install -d ${D}${datadir}/imgcraft-rootfs
-    printf 'line %s\n' 1 2 3 4 5 6 7 8 >${D}${datadir}/imgcraft-rootfs/data.txt
-    chmod 0644 ${D}${datadir}/imgcraft-rootfs/data.txt
+    install -d ${D}${datadir}/${BPN}
+    printf 'line %s\n' 1 2 3 4 5 6 7 8 >${D}${datadir}/${BPN}/data.txt
+    chmod 0644 ${D}${datadir}/${BPN}/data.txt
 }
