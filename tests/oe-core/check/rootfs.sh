@@ -162,7 +162,8 @@ rootfs_checks() {
   check "$branch rootfs: create-spdx is inherited" "$(has " $(var INHERIT "$env") " " create-spdx ")"
 
   rootfs_build "$branch" "$root" "$build" first || return
-  manifest=$(var IMAGE_MANIFEST "$env")
+  # IMAGE_MANIFEST as do_image_complete deployed it (`bitbake -e` gave the name of another DATETIME): its link.
+  manifest=$(var DEPLOY_DIR_IMAGE "$env")/$(var IMAGE_LINK_NAME "$env").manifest
   pkgdata=$(var PKGDATA_DIR "$env")
   printf '    IMAGE_MANIFEST: %s\n' "$(tr '\n' ';' <"$manifest" 2>/dev/null)"
   for pkg in $ROOTFS_PACKAGES; do
@@ -203,7 +204,8 @@ for line in open(sys.argv[1]):
     . /tmp/imgcraft-test-env/env.sh
     image=$("$DOCKER" load -i "$build/first.oci.tar" | sed -n 's/^Loaded image[^:]*: //p' | tail -n1)
     echo "image $image"
-    "$DOCKER" run --rm -v "$(command -v busybox):/.imgcraft-busybox:ro" "$image" /.imgcraft-busybox sh /usr/bin/imgcraft-hello 2>&1
+    "$DOCKER" run --rm -v "$(readlink -f "$(command -v busybox)"):/.imgcraft/busybox:ro" "$image" \
+      /.imgcraft/busybox sh /usr/bin/imgcraft-hello 2>&1
     "$DOCKER" rmi -f "$image" >/dev/null 2>&1 || true
   ) || true
   took "$branch rootfs: docker load + run" "$start" 0
