@@ -37,8 +37,9 @@ check_rootfs_inputs() {
     "the rootfs check's image uses the host's rootfs2image: run \`cargo build --release\` or set IMGCRAFT_OE_TOOLS"
   [ -f /tmp/imgcraft-test-env/env.sh ] || die "no Docker test environment (/tmp/imgcraft-test-env/env.sh)" \
     "run scripts/setup-test-env.sh"
-  command -v busybox >/dev/null && file -L "$(command -v busybox)" | grep -q 'statically linked' ||
+  if ! command -v busybox >/dev/null || ! file -L "$(command -v busybox)" | grep -q 'statically linked'; then
     apt_install busybox-static
+  fi
 }
 
 # build_host_opkg: opkg built from IMGCRAFT_OPKG_GIT into OPKG_PREFIX (redone only when its commit moved), and
@@ -142,7 +143,7 @@ rootfs_build() {
 rootfs_checks() {
   local branch=$1 root=$2 build=$2/build-rootfs input start status layers files got pkg n holder env tmp
   local manifest pkgdata spdx out conf
-  say "$branch rootfs: bitbake $ROOTFS_IMAGE (OE-core's do_rootfs, opkg $(cat "$OPKG_PREFIX/.opkg-commit" | cut -c1-10), packages layering, the host's rootfs2image)"
+  say "$branch rootfs: bitbake $ROOTFS_IMAGE (OE-core's do_rootfs, opkg $(cut -c1-10 "$OPKG_PREFIX/.opkg-commit"), packages layering, the host's rootfs2image)"
   input=$build/rootfs-input
   mkdir -p "$input"
   printf 'hello from imgcraft\n' | write_file "$input/greeting"
