@@ -188,14 +188,18 @@ rootfs_checks() {
     n=$(printf '%s\n' "$layers" | awk -v p="$pkg" '{ for (i = 2; i <= NF; i++) if ($i == p) n++ } END { print n + 0 }')
     check "$branch rootfs: $pkg is named by $n layer annotations, want 1" "$(is "$n" 1)"
     holder=$(printf '%s\n' "$layers" | awk -v p="$pkg" '{ for (i = 2; i <= NF; i++) if ($i == p) print $1 }')
-    # Every file pkgdata gives the package sits in that layer and no other.
+    # Every file pkgdata gives the package (FILES_INFO) sits in that layer and no other.
+    n=0
     for f in $(python3 -c 'import json, sys
 for line in open(sys.argv[1]):
     if line.startswith("FILES_INFO:"): print(" ".join(p.lstrip("/") for p in json.loads(line.split(": ", 1)[1])))' \
       "$pkgdata/runtime/$pkg"); do
+      n=$((n + 1))
       got=$(printf '%s\n' "$files" | awk -v f="$f" '$2 == f { print $1 }' | sort -u | tr '\n' ' ')
+      printf '    %s: /%s in %s\n' "$pkg" "$f" "${got:-no layer}"
       check "$branch rootfs: $pkg's /$f is in layer(s) ${got:-none}, want ${holder:-none}" "$(is "$got" "${holder:+$holder }")"
     done
+    check "$branch rootfs: pkgdata gives $pkg $n file(s)" "$([ "$n" -gt 0 ]; echo $?)"
   done
 
   # Docker: the image has no shell (only this layer's packages), so the host's static busybox runs the script.
