@@ -165,12 +165,12 @@ rootfs_checks() {
   PATH="$OPKG_PREFIX/bin:$PATH" bitbake_in "$build" "$root/bitbake" "$ROOTFS_MACHINE" -- -e "$ROOTFS_IMAGE" >"$env" 2>&1 || status=$?
   took "$branch rootfs: parse (bitbake -e $ROOTFS_IMAGE)" "$start" "$status" "$env"
   check "$branch rootfs: bitbake -e $ROOTFS_IMAGE exit $status" "$status"
-  [ "$status" = 0 ] || { errors "$env"; return; }
+  [ "$status" = 0 ] || { errors "$env"; return 0; }
   check "$branch rootfs: IMGCRAFT_LAYERS is \"$(var IMGCRAFT_LAYERS "$env")\"" "$(is "$(var IMGCRAFT_LAYERS "$env")" packages)"
   check "$branch rootfs: IMAGE_PKGTYPE is \"$(var IMAGE_PKGTYPE "$env")\"" "$(is "$(var IMAGE_PKGTYPE "$env")" ipk)"
   check "$branch rootfs: create-spdx is inherited" "$(has " $(var INHERIT "$env") " " create-spdx ")"
 
-  rootfs_build "$branch" "$root" "$build" first || return
+  rootfs_build "$branch" "$root" "$build" first || return 0
   # IMAGE_MANIFEST as do_image_complete deployed it (`bitbake -e` gave the name of another DATETIME): its link.
   manifest=$(var DEPLOY_DIR_IMAGE "$env")/$(var IMAGE_LINK_NAME "$env").manifest
   pkgdata=$(var PKGDATA_DIR "$env")
@@ -228,7 +228,7 @@ for line in open(sys.argv[1]):
 
   # One package changed: only its layer (and the top one, if any) differ.
   printf 'hello again from imgcraft\n' | write_file "$input/greeting"
-  rootfs_build "$branch" "$root" "$build" rebuilt || return
+  rootfs_build "$branch" "$root" "$build" rebuilt || return 0
   got=$(rootfs_layers "$build/rebuilt.oci.tar")
   printf '%s\n' "$got" | sed 's/^/    layer /'
   "$TOOLS/rootfs2image" diff --json "oci-archive:$build/first.oci.tar" "oci-archive:$build/rebuilt.oci.tar" >"$build/diff.json"
