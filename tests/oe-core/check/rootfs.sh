@@ -102,6 +102,10 @@ rootfs_conf() {
       'ERROR_QA:remove = "host-user-contaminated"' 'WARN_QA:remove = "host-user-contaminated"'
   fi
   fakeroot_conf
+  # What scarthgap's image.bbclass adds to that list (master and wrynose track PSEUDO_INCLUDE_PATHS instead, which
+  # Debian's pseudo does not know): without it a rebuild's do_rootfs can abort on an inode that pseudo's database
+  # still gives to the deleted sstate-build-image_complete ("path mismatch").
+  printf '%s\n' 'PSEUDO_IGNORE_PATHS:append = ",${WORKDIR}/intercept_scripts,${WORKDIR}/oe-rootfs-repo,${WORKDIR}/sstate-build-image_complete"'
 }
 
 # rootfs_layers ARCHIVE: one `digest package...` line per layer (the packages annotation), as tests/bitbake.rs reads
