@@ -28,6 +28,21 @@
 #     The archive must inspect as that platform; OE-core's create_symlinks must have linked IMAGE_LINK_NAME.oci.tar
 #     and .oci like its own .tar.zst; IMAGE_OUTPUT_MANIFEST must record both; the layer must carry the fixture's
 #     device node, uid 3000000, setuid bit and file capability, which on disk only pseudo's database holds.
+#  rootfs (tests/oe-core/check/rootfs.sh), only when IMGCRAFT_OE_CHECKS names it, build dir <dir>/<branch>/build-rootfs:
+#   - `bitbake imgcraft-rootfs-image` (the real task graph, no -b) builds the three allarch packages of
+#     tests/oe-core/rootfs-layer (a script in /usr/bin, a data file, a configuration file) as ipk, with OE-core's
+#     pkgdata and create-spdx, and OE-core's own do_rootfs installs them with opkg; the image inherits imgcraft with the
+#     default IMGCRAFT_LAYERS = "packages". rootfs2image is the host's (IMGCRAFT_OE_TOOLS; HOSTTOOLS += "rootfs2image",
+#     IMGCRAFT_NATIVE_DEPENDS = ""), not imgcraft-native. opkg is built once from IMGCRAFT_OPKG_GIT into
+#     <dir>/host-opkg (Debian's build dependencies installed by apt), opkg-utils' scripts come from
+#     IMGCRAFT_OPKG_UTILS_GIT, and that bin directory goes first on PATH (HOSTTOOLS links them); the other native tools
+#     are host stand-ins (ROOTFS_PROVIDED in rootfs.sh, the pseudo-host-native recipe for virtual/fakeroot-native);
+#   - IMAGE_MANIFEST and pkgdata list each package; the .oci.tar inspects verified as linux/amd64; each package's
+#     files sit in exactly one layer, the one whose packages annotation names it (`rootfs2image diff --json`);
+#     Docker loads the image and runs /usr/bin/imgcraft-hello (through the host's static busybox: the image has no
+#     shell);
+#   - with one package changed (the greeting file imgcraft-rootfs-hello reads from IMGCRAFT_ROOTFS_INPUT) the rebuild
+#     keeps every other package's layer digest and makes one new layer for that package.
 #
 # Stand-ins (ASSUME_PROVIDED: BitBake takes the recipe as built and tasks use what the host has), because no upstream
 # source of an OE-core recipe can be fetched here (only crates.io is reachable) and rust-native takes hours to build:
@@ -59,7 +74,9 @@
 #   IMGCRAFT_OE_DIR        where sources and build dirs go (default /var/tmp/imgcraft-oe): <dir>/<branch>/
 #   IMGCRAFT_OE_LAYER      the layer under test (default <repo>/meta-imgcraft), inside a git checkout
 #   IMGCRAFT_OE_MACHINES   space-separated subset of the machines in tests/oe-core/platforms.txt
-#   IMGCRAFT_OE_CHECKS     which checks: "parse native image" (default), or any of them
+#   IMGCRAFT_OE_CHECKS     which checks: "parse native image" (default), or any of them, and "rootfs"
+#   IMGCRAFT_OPKG_GIT      git dir of opkg (the rootfs check; e.g. a mirror of moto-timo/opkg)
+#   IMGCRAFT_OPKG_UTILS_GIT  git dir of opkg-utils (the rootfs check)
 #   IMGCRAFT_OE_NATIVE_BRANCHES  branches that build imgcraft-native (default "wrynose master"); the others build
 #                          images with the host's rootfs2image
 #   IMGCRAFT_OE_RUST_BIN   the host Rust toolchain's bin directory (default ~/.rustup/toolchains/1.95.0-<host>/bin)
@@ -120,6 +137,8 @@ took() { # took WHAT START STATUS [LOG]
 . "$TEST_LAYER/check/native.sh"
 # shellcheck source=tests/oe-core/check/image.sh
 . "$TEST_LAYER/check/image.sh"
+# shellcheck source=tests/oe-core/check/rootfs.sh
+. "$TEST_LAYER/check/rootfs.sh"
 
 # The local.conf lines of a branch's build directories. The parse, native and image checks share <branch>/build, and
 # so BitBake's parse cache of each MACHINE. NATIVE: the branch builds imgcraft-native.
@@ -161,6 +180,7 @@ check_branch() {
     say "$branch: no native check (not in IMGCRAFT_OE_NATIVE_BRANCHES=\"$NATIVE_BRANCHES\"): images use the host's rootfs2image"
   fi
   wants image && image_checks "$branch" "$root" "$native"
+  wants rootfs && rootfs_checks "$branch" "$root"
   checkout_unchanged "$branch" "$root"
   if wants native && [ -n "$native" ]; then signature_checks "$branch" "$root"; fi
   unmount_checkout "$root"
@@ -173,6 +193,7 @@ main() {
   ensure_host_tools
   wants native && check_native_inputs
   wants image && check_image_inputs "$@"
+  if wants rootfs; then check_rootfs_inputs; build_host_opkg; fi
   say "layer under test: $LAYER; checks: $CHECKS; imgcraft-native built on: $NATIVE_BRANCHES"
   local branch figure
   for branch in "$@"; do check_branch "$branch"; done
