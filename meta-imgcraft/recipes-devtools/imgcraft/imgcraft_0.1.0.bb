@@ -13,7 +13,8 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=3333bf710aa10b5ce634e7b6f726972d"
 #    src/ rebuilds imgcraft-native and with it every image;
 #  - results go to sstate like any recipe's, so a second build directory takes imgcraft-native from it.
 # A git SRC_URI with a pinned SRCREV would need a commit of this file after every commit of the crate it names.
-# To hack on the tool inside a build: `devtool modify -n imgcraft /path/to/imgcraft` builds the working tree as is.
+# To hack on the tool inside a build: `devtool modify -n imgcraft-native /path/to/imgcraft` builds the working tree as
+# it is (`imgcraft` for the target's).
 # nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext - the crate's files are at the repository root, outside the layer: no bbappend can point there
 FILESEXTRAPATHS:prepend := "${@os.path.normpath(os.path.join(d.getVar('THISDIR'), '../../..'))}:"
 
