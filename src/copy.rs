@@ -46,12 +46,7 @@ pub fn copy_image(
             "this archive has no OCI manifest (an old `docker save` format) to copy unchanged",
         ));
     };
-    let staging_parent = match outputs.iter().find_map(ImageRef::path) {
-        Some(path) => sink::layout::parent_dir(path),
-        None => std::env::temp_dir(),
-    };
-    let staging_dir = crate::cleanup::TempDir::new_in(&staging_parent, sink::STAGING_PREFIX)
-        .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
+    let staging_dir = sink::staging_dir(outputs)?;
     let staging = BlobStore::open(staging_dir.path())?;
     // Blobs that every output can mount from the source's repository are never downloaded.
     let origin = image.registry_origin();
@@ -77,14 +72,7 @@ pub fn copy_image(
             origin,
         }],
     };
-    let prepared = outputs
-        .iter()
-        .map(|output| sink::prepare(output, &publication, &staging, name, options))
-        .collect::<Result<Vec<_>>>()?;
-    let mut pushes = Vec::new();
-    for output in prepared {
-        pushes.extend(output.commit()?);
-    }
+    let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
     Ok(CopyReport {
         manifest_digest: descriptor.digest.clone(),
         architecture: image.config.architecture.clone(),

@@ -36,12 +36,7 @@ pub fn build_index(
     for output in outputs {
         sink::check_destination(output)?;
     }
-    let staging_parent = match outputs.iter().find_map(ImageRef::path) {
-        Some(path) => sink::layout::parent_dir(path),
-        None => std::env::temp_dir(),
-    };
-    let staging_dir = crate::cleanup::TempDir::new_in(&staging_parent, sink::STAGING_PREFIX)
-        .map_err(|e| Error::io("cannot create a staging directory in", &staging_parent, e))?;
+    let staging_dir = sink::staging_dir(outputs)?;
     let staging = BlobStore::open(staging_dir.path())?;
 
     let mut images = Vec::new();
@@ -101,14 +96,7 @@ pub fn build_index(
         top_bytes: index_bytes,
         images,
     };
-    let prepared = outputs
-        .iter()
-        .map(|output| sink::prepare(output, &publication, &staging, name, options))
-        .collect::<Result<Vec<_>>>()?;
-    let mut pushes = Vec::new();
-    for output in prepared {
-        pushes.extend(output.commit()?);
-    }
+    let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
     Ok(IndexReport {
         index_digest: digest,
         manifests: publication.images.iter().map(|i| i.manifest.clone()).collect(),

@@ -72,6 +72,37 @@ impl Publication {
     }
 }
 
+/// A staging directory for publishing to `outputs`: beside the first one on disk, so that committing it is a rename on
+/// one file system, else in the temporary directory.
+pub fn staging_dir(outputs: &[ImageRef]) -> Result<crate::cleanup::TempDir> {
+    let parent = match outputs.iter().find_map(ImageRef::path) {
+        Some(path) => layout::parent_dir(path),
+        None => std::env::temp_dir(),
+    };
+    crate::cleanup::TempDir::new_in(&parent, STAGING_PREFIX)
+        .map_err(|e| Error::io("cannot create a staging directory in", &parent, e))
+}
+
+/// Writes `publication` (its blobs in `staging`) to every output: all are prepared before any is committed, so a
+/// failure while preparing leaves every destination as it was. Returns what the pushes sent.
+pub fn publish(
+    outputs: &[ImageRef],
+    publication: &Publication,
+    staging: &BlobStore,
+    name: Option<&ImageName>,
+    options: &SinkOptions,
+) -> Result<Vec<PushReport>> {
+    let prepared = outputs
+        .iter()
+        .map(|output| prepare(output, publication, staging, name, options))
+        .collect::<Result<Vec<_>>>()?;
+    let mut pushes = Vec::new();
+    for output in prepared {
+        pushes.extend(output.commit()?);
+    }
+    Ok(pushes)
+}
+
 /// Work done beside a destination, waiting to be made visible.
 pub trait PreparedOutput {
     /// Makes the output visible; a push reports what it sent.
