@@ -9,6 +9,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod tar;
+
 use sha2::{Digest, Sha256};
 
 /// The names in a directory (hidden ones included), sorted.
