@@ -17,7 +17,6 @@ use common::{bin, run};
 use sha2::{Digest, Sha256};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/digests.txt");
-const T: u64 = 1_700_000_000;
 
 /// Deterministic bytes that compress like real files: words from a small vocabulary chosen by a linear
 /// congruential generator, so that a layer spans several 128 KiB gzip blocks without being all zeros.
