@@ -13,7 +13,7 @@ use ureq::http::{Method, StatusCode};
 use super::client::{Body, RegistryClient, Reply};
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::image::Descriptor;
+use crate::oci::image::Descriptor;
 
 /// How many blobs are uploaded at once.
 pub const PARALLEL_UPLOADS: usize = 3;
@@ -208,8 +208,8 @@ fn location(client: &RegistryClient, reply: &Reply) -> Result<String> {
 
 /// Pushes an image already written (`rootfs2image push SRC docker://...`), its manifest unchanged.
 pub fn push_image(
-    source: &crate::reference::ImageRef,
-    target: &crate::reference::RegistryRef,
+    source: &crate::oci::reference::ImageRef,
+    target: &crate::oci::reference::RegistryRef,
     options: &crate::sink::SinkOptions,
 ) -> Result<PushReport> {
     let image = crate::source::open_with(source, &options.registry)?;

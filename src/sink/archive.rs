@@ -13,11 +13,11 @@ use super::layout::parent_dir;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::cleanup::TempFile;
-use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, Result};
-use crate::image::Index;
-use crate::reference::ImageName;
-use crate::tar_writer::TarWriter;
+use crate::oci::image::Index;
+use crate::oci::reference::ImageName;
+use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::writer::TarWriter;
 
 /// docker/image/tarexport: one element of `manifest.json`.
 #[derive(Serialize)]

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Image};
-use crate::reference::{ImageName, ImageRef};
+use crate::oci::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Image};
+use crate::oci::reference::{ImageName, ImageRef};
 use crate::registry::{ClientOptions, PushReport};
 
 /// One image of a publication: its manifest (exact bytes) and the blobs it references.

@@ -4,7 +4,7 @@
 use super::{PreparedOutput, Publication, SinkOptions};
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
-use crate::reference::{RegistryRef, RegistryTarget};
+use crate::oci::reference::{RegistryRef, RegistryTarget};
 use crate::registry::push::{BlobToPush, push_blobs, put_manifest};
 use crate::registry::{PushReport, RegistryClient};
 
