@@ -3,8 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use imgcraft::layer::compress::LayerCompression;
 use imgcraft::oci::reference::{ImageName, ImageRef};
-use imgcraft::rootfs::decode::LayerCompression;
 
 #[derive(Parser, Debug)]
 #[command(

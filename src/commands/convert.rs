@@ -1,7 +1,6 @@
 //! The conversion pipeline: rootfs -> normalised entries -> layer blob -> image documents -> every output.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -9,6 +8,7 @@ use serde::Serialize;
 use crate::blobs::BlobStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::layer::compress::LayerCompression;
 use crate::layer::set::LayerSet;
 use crate::layer::writer::Layer;
 use crate::layering::base::BaseImage;
@@ -18,11 +18,11 @@ use crate::layering::plan::{
     PreviousLayers,
 };
 use crate::oci::image::{ANNOTATION_CREATED, ContainerConfig, History, Image, ImageConfig, RootFs, rfc3339};
-use crate::oci::platform::{ARM_ATTRIBUTES_LIMIT, ELF_HEAD, ElfCensus, ElfIdent, Platform};
+use crate::oci::platform::Platform;
 use crate::oci::reference::{ImageName, ImageRef};
 use crate::progress::Progress;
 use crate::registry::PushReport;
-use crate::rootfs::decode::LayerCompression;
+use crate::rootfs::elf::{ElfCensus, ElfSniffer};
 use crate::rootfs::input;
 use crate::rootfs::normalize::Normalizer;
 use crate::sink::{self, SinkOptions};
@@ -171,7 +171,14 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let scan = write_layers(&mut rootfs, &plan, base.as_ref(), options, &staging, level, threads)?;
     options.progress.message("writing outputs");
 
-    let (platform, platform_source) = resolve_platform(options, &scan.census, &rootfs.name, base.as_ref())?;
+    let fallback = base
+        .as_ref()
+        .map(|base| (base.config.platform().with_default_variant(), format!("from the base image {}", base.reference)));
+    let (platform, platform_source) =
+        scan.census.resolve(options.platform.as_ref(), options.check_platform, fallback, &rootfs.name)?;
+    if let Some(base) = &base {
+        check_base_platform(base, &platform, &platform_source)?;
+    }
     let created = rfc3339(options.source_date_epoch.or(scan.newest_mtime).unwrap_or(0));
     let image_config = image_config(options, &platform, &created, scan.has_bin_sh, &scan.layers, base.as_ref());
     let mut annotations = options.annotations.clone();
@@ -480,107 +487,21 @@ fn layer_comment(layer: &Layer) -> String {
     }
 }
 
-/// The platform from the option, checked against the binaries; or detected from them.
-fn resolve_platform(
-    options: &ConvertOptions,
-    census: &ElfCensus,
-    input: &str,
-    base: Option<&BaseImage>,
-) -> Result<(Platform, String)> {
-    let resolved = resolve_own_platform(options, census, input, base)?;
-    if let Some(base) = base {
-        let theirs = base.config.platform();
-        if theirs.architecture != resolved.0.architecture
-            || (theirs.variant.is_some() && resolved.0.variant.is_some() && theirs.variant != resolved.0.variant)
-        {
-            return Err(Error::BadImage {
-                image: base.reference.clone(),
-                problem: format!(
-                    "the base image is {theirs}, but the image being built is {} ({}): a base must be of the same \
-                     architecture",
-                    resolved.0, resolved.1
-                ),
-            });
-        }
+/// A base must be of the architecture being built (and of its variant, when both name one).
+fn check_base_platform(base: &BaseImage, platform: &Platform, source: &str) -> Result<()> {
+    let theirs = base.config.platform();
+    if theirs.architecture != platform.architecture
+        || (theirs.variant.is_some() && platform.variant.is_some() && theirs.variant != platform.variant)
+    {
+        return Err(Error::BadImage {
+            image: base.reference.clone(),
+            problem: format!(
+                "the base image is {theirs}, but the image being built is {platform} ({source}): a base must be of the \
+                 same architecture"
+            ),
+        });
     }
-    Ok(resolved)
-}
-
-fn resolve_own_platform(
-    options: &ConvertOptions,
-    census: &ElfCensus,
-    input: &str,
-    base: Option<&BaseImage>,
-) -> Result<(Platform, String)> {
-    let detected = census.platform();
-    if let (None, None, Some(base)) = (&options.platform, &detected, base) {
-        return Ok((base.config.platform().with_default_variant(), format!("from the base image {}", base.reference)));
-    }
-    match (&options.platform, detected) {
-        (Some(requested), Some((found, file))) => {
-            if options.check_platform && requested.architecture != found.architecture {
-                return Err(Error::ArchMismatch {
-                    input: input.to_string(),
-                    requested: requested.to_string(),
-                    found: found.to_string(),
-                    file,
-                });
-            }
-            let mut platform = requested.clone();
-            if platform.variant.is_none() && platform.architecture == found.architecture {
-                platform.variant = found.variant;
-            }
-            Ok((platform.with_default_variant(), "option".into()))
-        }
-        (Some(requested), None) => Ok((requested.clone().with_default_variant(), "option".into())),
-        (None, Some((found, file))) => Ok((found.with_default_variant(), format!("detected from `{file}`"))),
-        (None, None) => Err(Error::BadInput {
-            input: input.to_string(),
-            problem: "no ELF executables found to detect the architecture from: give --arch".into(),
-        }),
-    }
-}
-
-/// Passes a file's data through while keeping its head for the [`ElfCensus`], and the whole file where the census
-/// needs it (32-bit ARM binaries, whose architecture level sits in a section near the end).
-struct ElfSniffer<R> {
-    inner: R,
-    head: Vec<u8>,
-    whole: Option<Vec<u8>>,
-}
-
-impl<R: Read> ElfSniffer<R> {
-    fn new(inner: R, census: &ElfCensus, size: Option<u64>) -> Self {
-        let capture = census.wants_arm_attributes() && size.is_some_and(|s| s <= ARM_ATTRIBUTES_LIMIT as u64);
-        ElfSniffer { inner, head: Vec::new(), whole: capture.then(Vec::new) }
-    }
-
-    fn is_arm32(&self) -> bool {
-        ElfIdent::parse(&self.head).is_some_and(|e| e.architecture() == Some("arm"))
-    }
-
-    fn into_captured(self) -> (Vec<u8>, Option<Vec<u8>>) {
-        let whole = if self.is_arm32() { self.whole } else { None };
-        (self.head, whole)
-    }
-}
-
-impl<R: Read> Read for ElfSniffer<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let had = self.head.len();
-        if had < ELF_HEAD {
-            self.head.extend_from_slice(&buf[..n.min(ELF_HEAD - had)]);
-        }
-        if let Some(whole) = &mut self.whole {
-            whole.extend_from_slice(&buf[..n]);
-        }
-        // Stop capturing as soon as the head shows this is not a 32-bit ARM binary.
-        if had < ELF_HEAD && self.head.len() >= ELF_HEAD && !self.is_arm32() {
-            self.whole = None;
-        }
-        Ok(n)
-    }
+    Ok(())
 }
 
 /// Default directory for outputs when none is given.

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use crate::blobs::BlobStore;
 use crate::error::Result;
+use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
 use crate::layer::writer::{Layer, LayerWriter};
 use crate::layering::base::{BaseImage, Comparison};
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, Group, LayerPlan};
-use crate::rootfs::decode::LayerCompression;
 use crate::rootfs::normalize::PathHasher;
 use crate::tar::entry::{Entry, EntryKind};
 

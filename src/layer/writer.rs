@@ -11,8 +11,8 @@ use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
 use crate::layer::compress::FinishWrite;
+use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
-use crate::rootfs::decode::LayerCompression;
 use crate::tar::entry::Entry;
 use crate::tar::writer::TarWriter;
 

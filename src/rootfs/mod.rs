@@ -4,5 +4,6 @@
 
 pub mod decode;
 pub mod directory;
+pub mod elf;
 pub mod input;
 pub mod normalize;

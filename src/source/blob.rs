@@ -12,8 +12,9 @@ use std::path::Path;
 
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
+use crate::layer::compress::LayerCompression;
 use crate::oci::image::Descriptor;
-use crate::rootfs::decode::{InputCompression, LayerCompression, SNIFF_LEN};
+use crate::rootfs::decode::{InputCompression, SNIFF_LEN};
 
 /// A reader that yields exactly `declared` bytes: it fails if the inner stream ends before them, and fails instead
 /// of yielding a byte past them, so an endless stream (`/dev/zero`, a stalled-then-flooding server) costs at most
