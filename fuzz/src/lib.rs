@@ -11,7 +11,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use imgcraft::error::Error;
-use imgcraft::oci::image::{ImageConfig, Index, Manifest};
+use imgcraft::oci::config::ImageConfig;
+use imgcraft::oci::index::Index;
+use imgcraft::oci::manifest::Manifest;
 use imgcraft::oci::reference::{ImageName, ImageRef, RegistryRef};
 use imgcraft::registry::auth::{Challenge, TokenReply};
 use imgcraft::rootfs::decode::{InputCompression, SNIFF_LEN};
@@ -86,7 +88,7 @@ fn tar_entries(stream: impl Read, name: &str) {
         written.push(entry);
     }
     if let Some(newest) = normalizer.newest_mtime() {
-        check_rfc3339(&imgcraft::oci::image::rfc3339(newest));
+        check_rfc3339(&imgcraft::oci::config::rfc3339(newest));
     }
     let layer = layer.finish().unwrap();
     let mut reread = TarReader::new(layer.as_slice(), "layer", "uncompressed");

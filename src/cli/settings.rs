@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use imgcraft::commands::convert::{ConvertOptions, LayeringOptions, current_dir};
 use imgcraft::error::Error;
-use imgcraft::oci::image::{ContainerConfig, Empty};
+use imgcraft::oci::config::{ContainerConfig, Empty};
 use imgcraft::progress::Progress;
 
 use imgcraft::registry::{ClientOptions, Credentials};

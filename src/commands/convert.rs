@@ -17,7 +17,9 @@ use crate::layering::plan::{
     ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, DEFAULT_MAX_LAYERS, LayerMode, LayerPlan, PathRule,
     PreviousLayers,
 };
-use crate::oci::image::{ANNOTATION_CREATED, ContainerConfig, History, Image, ImageConfig, RootFs, rfc3339};
+use crate::oci::config::{ContainerConfig, History, ImageConfig, RootFs, rfc3339};
+use crate::oci::image::Image;
+use crate::oci::manifest::ANNOTATION_CREATED;
 use crate::oci::platform::Platform;
 use crate::oci::reference::{ImageName, ImageRef};
 use crate::progress::Progress;

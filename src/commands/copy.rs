@@ -8,7 +8,7 @@ use crate::blobs::BlobStore;
 use crate::commands::index::copy_blob;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::image::Descriptor;
+use crate::oci::descriptor::Descriptor;
 use crate::oci::reference::{ImageName, ImageRef};
 use crate::registry::PushReport;
 use crate::sink::{self, Publication, PublishedImage, SinkOptions};

@@ -10,7 +10,7 @@ use crate::commands::inspect::human_size;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE};
-use crate::oci::image::Descriptor;
+use crate::oci::descriptor::Descriptor;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
 use crate::source::{self, OpenedImage};

@@ -8,7 +8,9 @@ use serde::Serialize;
 use crate::blobs::BlobStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::image::{Descriptor, Index, MEDIA_TYPE_INDEX, PlatformDoc};
+use crate::oci::descriptor::{Descriptor, PlatformDoc};
+use crate::oci::index::Index;
+use crate::oci::media_type::MediaType;
 use crate::oci::reference::{ImageName, ImageRef};
 use crate::registry::PushReport;
 use crate::registry::push::BlobSource;
@@ -87,7 +89,7 @@ pub fn build_index(
     let (digest, size) = staging.put(&index_bytes)?;
     let publication = Publication {
         top: Descriptor {
-            media_type: MEDIA_TYPE_INDEX.into(),
+            media_type: MediaType::OciIndex,
             digest: digest.clone(),
             size,
             platform: None,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::oci::image::ContainerConfig;
+use crate::oci::config::ContainerConfig;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
 use crate::source::{self, VerifiedLayer};

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::layer::compress::FinishWrite;
 use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
+use crate::oci::media_type::MediaType;
 use crate::tar::entry::Entry;
 use crate::tar::writer::TarWriter;
 
@@ -25,7 +26,7 @@ pub struct Layer {
     pub diff_id: Digest,
     /// Size of the blob as stored.
     pub size: u64,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub uncompressed_size: u64,
     /// What the layer holds, for its descriptor (`org.imgcraft.layer.*`, see `layering`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -74,7 +75,7 @@ impl LayerWriter {
             digest,
             diff_id,
             size,
-            media_type: self.compression.media_type().to_string(),
+            media_type: self.compression.media_type(),
             uncompressed_size,
             annotations: BTreeMap::new(),
         })

@@ -10,7 +10,7 @@ use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::layer::writer::Layer;
-use crate::oci::image::ImageConfig;
+use crate::oci::config::ImageConfig;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
 use crate::rootfs::normalize::normal_form;

@@ -1,5 +1,12 @@
-//! The image model and the OCI documents that carry it (image-spec), platforms and image references.
+//! The OCI image model and the documents that carry it (image-spec): media types, descriptors, manifests, indexes,
+//! configs, platforms and image references.
 
+pub mod config;
+pub mod descriptor;
+pub mod document;
 pub mod image;
+pub mod index;
+pub mod manifest;
+pub mod media_type;
 pub mod platform;
 pub mod reference;

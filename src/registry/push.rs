@@ -13,7 +13,8 @@ use ureq::http::{Method, StatusCode};
 use super::client::{Body, RegistryClient, Reply};
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::oci::image::Descriptor;
+use crate::oci::descriptor::Descriptor;
+use crate::oci::media_type::MediaType;
 
 /// How many blobs are uploaded at once.
 pub const PARALLEL_UPLOADS: usize = 3;
@@ -237,9 +238,14 @@ pub fn push_image(
 }
 
 /// Puts the manifest, after every blob is confirmed, and checks the digest the registry computed.
-pub fn put_manifest(client: &RegistryClient, reference: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
+pub fn put_manifest(
+    client: &RegistryClient,
+    reference: &str,
+    media_type: &MediaType,
+    manifest: &[u8],
+) -> Result<Digest> {
     let ours = Digest::of(manifest);
-    let headers = [("content-type", media_type.to_string()), ("content-length", manifest.len().to_string())];
+    let headers = [("content-type", media_type.as_str().to_string()), ("content-length", manifest.len().to_string())];
     let reply =
         client.send(Method::PUT, &client.url(&format!("manifests/{reference}")), &headers, Body::Bytes(manifest))?;
     if reply.status != StatusCode::CREATED && reply.status != StatusCode::OK {

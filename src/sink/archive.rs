@@ -14,7 +14,7 @@ use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::cleanup::TempFile;
 use crate::error::{Error, Result};
-use crate::oci::image::Index;
+use crate::oci::index::Index;
 use crate::oci::reference::ImageName;
 use crate::tar::entry::{Entry, EntryKind};
 use crate::tar::writer::TarWriter;

@@ -12,7 +12,10 @@ use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::cleanup::{TempDir, TempFile};
 use crate::error::{Error, Result};
-use crate::oci::image::{ANNOTATION_REF_NAME, Descriptor, Index, MAX_DOCUMENT_SIZE, parse_index};
+use crate::oci::descriptor::Descriptor;
+use crate::oci::document::MAX_DOCUMENT_SIZE;
+use crate::oci::index::{Index, parse_index};
+use crate::oci::manifest::ANNOTATION_REF_NAME;
 use crate::oci::reference::ImageName;
 use crate::source::blob::{LayoutRefusal, open_in_layout};
 

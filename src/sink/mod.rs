@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
-use crate::oci::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Image};
+use crate::oci::descriptor::Descriptor;
+use crate::oci::image::Image;
+use crate::oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use crate::oci::reference::{ImageName, ImageRef};
 use crate::registry::{ClientOptions, PushReport};
 

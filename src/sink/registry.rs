@@ -4,6 +4,7 @@
 use super::{PreparedOutput, Publication, SinkOptions};
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
+use crate::oci::media_type::MediaType;
 use crate::oci::reference::{RegistryRef, RegistryTarget};
 use crate::registry::push::{BlobToPush, push_blobs, put_manifest};
 use crate::registry::{PushReport, RegistryClient};
@@ -55,7 +56,7 @@ pub fn prepare(
 struct PreparedPush {
     client: RegistryClient,
     reference: String,
-    media_type: String,
+    media_type: MediaType,
     manifest: Vec<u8>,
     report: PushReport,
 }

@@ -13,7 +13,8 @@ use std::path::Path;
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::layer::compress::LayerCompression;
-use crate::oci::image::Descriptor;
+use crate::oci::descriptor::Descriptor;
+use crate::oci::media_type::MediaType;
 use crate::rootfs::decode::{InputCompression, SNIFF_LEN};
 
 /// A reader that yields exactly `declared` bytes: it fails if the inner stream ends before them, and fails instead
@@ -176,7 +177,7 @@ pub struct VerifiedLayer {
     pub digest: Digest,
     pub diff_id: Digest,
     pub size: u64,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub uncompressed_size: u64,
     /// How the blob is compressed, sniffed from its bytes.
     #[serde(skip)]

@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::image::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MAX_DOCUMENT_SIZE,
-    MAX_IMAGE_LAYERS, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_MANIFEST, Manifest, parse_config, parse_index, parse_manifest,
+use crate::oci::config::{ImageConfig, parse_config};
+use crate::oci::descriptor::Descriptor;
+use crate::oci::document::MAX_DOCUMENT_SIZE;
+use crate::oci::index::{Index, parse_index};
+use crate::oci::manifest::{
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, MAX_IMAGE_LAYERS, Manifest, parse_manifest,
 };
+use crate::oci::media_type::MediaType;
 use crate::oci::reference::{ImageRef, RegistryRef, RegistryTarget};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::tar::entry::EntryKind;
@@ -192,7 +195,9 @@ fn within_layer_limit(image: OpenedImage) -> Result<OpenedImage> {
 fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -> Result<OpenedImage> {
     let client = RegistryClient::connect_for_pull(target, options.clone())?;
     let accept =
-        [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST].join(", ");
+        [MediaType::OciManifest, MediaType::DockerManifest, MediaType::OciIndex, MediaType::DockerManifestList]
+            .map(|m| m.as_str().to_string())
+            .join(", ");
     let url = client.url(&format!("manifests/{}", target.manifest_reference()));
     let reply =
         client.send(ureq::http::Method::GET, &url, &[("accept", accept)], crate::registry::client::Body::Empty)?;
@@ -210,9 +215,12 @@ fn open_registry(target: &RegistryRef, options: &ClientOptions, display: &str) -
             crate::registry::client::MAX_DOCUMENT_LEN
         )));
     }
-    let media_type =
-        reply.header("content-type").unwrap_or(MEDIA_TYPE_MANIFEST).split(';').next().unwrap_or("").trim().to_string();
-    if media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST {
+    let media_type = MediaType::from(
+        reply
+            .header("content-type")
+            .map_or(MediaType::OciManifest.as_str(), |t| t.split(';').next().unwrap_or("").trim()),
+    );
+    if media_type.is_index() {
         return Err(Error::bad_image(display, "the reference names a multi-platform index, not one image"));
     }
     let digest = Digest::of(&reply.body);
@@ -332,13 +340,13 @@ fn open_oci(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<OpenedI
                 }
             },
         };
-    if chosen.media_type == MEDIA_TYPE_INDEX || chosen.media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST {
+    if chosen.media_type.is_index() {
         return Err(Error::bad_image(display, "the reference names a multi-platform index, not one image"));
     }
-    if chosen.media_type != MEDIA_TYPE_MANIFEST && chosen.media_type != MEDIA_TYPE_DOCKER_MANIFEST {
+    if !chosen.media_type.is_manifest() {
         return Err(Error::bad_image(
             display,
-            format!("unsupported manifest media type `{}`", shown(&chosen.media_type)),
+            format!("unsupported manifest media type `{}`", shown(chosen.media_type.as_str())),
         ));
     }
     let manifest_bytes = read_verified(&blobs, chosen, display)?;
@@ -419,7 +427,7 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
     let config: ImageConfig = parse_config(&config_bytes)
         .map_err(|e| Error::bad_image(display, format!("image config `{}`: {e}", shown(&entry.config))))?;
     let config_descriptor = Descriptor {
-        media_type: crate::oci::image::MEDIA_TYPE_CONFIG.into(),
+        media_type: MediaType::OciConfig,
         digest: Digest::of(&config_bytes),
         size: config_bytes.len() as u64,
         platform: None,
@@ -434,7 +442,7 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
         let (digest, _) = raw.finish();
         layers.push(SourceLayer {
             descriptor: Descriptor {
-                media_type: MEDIA_TYPE_DOCKER_LAYER.into(),
+                media_type: MediaType::DockerLayer,
                 digest,
                 size,
                 platform: None,
@@ -457,8 +465,6 @@ fn open_docker_save(blobs: Blobs, display: &str) -> Result<OpenedImage> {
         config_member: entry.config.clone(),
     })
 }
-
-const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
 /// A manifest or config named by `descriptor`, read within its declared size (at most [`MAX_DOCUMENT_SIZE`]) and
 /// checked against its digest.

@@ -13,6 +13,7 @@ pub mod zstd;
 
 use self::zstd::ParallelZstdWriter;
 use crate::error::Error;
+use crate::oci::media_type::MediaType;
 use gzip::ParallelGzipWriter;
 use pool::CompressionPool;
 
@@ -33,11 +34,11 @@ pub enum LayerCompression {
 
 impl LayerCompression {
     /// image-spec media-types.md
-    pub fn media_type(self) -> &'static str {
+    pub fn media_type(self) -> MediaType {
         match self {
-            LayerCompression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            LayerCompression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-            LayerCompression::None => "application/vnd.oci.image.layer.v1.tar",
+            LayerCompression::Gzip => MediaType::OciLayerGzip,
+            LayerCompression::Zstd => MediaType::OciLayerZstd,
+            LayerCompression::None => MediaType::OciLayer,
         }
     }
 
