@@ -84,7 +84,7 @@ impl BaseImage {
                 digest: verified.digest,
                 diff_id: verified.diff_id,
                 size: verified.size,
-                media_type: verified.compression.media_type().into(),
+                media_type: verified.compression.media_type(),
                 uncompressed_size: verified.uncompressed_size,
                 annotations: source_layer.descriptor.annotations.clone().unwrap_or_default(),
             });
