@@ -11,9 +11,9 @@ use cli::settings;
 use imgcraft::commands::convert::{ConvertReport, convert};
 use imgcraft::commands::index::build_index;
 use imgcraft::commands::inspect::{human_size, inspect_with};
+use imgcraft::commands::push::push_image;
 use imgcraft::oci::reference::ImageRef;
 use imgcraft::registry::PushReport;
-use imgcraft::registry::push::push_image;
 
 fn main() -> ExitCode {
     // Like other Unix tools, end quietly when the reader of our output goes away (`rootfs2image inspect ... | head`).

@@ -10,7 +10,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::compress::LayerCompression;
 use crate::layer::set::LayerSet;
-use crate::layer::writer::Layer;
+use crate::layer::writer::WrittenLayer;
 use crate::layering::base::BaseImage;
 use crate::layering::packages::{database, pkgdata};
 use crate::layering::plan::{
@@ -100,7 +100,7 @@ pub struct ConvertReport {
     pub variant: Option<String>,
     pub os: String,
     pub created: Option<String>,
-    pub layers: Vec<Layer>,
+    pub layers: Vec<WrittenLayer>,
     pub outputs: Vec<String>,
     /// One report per registry output.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -188,16 +188,16 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let mut layers = base.map(|b| b.layers).unwrap_or_default();
     layers.extend(scan.layers);
     let reuse = previous.as_ref().map(|previous| {
-        let new: Vec<&Layer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
+        let new: Vec<&WrittenLayer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
         Reuse {
             reused_layers: layers.len() - new.len(),
             new_layers: new.len(),
             download_bytes: new.iter().map(|l| l.size).sum(),
         }
     });
-    let image = Image::assemble(&staging, image_config, layers, annotations)?;
-
-    let publication = sink::Publication::single(&image);
+    let image =
+        Image::assemble(&staging, image_config, layers.iter().map(WrittenLayer::to_oci).collect(), annotations)?;
+    let publication = sink::Publication::single(image.clone()).expect("an assembled image has a manifest");
     let outputs = if outputs_known {
         options.outputs.clone()
     } else {
@@ -214,13 +214,13 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     }
     options.progress.finish();
     Ok(ConvertReport {
-        manifest_digest: image.manifest_descriptor.digest.clone(),
+        manifest_digest: publication.top.descriptor.digest.clone(),
         config_digest: image.config_descriptor.digest.clone(),
         architecture: image.config.architecture.clone(),
         variant: image.config.variant.clone(),
         os: image.config.os.clone(),
         created: image.config.created.clone(),
-        layers: image.layers.clone(),
+        layers,
         outputs: outputs.iter().map(ToString::to_string).collect(),
         pushes,
         platform_source,
@@ -336,11 +336,8 @@ fn spool_stdin(options: &ConvertOptions) -> Result<crate::cleanup::TempFile> {
 
 /// The layer groups and blobs of a previous image, from its layer annotations.
 fn read_previous(reference: &ImageRef, options: &ConvertOptions) -> Result<PreviousLayers> {
-    let image = source::open_with(reference, &options.sink.registry)?;
-    let descriptors = match &image.manifest {
-        Some(manifest) => manifest.layers.clone(),
-        None => image.layers.iter().map(|l| l.descriptor.clone()).collect(),
-    };
+    let source = source::open_with(reference, &options.sink.registry)?;
+    let descriptors = source.image.layers.iter().map(|l| l.descriptor.clone());
     let mut previous = PreviousLayers::default();
     for descriptor in descriptors {
         previous.digests.insert(descriptor.digest.clone());
@@ -354,7 +351,7 @@ fn read_previous(reference: &ImageRef, options: &ConvertOptions) -> Result<Previ
 
 /// What streaming the rootfs through the pipeline produced besides the layers themselves.
 struct Scan {
-    layers: Vec<Layer>,
+    layers: Vec<WrittenLayer>,
     census: ElfCensus,
     newest_mtime: Option<i64>,
     has_bin_sh: bool,
@@ -403,7 +400,7 @@ fn image_config(
     platform: &Platform,
     created: &str,
     has_bin_sh: bool,
-    layers: &[Layer],
+    layers: &[WrittenLayer],
     base: Option<&BaseImage>,
 ) -> ImageConfig {
     let mut config = options.config.clone();
@@ -479,7 +476,7 @@ fn inherit(mut config: ContainerConfig, base: &ContainerConfig) -> ContainerConf
 }
 
 /// A layer's history comment: what it holds.
-fn layer_comment(layer: &Layer) -> String {
+fn layer_comment(layer: &WrittenLayer) -> String {
     let get = |key: &str| layer.annotations.get(key);
     match (get(ANNOTATION_RULE), get(ANNOTATION_CONTENT), get(ANNOTATION_PACKAGES)) {
         (Some(rule), _, _) => format!("paths of layer rule {rule}"),

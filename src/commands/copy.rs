@@ -5,13 +5,11 @@
 use serde::Serialize;
 
 use crate::blobs::BlobStore;
-use crate::commands::index::copy_blob;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::descriptor::Descriptor;
 use crate::oci::reference::{ImageName, ImageRef};
 use crate::registry::PushReport;
-use crate::sink::{self, Publication, PublishedImage, SinkOptions};
+use crate::sink::{self, Publication, SinkOptions};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CopyReport {
@@ -37,46 +35,24 @@ pub fn copy_image(
     for output in outputs {
         sink::check_destination(output)?;
     }
-    let image = crate::source::open_with(source, &options.registry)?;
-    let (Some(manifest), Some(manifest_bytes), Some(descriptor)) =
-        (&image.manifest, &image.manifest_bytes, &image.manifest_descriptor)
-    else {
-        return Err(Error::bad_image(
-            source,
-            "this archive has no OCI manifest (an old `docker save` format) to copy unchanged",
-        ));
-    };
+    let opened = crate::source::open_with(source, &options.registry)?;
+    let mut image = opened.image.clone();
+    // Listed as the top of a layout, the manifest carries no platform or name of its source's index.
+    if let Some(manifest) = &mut image.manifest {
+        manifest.descriptor.platform = None;
+        manifest.descriptor.annotations = None;
+    }
+    let publication = Publication::single(image).ok_or_else(|| {
+        Error::bad_image(source, "this archive has no OCI manifest (an old `docker save` format) to copy unchanged")
+    })?;
     let staging_dir = sink::staging_dir(outputs)?;
     let staging = BlobStore::open(staging_dir.path())?;
-    // Blobs that every output can mount from the source's repository are never downloaded.
-    let origin = image.registry_origin();
-    let mountable_everywhere = outputs.iter().all(|output| match (output, &origin) {
-        (ImageRef::Registry(target), Some((host, _))) => target.api_host() == host,
-        _ => false,
-    });
-    if !mountable_everywhere {
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            copy_blob(&image, &staging, blob, source)?;
-        }
-    }
-    staging.put(manifest_bytes)?;
-    let top = Descriptor { platform: None, annotations: None, ..descriptor.clone() };
-    let publication = Publication {
-        top: top.clone(),
-        top_bytes: manifest_bytes.clone(),
-        images: vec![PublishedImage {
-            manifest: top,
-            manifest_bytes: manifest_bytes.clone(),
-            config: manifest.config.clone(),
-            layers: manifest.layers.clone(),
-            origin,
-        }],
-    };
+    sink::stage(&publication.images[0], &opened, &staging, outputs, source)?;
     let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
     Ok(CopyReport {
-        manifest_digest: descriptor.digest.clone(),
-        architecture: image.config.architecture.clone(),
-        variant: image.config.variant.clone(),
+        manifest_digest: publication.top.descriptor.digest.clone(),
+        architecture: opened.image.config.architecture.clone(),
+        variant: opened.image.config.variant.clone(),
         outputs: outputs.iter().map(ToString::to_string).collect(),
         pushes,
     })

@@ -13,7 +13,7 @@ use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_
 use crate::oci::descriptor::Descriptor;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
-use crate::source::{self, OpenedImage};
+use crate::source::{self, SourceImage};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DiffLayer {
@@ -76,11 +76,8 @@ pub fn diff(old: &ImageRef, new: &ImageRef, registry: &ClientOptions) -> Result<
     Ok(report)
 }
 
-fn layer_descriptors(image: &OpenedImage) -> Vec<Descriptor> {
-    match &image.manifest {
-        Some(manifest) => manifest.layers.clone(),
-        None => image.layers.iter().map(|l| l.descriptor.clone()).collect(),
-    }
+fn layer_descriptors(source: &SourceImage) -> Vec<Descriptor> {
+    source.image.layers.iter().map(|l| l.descriptor.clone()).collect()
 }
 
 impl DiffReport {

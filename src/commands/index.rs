@@ -1,20 +1,18 @@
 //! Multi-platform images: several single-platform images combined into one OCI image index
 //! (image-spec image-index.md), each manifest listed with the platform its config declares.
 
-use std::io::{self, Write};
-
 use serde::Serialize;
 
 use crate::blobs::BlobStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::descriptor::{Descriptor, PlatformDoc};
+use crate::oci::image::Document;
 use crate::oci::index::Index;
 use crate::oci::media_type::MediaType;
 use crate::oci::reference::{ImageName, ImageRef};
 use crate::registry::PushReport;
-use crate::registry::push::BlobSource;
-use crate::sink::{self, Publication, PublishedImage, SinkOptions};
+use crate::sink::{self, Publication, SinkOptions};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct IndexReport {
@@ -44,16 +42,16 @@ pub fn build_index(
     let mut images = Vec::new();
     let mut platforms: Vec<(PlatformDoc, String)> = Vec::new();
     for source in sources {
-        let image = crate::source::open_with(source, &options.registry)?;
-        let (Some(manifest), Some(manifest_bytes), Some(descriptor)) =
-            (&image.manifest, &image.manifest_bytes, &image.manifest_descriptor)
-        else {
-            return Err(Error::bad_image(source, "this archive has no OCI manifest to put in an index"));
-        };
+        let opened = crate::source::open_with(source, &options.registry)?;
+        let mut image = opened.image.clone();
+        let config = &image.config;
         let platform = PlatformDoc {
-            architecture: image.config.architecture.clone(),
-            os: image.config.os.clone(),
-            variant: image.config.variant.clone(),
+            architecture: config.architecture.clone(),
+            os: config.os.clone(),
+            variant: config.variant.clone(),
+        };
+        let Some(manifest) = &mut image.manifest else {
+            return Err(Error::bad_image(source, "this archive has no OCI manifest to put in an index"));
         };
         if let Some((_, other)) = platforms.iter().find(|(p, _)| *p == platform) {
             return Err(Error::Invalid(format!(
@@ -64,67 +62,21 @@ pub fn build_index(
             )));
         }
         platforms.push((platform.clone(), source.to_string()));
-        // Blobs of an image on a registry that every output can mount from are never downloaded.
-        let origin = image.registry_origin();
-        let mountable_everywhere = outputs.iter().all(|output| match (output, &origin) {
-            (ImageRef::Registry(target), Some((host, _))) => target.api_host() == host,
-            _ => false,
-        });
-        if !mountable_everywhere {
-            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-                copy_blob(&image, &staging, blob, source)?;
-            }
-        }
-        staging.put(manifest_bytes)?;
-        images.push(PublishedImage {
-            manifest: Descriptor { platform: Some(platform), annotations: None, ..descriptor.clone() },
-            manifest_bytes: manifest_bytes.clone(),
-            config: manifest.config.clone(),
-            layers: manifest.layers.clone(),
-            origin,
-        });
+        manifest.descriptor.platform = Some(platform);
+        manifest.descriptor.annotations = None;
+        sink::stage(&image, &opened, &staging, outputs, source)?;
+        images.push(image);
     }
-    let index = Index::new(images.iter().map(|i| i.manifest.clone()).collect());
-    let index_bytes = serde_json::to_vec(&index).expect("an index serialises");
-    let (digest, size) = staging.put(&index_bytes)?;
-    let publication = Publication {
-        top: Descriptor {
-            media_type: MediaType::OciIndex,
-            digest: digest.clone(),
-            size,
-            platform: None,
-            annotations: None,
-        },
-        top_bytes: index_bytes,
-        images,
-    };
+    let listed: Vec<Descriptor> =
+        images.iter().filter_map(|i| i.manifest.as_ref()).map(|m| m.descriptor.clone()).collect();
+    let index_bytes = serde_json::to_vec(&Index::new(listed.clone())).expect("an index serialises");
+    let index = Document::put(&staging, MediaType::OciIndex, index_bytes)?;
+    let publication = Publication::index(index, images);
     let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
     Ok(IndexReport {
-        index_digest: digest,
-        manifests: publication.images.iter().map(|i| i.manifest.clone()).collect(),
+        index_digest: publication.top.descriptor.digest.clone(),
+        manifests: listed,
         outputs: outputs.iter().map(ToString::to_string).collect(),
         pushes,
     })
-}
-
-/// Streams one blob from a source image into the staging store, checking its digest and size.
-pub(crate) fn copy_blob(
-    image: &dyn BlobSource,
-    staging: &BlobStore,
-    blob: &Descriptor,
-    source: &ImageRef,
-) -> Result<()> {
-    if staging.contains(&blob.digest) {
-        return Ok(());
-    }
-    let mut reader = image.open_blob(&blob.digest)?;
-    let mut writer = staging.writer()?;
-    io::copy(&mut reader, &mut writer)
-        .map_err(|e| Error::bad_image(source, format!("cannot copy blob {}: {e}", blob.digest)))?;
-    writer.flush().map_err(|e| Error::io("cannot write", staging.root(), e))?;
-    let (digest, size) = writer.commit()?;
-    if digest != blob.digest || size != blob.size {
-        return Err(Error::bad_image(source, format!("blob {} is corrupt (read {digest}, {size} bytes)", blob.digest)));
-    }
-    Ok(())
 }

@@ -35,12 +35,13 @@ pub fn inspect(reference: &ImageRef) -> Result<InspectReport> {
 
 /// Inspects an image; `registry` says how to reach a `docker://` one.
 pub fn inspect_with(reference: &ImageRef, registry: &ClientOptions) -> Result<InspectReport> {
-    let image = source::open_with(reference, registry)?;
-    let layers = image.verify_layers()?;
+    let source = source::open_with(reference, registry)?;
+    let layers = source.verify_layers()?;
+    let image = &source.image;
     Ok(InspectReport {
-        reference: image.reference.clone(),
-        names: image.names.clone(),
-        manifest_digest: image.manifest_descriptor.as_ref().map(|d| d.digest.clone()),
+        reference: source.reference.clone(),
+        names: source.names.clone(),
+        manifest_digest: image.manifest.as_ref().map(|m| m.descriptor.digest.clone()),
         config_digest: image.config_descriptor.digest.clone(),
         architecture: image.config.architecture.clone(),
         variant: image.config.variant.clone(),
@@ -48,7 +49,7 @@ pub fn inspect_with(reference: &ImageRef, registry: &ClientOptions) -> Result<In
         created: image.config.created.clone(),
         author: image.config.author.clone(),
         config: image.config.config.clone(),
-        annotations: image.manifest.as_ref().and_then(|m| m.annotations.clone()).unwrap_or_default(),
+        annotations: image.annotations.clone(),
         layers,
         verified: true,
     })

@@ -5,3 +5,4 @@ pub mod copy;
 pub mod diff;
 pub mod index;
 pub mod inspect;
+pub mod push;

@@ -15,7 +15,7 @@ use crate::blobs::BlobStore;
 use crate::error::Result;
 use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
-use crate::layer::writer::{Layer, LayerWriter};
+use crate::layer::writer::{LayerWriter, WrittenLayer};
 use crate::layering::base::{BaseImage, Comparison};
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, Group, LayerPlan};
 use crate::rootfs::normalize::PathHasher;
@@ -287,7 +287,7 @@ impl<'a> LayerSet<'a> {
     }
 
     /// Ends every layer and returns them bottom first, each annotated with what it holds.
-    pub fn finish(self) -> Result<Vec<Layer>> {
+    pub fn finish(self) -> Result<Vec<WrittenLayer>> {
         let plan = self.plan;
         let mut finished = Vec::new();
         if let Some(base) = self.base {

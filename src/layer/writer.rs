@@ -13,13 +13,15 @@ use crate::error::{Error, Result};
 use crate::layer::compress::FinishWrite;
 use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
+use crate::oci::descriptor::Descriptor;
+use crate::oci::image::Layer;
 use crate::oci::media_type::MediaType;
 use crate::tar::entry::Entry;
 use crate::tar::writer::TarWriter;
 
 /// A finished layer blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Layer {
+pub struct WrittenLayer {
     /// Digest of the blob as stored (compressed).
     pub digest: Digest,
     /// Digest of the uncompressed tar (image-spec config.md `rootfs.diff_ids`).
@@ -31,6 +33,22 @@ pub struct Layer {
     /// What the layer holds, for its descriptor (`org.imgcraft.layer.*`, see `layering`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+impl WrittenLayer {
+    /// The layer as its image lists it.
+    pub fn to_oci(&self) -> Layer {
+        Layer {
+            descriptor: Descriptor {
+                media_type: self.media_type.clone(),
+                digest: self.digest.clone(),
+                size: self.size,
+                platform: None,
+                annotations: (!self.annotations.is_empty()).then(|| self.annotations.clone()),
+            },
+            diff_id: Some(self.diff_id.clone()),
+        }
+    }
 }
 
 pub struct LayerWriter {
@@ -65,13 +83,13 @@ impl LayerWriter {
     }
 
     /// Ends the tar stream and the compressor and stores the blob under its digest.
-    pub fn commit(self) -> Result<Layer> {
+    pub fn commit(self) -> Result<WrittenLayer> {
         let dir = self.dir;
         let write_error = |e| Error::io("cannot write a layer in", &dir, e);
         let (compressor, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
         let blob = compressor.finish_stream().map_err(write_error)?;
         let (digest, size) = blob.commit()?;
-        Ok(Layer {
+        Ok(WrittenLayer {
             digest,
             diff_id,
             size,

@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
-use crate::layer::writer::Layer;
+use crate::layer::writer::WrittenLayer;
 use crate::oci::config::ImageConfig;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
@@ -58,7 +58,7 @@ pub struct BaseImage {
     pub reference: String,
     pub config: ImageConfig,
     /// The base's layers, their blobs already in the staging store.
-    pub layers: Vec<Layer>,
+    pub layers: Vec<WrittenLayer>,
     tree: BTreeMap<Vec<u8>, BaseEntry>,
 }
 
@@ -70,7 +70,7 @@ impl BaseImage {
         let mut tree = BTreeMap::new();
         let mut held = 0u64;
         let mut layers = Vec::new();
-        for source_layer in &image.layers {
+        for source_layer in &image.image.layers {
             let blob = staging.writer()?;
             let name = format!("{shown} layer {}", source_layer.descriptor.digest);
             let mut copy = None;
@@ -80,7 +80,7 @@ impl BaseImage {
                 |decoded| apply_layer(&mut tree, &mut held, decoded, &name),
             )?;
             copy.take().expect("the tee hands its blob back when dropped").commit()?;
-            layers.push(Layer {
+            layers.push(WrittenLayer {
                 digest: verified.digest,
                 diff_id: verified.diff_id,
                 size: verified.size,
@@ -89,7 +89,7 @@ impl BaseImage {
                 annotations: source_layer.descriptor.annotations.clone().unwrap_or_default(),
             });
         }
-        Ok(BaseImage { reference: shown, config: image.config.clone(), layers, tree })
+        Ok(BaseImage { reference: shown, config: image.image.config.clone(), layers, tree })
     }
 
     /// How the base's entry at `entry.path` compares with `entry`.
