@@ -16,9 +16,7 @@ pub enum Error {
     BadEntry { input: String, entry: String, problem: String },
 
     /// The rootfs's binaries are for another architecture than the one asked for.
-    #[error(
-        "`{input}`: --arch {requested} does not match the rootfs: `{file}` is {found} (use --arch {found}, or --no-arch-check to keep {requested})"
-    )]
+    #[error("`{input}`: {requested} does not match the rootfs: `{file}` is {found}")]
     ArchMismatch { input: String, requested: String, found: String, file: String },
 
     /// An image that was read back (for inspect, or an existing layout) is malformed.
@@ -36,6 +34,30 @@ pub enum Error {
     /// An operating-system error, with what was being done to which path.
     #[error("{action} `{path}`: {source}")]
     Io { action: &'static str, path: String, source: io::Error },
+
+    /// An error the user can act on in a way the front end knows how to say (see [`Remedy`]).
+    #[error("{error}")]
+    Remedied { error: Box<Error>, remedy: Remedy },
+}
+
+/// What the user can do about an error. The library names the remedy; a front end says it in its own words (the
+/// command line's `hint:` names its flags), so that no library message names a flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remedy {
+    /// Nothing in the rootfs shows its architecture: name the target platform.
+    NamePlatform,
+    /// The requested platform contradicts the binaries: request the one they show, or keep the request unchecked.
+    MatchPlatform { found: String, requested: String },
+    /// No package ownership is known: give Yocto's package data, or ask for one layer.
+    GivePackageData,
+    /// The layer budget is used up by a base image: allow at least `needed` layers (`given` were allowed).
+    AllowLayers { given: usize, needed: usize },
+    /// The registry wants credentials.
+    LogIn,
+    /// The registry's certificate is not trusted here: add its CA, or turn verification off.
+    TrustRegistry,
+    /// The registry refused zstd layers: write gzip ones.
+    UseGzip,
 }
 
 impl Error {
@@ -45,6 +67,19 @@ impl Error {
 
     pub fn bad_image(image: impl std::fmt::Display, problem: impl Into<String>) -> Self {
         Error::BadImage { image: image.to_string(), problem: problem.into() }
+    }
+
+    /// This error, with what the user can do about it.
+    pub fn with_remedy(self, remedy: Remedy) -> Self {
+        Error::Remedied { error: Box::new(self), remedy }
+    }
+
+    /// What the user can do about this error, when the library knows.
+    pub fn remedy(&self) -> Option<&Remedy> {
+        match self {
+            Error::Remedied { remedy, .. } => Some(remedy),
+            _ => None,
+        }
     }
 }
 

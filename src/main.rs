@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::{Cli, Command};
+use cli::report::{self, print_push, print_report};
 use cli::settings;
-use imgcraft::commands::convert::{ConvertReport, convert};
+use imgcraft::commands::convert::convert;
 use imgcraft::commands::index::build_index;
-use imgcraft::commands::inspect::{human_size, inspect_with};
+use imgcraft::commands::inspect::inspect_with;
 use imgcraft::commands::push::push_image;
 use imgcraft::oci::reference::ImageRef;
-use imgcraft::registry::PushReport;
 
 fn main() -> ExitCode {
     // Like other Unix tools, end quietly when the reader of our output goes away (`rootfs2image inspect ... | head`).
@@ -55,10 +55,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line, naming the input and the problem (ripgrep prints the whole chain once and exits).
-            // Escaped and cut as a last line of defence: the message may quote what a registry or a file said.
-            let line = imgcraft::error::display_text(&err.to_string(), imgcraft::error::MAX_ERROR_LINE);
-            eprintln!("rootfs2image: error: {line}");
+            eprintln!("{}", report::error_line(&err));
             ExitCode::from(1)
         }
     }
@@ -120,57 +117,4 @@ fn copy(args: &cli::args::CopyArgs) -> Result<(), imgcraft::Error> {
         print_push(push);
     }
     Ok(())
-}
-
-fn print_push(report: &PushReport) {
-    if let Some(digest) = &report.manifest_digest {
-        println!("pushed    {}@{digest}", report.reference);
-    }
-    println!(
-        "blobs     {} uploaded ({}), {} already there, {} mounted",
-        report.uploaded.len(),
-        human_size(report.bytes_sent),
-        report.skipped.len(),
-        report.mounted.len()
-    );
-}
-
-fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report).expect("a report serialises"));
-        return;
-    }
-    if quiet {
-        return;
-    }
-    let platform = match &report.variant {
-        Some(v) => format!("{}/{}/{v}", report.os, report.architecture),
-        None => format!("{}/{}", report.os, report.architecture),
-    };
-    let size: u64 = report.layers.iter().map(|l| l.size).sum();
-    let uncompressed: u64 = report.layers.iter().map(|l| l.uncompressed_size).sum();
-    println!("manifest  {}", report.manifest_digest);
-    println!("platform  {platform} ({})", report.platform_source);
-    println!(
-        "layers    {} ({} compressed, {} uncompressed), {}{}",
-        report.layers.len(),
-        human_size(size),
-        human_size(uncompressed),
-        report.layering,
-        report.ownership.as_deref().map(|o| format!(" from {o}")).unwrap_or_default()
-    );
-    if let Some(reuse) = &report.reuse {
-        println!(
-            "previous  {} layers reused, {} new: a device holding it downloads {}",
-            reuse.reused_layers,
-            reuse.new_layers,
-            human_size(reuse.download_bytes)
-        );
-    }
-    for output in report.outputs.iter().filter(|o| !o.starts_with("docker://")) {
-        println!("wrote     {output}");
-    }
-    for push in &report.pushes {
-        print_push(push);
-    }
 }

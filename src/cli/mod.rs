@@ -1,4 +1,6 @@
-//! The command line: clap types ([`args`]) and their resolution into the library's options ([`settings`]).
+//! The command line: clap types ([`args`]), their resolution into the library's options ([`settings`]), and what
+//! is printed ([`report`]).
 
 pub mod args;
+pub mod report;
 pub mod settings;

@@ -1,11 +1,16 @@
-//! Resolves command-line flags and the environment into validated [`ConvertOptions`].
+//! Resolves command-line flags and the environment, once, into the library's validated options: defaults are filled
+//! and combinations checked here, in the flags' own words, so that the library never names a flag.
 
 use std::collections::BTreeMap;
 
-use imgcraft::commands::convert::{ConvertOptions, LayeringOptions, current_dir};
+use imgcraft::commands::convert::{ConvertOptions, ImageOptions, OutputOptions, current_dir};
 use imgcraft::error::Error;
+use imgcraft::layer::compress::Compression;
+use imgcraft::layering::options::{Layering, LayeringOptions};
+use imgcraft::layering::plan::{LayerMode, PathRule};
 use imgcraft::oci::config::{ContainerConfig, Empty};
 use imgcraft::progress::Progress;
+use imgcraft::rootfs::elf::PlatformOptions;
 
 use imgcraft::registry::{ClientOptions, Credentials};
 use imgcraft::sink::SinkOptions;
@@ -47,33 +52,91 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
         labels: map("--label", &args.labels)?,
         stop_signal: args.stop_signal.clone(),
     };
+    let rootfs = args.rootfs.clone().unwrap_or_default();
     Ok(ConvertOptions {
-        rootfs: args.rootfs.clone().unwrap_or_default(),
-        // Parsed here rather than by clap: an unknown architecture is bad input (exit 1), not a usage error.
-        platform: args.arch.as_deref().map(str::parse).transpose()?,
-        check_platform: !args.no_arch_check,
-        config,
-        author: args.author.clone(),
-        annotations: map("--annotation", &args.annotations)?.unwrap_or_default(),
-        compression: args.compression(),
-        compression_level: args.compression_level,
-        threads: args.threads.unwrap_or(0),
-        source_date_epoch,
-        outputs: args.outputs.clone(),
-        default_output_dir: current_dir(),
-        name: args.tag.clone(),
-        progress: Progress::new(!args.quiet && !args.json),
-        sink: sink_options(&args.registry, args.rootfs.as_deref() == Some("-"))?,
-        layering: LayeringOptions {
-            mode: args.layers.parse()?,
-            pkgdata: args.pkgdata.clone(),
-            package_manifest: args.package_manifest.clone(),
-            max_layers: args.max_layers,
-            // Parsed here: a glob that does not compile is bad input (exit 1), not a usage error.
-            rules: args.layer_rules.iter().map(|r| r.parse()).collect::<Result<_, _>>()?,
-            previous: args.previous.clone(),
-            base: args.base.clone(),
+        platform: PlatformOptions {
+            // Parsed here rather than by clap: an unknown architecture is bad input (exit 1), not a usage error.
+            requested: args.arch.as_deref().map(str::parse).transpose()?,
+            check: !args.no_arch_check,
         },
+        image: ImageOptions {
+            config,
+            author: args.author.clone(),
+            annotations: map("--annotation", &args.annotations)?.unwrap_or_default(),
+            source_date_epoch,
+        },
+        compression: compression(args)?,
+        layering: layering(args, &rootfs)?,
+        output: OutputOptions {
+            outputs: args.outputs.clone(),
+            default_dir: current_dir(),
+            name: args.tag.clone(),
+            sink: sink_options(&args.registry, rootfs == "-")?,
+        },
+        progress: Progress::new(!args.quiet && !args.json),
+        rootfs,
+    })
+}
+
+/// `--compression`, `--compression-level` (the algorithm's default, checked against its range) and `--threads`
+/// (every core by default).
+fn compression(args: &ConvertArgs) -> Result<Compression, Error> {
+    let algorithm = args.compression();
+    let level = args.compression_level.unwrap_or_else(|| algorithm.default_level());
+    let levels = algorithm.levels();
+    if !levels.contains(&level) {
+        return Err(Error::Invalid(format!(
+            "--compression-level {level} is out of range for {algorithm}: use {}..={}",
+            levels.start(),
+            levels.end()
+        )));
+    }
+    let threads = match args.threads {
+        None | Some(0) => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        Some(n) => n,
+    };
+    Ok(Compression { algorithm, level, threads })
+}
+
+/// `--layers` and the options that imply or refine a mode, resolved once into what the library does; combinations
+/// that contradict each other are refused here, in the flags' own words.
+fn layering(args: &ConvertArgs, rootfs: &str) -> Result<LayeringOptions, Error> {
+    let mode: LayerMode = args.layers.parse()?;
+    // Parsed here: a glob that does not compile is bad input (exit 1), not a usage error.
+    let rules: Vec<PathRule> = args.layer_rules.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
+    if args.package_manifest.is_some() && args.pkgdata.is_none() {
+        return Err(Error::Invalid("--package-manifest names packages of --pkgdata: give --pkgdata too".into()));
+    }
+    let mode = match (mode, rules.is_empty()) {
+        (LayerMode::Auto | LayerMode::Paths, false) => LayerMode::Paths,
+        (mode, false) => {
+            return Err(Error::Invalid(format!("--layer rules need --layers paths (or auto), not --layers {mode}")));
+        }
+        (LayerMode::Paths, true) => {
+            return Err(Error::Invalid("--layers paths needs at least one --layer NAME=GLOB[,GLOB...]".into()));
+        }
+        (mode, true) => mode,
+    };
+    if args.pkgdata.is_some() && matches!(mode, LayerMode::Single | LayerMode::Paths) {
+        return Err(Error::Invalid(format!("--pkgdata gives package ownership, which --layers {mode} does not use")));
+    }
+    if args.max_layers == 0 {
+        return Err(Error::Invalid("--max-layers must be at least 1".into()));
+    }
+    let layering = match (mode, &args.pkgdata) {
+        (LayerMode::Single, _) => Layering::Single,
+        (LayerMode::Paths, _) => Layering::Paths(rules),
+        (_, Some(dir)) => Layering::PackageData { dir: dir.clone(), manifest: args.package_manifest.clone() },
+        (LayerMode::Packages, None) => Layering::Database { required: true },
+        // `auto` reads standard input once, in one layer: it is spooled only when packages are asked for.
+        (LayerMode::Auto, None) if rootfs == "-" => Layering::Single,
+        (LayerMode::Auto, None) => Layering::Database { required: false },
+    };
+    Ok(LayeringOptions {
+        layering,
+        max_layers: args.max_layers,
+        previous: args.previous.clone(),
+        base: args.base.clone(),
     })
 }
 

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::layer::compress::FinishWrite;
 use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
+use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE};
 use crate::oci::descriptor::Descriptor;
 use crate::oci::image::Layer;
 use crate::oci::media_type::MediaType;
@@ -36,6 +37,17 @@ pub struct WrittenLayer {
 }
 
 impl WrittenLayer {
+    /// What the layer holds, for its history entry, from the annotations the layering gave it.
+    pub fn comment(&self) -> String {
+        let get = |key: &str| self.annotations.get(key);
+        match (get(ANNOTATION_RULE), get(ANNOTATION_CONTENT), get(ANNOTATION_PACKAGES)) {
+            (Some(rule), _, _) => format!("paths of layer rule {rule}"),
+            (None, Some(_), _) => "paths no package or rule owns, and directories".into(),
+            (None, None, Some(packages)) => format!("packages: {packages}"),
+            (None, None, None) => "root filesystem".into(),
+        }
+    }
+
     /// The layer as its image lists it.
     pub fn to_oci(&self) -> Layer {
         Layer {

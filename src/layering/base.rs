@@ -11,6 +11,7 @@ use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::layer::writer::WrittenLayer;
 use crate::oci::config::ImageConfig;
+use crate::oci::platform::Platform;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
 use crate::rootfs::normalize::normal_form;
@@ -320,6 +321,26 @@ impl<R: Read> Read for Tee<'_, R> {
 impl<R> Drop for Tee<'_, R> {
     fn drop(&mut self) {
         *self.copy = self.blob.take();
+    }
+}
+
+impl BaseImage {
+    /// A base must be of the architecture being built (and of its variant, when both name one); `source` says where
+    /// the platform being built came from.
+    pub fn check_platform(&self, platform: &Platform, source: &str) -> Result<()> {
+        let theirs = self.config.platform();
+        if theirs.architecture != platform.architecture
+            || (theirs.variant.is_some() && platform.variant.is_some() && theirs.variant != platform.variant)
+        {
+            return Err(Error::BadImage {
+                image: self.reference.clone(),
+                problem: format!(
+                    "the base image is {theirs}, but the image being built is {platform} ({source}): a base must be of \
+                     the same architecture"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -2,5 +2,6 @@
 //! ([`packages`]: pkgdata, dpkg, opkg), and building on a base image ([`base`]).
 
 pub mod base;
+pub mod options;
 pub mod packages;
 pub mod plan;

@@ -95,6 +95,58 @@ impl ImageConfig {
     }
 }
 
+impl ContainerConfig {
+    /// This config over a base image's: what this one sets wins; environment variables, labels, ports and volumes
+    /// are merged key by key, as a Dockerfile's instructions would be on top of `FROM`.
+    pub fn over(mut self, base: &ContainerConfig) -> ContainerConfig {
+        if let Some(base_env) = &base.env {
+            let ours = self.env.take().unwrap_or_default();
+            let key = |e: &String| e.split('=').next().unwrap_or("").to_string();
+            let mut env: Vec<String> =
+                base_env.iter().filter(|b| !ours.iter().any(|o| key(o) == key(b))).cloned().collect();
+            env.extend(ours);
+            self.env = Some(env);
+        }
+        if self.entrypoint.is_none() && self.cmd.is_none() {
+            self.entrypoint = base.entrypoint.clone();
+            self.cmd = base.cmd.clone();
+        }
+        self.user = self.user.or_else(|| base.user.clone());
+        self.working_dir = self.working_dir.or_else(|| base.working_dir.clone());
+        self.stop_signal = self.stop_signal.or_else(|| base.stop_signal.clone());
+        fn merge<V: Clone>(
+            ours: Option<BTreeMap<String, V>>,
+            base: &Option<BTreeMap<String, V>>,
+        ) -> Option<BTreeMap<String, V>> {
+            match (ours, base) {
+                (None, base) => base.clone(),
+                (Some(ours), None) => Some(ours),
+                (Some(ours), Some(base)) => {
+                    let mut merged = base.clone();
+                    merged.extend(ours);
+                    Some(merged)
+                }
+            }
+        }
+        self.labels = merge(self.labels, &base.labels);
+        self.exposed_ports = merge(self.exposed_ports, &base.exposed_ports);
+        self.volumes = merge(self.volumes, &base.volumes);
+        self
+    }
+
+    /// The defaults an engine's build would give: Docker's `PATH` (engines add it only when they build an image, not
+    /// when they load one), and `/bin/sh` as the command when the rootfs has one and nothing else is set.
+    pub fn with_defaults(mut self, has_bin_sh: bool) -> ContainerConfig {
+        if self.env.is_none() {
+            self.env = Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]);
+        }
+        if self.cmd.is_none() && self.entrypoint.is_none() && has_bin_sh {
+            self.cmd = Some(vec!["/bin/sh".into()]);
+        }
+        self
+    }
+}
+
 /// RFC 3339 UTC time for seconds since the epoch, as config.md's `created` wants.
 pub fn rfc3339(epoch: i64) -> String {
     let days = epoch.div_euclid(86_400);

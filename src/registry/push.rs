@@ -13,7 +13,7 @@ use ureq::http::{Method, StatusCode};
 use super::client::{Body, RegistryClient, Reply};
 use crate::blobs::BlobSource;
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Remedy, Result};
 use crate::oci::descriptor::Descriptor;
 use crate::oci::media_type::MediaType;
 
@@ -184,13 +184,11 @@ pub fn put_manifest(
         client.send(Method::PUT, &client.url(&format!("manifests/{reference}")), &headers, Body::Bytes(manifest))?;
     if reply.status != StatusCode::CREATED && reply.status != StatusCode::OK {
         check_access(client, &reply)?;
-        let text = reply.error_text();
-        let hint = if String::from_utf8_lossy(manifest).contains("+zstd") {
-            " (this image has zstd layers, which some registries refuse: try --compression gzip)"
-        } else {
-            ""
-        };
-        return Err(client.fail(&format!("the registry rejected the manifest ({}): {text}{hint}", reply.status)));
+        let error =
+            client.fail(&format!("the registry rejected the manifest ({}): {}", reply.status, reply.error_text()));
+        // Some registries still refuse zstd layers (distribution before 2.8, older Harbor and Quay).
+        let zstd = String::from_utf8_lossy(manifest).contains(MediaType::OciLayerZstd.as_str());
+        return Err(if zstd { error.with_remedy(Remedy::UseGzip) } else { error });
     }
     check_digest(client, &reply, &ours)?;
     Ok(ours)

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use crate::error::{Error, Result, display_bytes};
+use crate::error::{Error, Remedy, Result, display_bytes};
 use crate::oci::platform::Platform;
 
 /// ELF `e_machine` values (ELF gABI, and the psABIs for the newer ones).
@@ -115,16 +115,31 @@ impl ElfCensus {
     }
 }
 
+/// The platform the user asked for, if any.
+#[derive(Clone, Debug)]
+pub struct PlatformOptions {
+    /// The target platform; detected from the rootfs's ELF binaries when `None`.
+    pub requested: Option<Platform>,
+    /// Refuse a requested platform that the rootfs's binaries contradict.
+    pub check: bool,
+}
+
+impl Default for PlatformOptions {
+    fn default() -> Self {
+        PlatformOptions { requested: None, check: true }
+    }
+}
+
 impl ElfCensus {
-    /// The platform to build for and how it was decided: `requested` (checked against the binaries when `check`),
-    /// else the one the binaries show, else `fallback` (a base image's, with where it came from).
+    /// The platform to build for and how it was decided: the one requested (checked against the binaries when the
+    /// options say so), else the one the binaries show, else `fallback` (a base image's, with where it came from).
     pub fn resolve(
         &self,
-        requested: Option<&Platform>,
-        check: bool,
+        options: &PlatformOptions,
         fallback: Option<(Platform, String)>,
         input: &str,
     ) -> Result<(Platform, String)> {
+        let (requested, check) = (options.requested.as_ref(), options.check);
         let detected = self.platform();
         if let (None, None, Some(fallback)) = (requested, &detected, fallback) {
             return Ok(fallback);
@@ -132,12 +147,14 @@ impl ElfCensus {
         match (requested, detected) {
             (Some(requested), Some((found, file))) => {
                 if check && requested.architecture != found.architecture {
+                    let remedy = Remedy::MatchPlatform { found: found.to_string(), requested: requested.to_string() };
                     return Err(Error::ArchMismatch {
                         input: input.to_string(),
                         requested: requested.to_string(),
                         found: found.to_string(),
                         file,
-                    });
+                    }
+                    .with_remedy(remedy));
                 }
                 let mut platform = requested.clone();
                 if platform.variant.is_none() && platform.architecture == found.architecture {
@@ -149,8 +166,9 @@ impl ElfCensus {
             (None, Some((found, file))) => Ok((found.with_default_variant(), format!("detected from `{file}`"))),
             (None, None) => Err(Error::BadInput {
                 input: input.to_string(),
-                problem: "no ELF executables found to detect the architecture from: give --arch".into(),
-            }),
+                problem: "no ELF executables found to detect the architecture from".into(),
+            }
+            .with_remedy(Remedy::NamePlatform)),
         }
     }
 }

@@ -163,3 +163,16 @@ impl Read for ReadAhead {
         Ok(n)
     }
 }
+
+/// Copies standard input to a temporary file, so that it can be read twice (its package database first).
+pub fn spool_stdin(progress: &Progress) -> Result<crate::cleanup::TempFile, Error> {
+    progress.message("spooling standard input");
+    let tmp = std::env::temp_dir();
+    let mut spool = crate::cleanup::TempFile::new_in(&tmp, ".rootfs2image-stdin-")
+        .map_err(|e| Error::io("cannot create a spool file in", &tmp, e))?;
+    io::copy(&mut io::stdin().lock(), spool.file_mut()).map_err(|e| Error::BadInput {
+        input: "-".into(),
+        problem: format!("cannot spool standard input to {}: {e}", spool.path().display()),
+    })?;
+    Ok(spool)
+}

@@ -22,6 +22,22 @@ pub trait FinishWrite<W>: Write {
     fn finish_stream(self: Box<Self>) -> io::Result<W>;
 }
 
+/// How layers are compressed, resolved: the algorithm, a level it accepts, and the threads to use (which never
+/// change the output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compression {
+    pub algorithm: LayerCompression,
+    pub level: i32,
+    pub threads: usize,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        let algorithm = LayerCompression::default();
+        Compression { algorithm, level: algorithm.default_level(), threads: 1 }
+    }
+}
+
 /// The compression of a written layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LayerCompression {
@@ -51,20 +67,12 @@ impl LayerCompression {
         }
     }
 
-    pub fn check_level(self, level: i32) -> Result<(), Error> {
-        let range = match self {
+    /// The levels this algorithm accepts.
+    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
             LayerCompression::Gzip => 0..=9,
             LayerCompression::Zstd => 1..=22,
             LayerCompression::None => 0..=0,
-        };
-        if range.contains(&level) {
-            Ok(())
-        } else {
-            Err(Error::Invalid(format!(
-                "--compression-level {level} is out of range for {self}: use {}..={}",
-                range.start(),
-                range.end()
-            )))
         }
     }
 
