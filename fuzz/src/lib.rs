@@ -250,7 +250,7 @@ pub fn inspect_layout(data: &[u8], work: &Path) {
     let dir = fresh_dir(work, "layout");
     let mut reader = TarReader::new(data, "layout.tar", "uncompressed");
     while let Ok(Some(entry)) = reader.next_entry() {
-        let Some(path) = imgcraft::rootfs::normalize::normal_form(&entry.path) else { continue };
+        let Some(path) = imgcraft::tar::path::normal_form(&entry.path) else { continue };
         if path.is_empty() || path.contains(&0) {
             continue;
         }

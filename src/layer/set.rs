@@ -18,8 +18,8 @@ use crate::layer::compress::pool::CompressionPool;
 use crate::layer::writer::{LayerWriter, WrittenLayer};
 use crate::layering::base::{BaseImage, Comparison};
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, Group, LayerPlan};
-use crate::rootfs::normalize::PathHasher;
 use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::path::{PathHasher, normal_form, parent_of, shown_name};
 
 /// The mtime of parent-directory stubs in lower layers.
 const STUB_MTIME: i64 = 0;
@@ -108,7 +108,7 @@ impl<'a> LayerSet<'a> {
         if self.held > MAX_LAYER_RECORDS_BYTES {
             return Err(io::Error::other(crate::tar::reader::InputFault(format!(
                 "entry `{}`: the layers keep more than {} MiB of records about the entries, the most kept in memory",
-                crate::tar::entry::shown_name(&entry.path),
+                shown_name(&entry.path),
                 MAX_LAYER_RECORDS_BYTES >> 20
             ))));
         }
@@ -173,14 +173,12 @@ impl<'a> LayerSet<'a> {
         while !self.present.contains(path) {
             self.charge(path.len() * 2, entry)?;
             self.present.insert(path.to_vec());
-            match path.iter().rposition(|&b| b == b'/') {
-                Some(slash) => {
-                    path = &path[..slash];
-                    // A directory implied by its child, in a tarball that does not list it.
-                    self.present_directories.insert(path.to_vec());
-                }
-                None => break,
+            path = parent_of(path);
+            if path.is_empty() {
+                break;
             }
+            // A directory implied by its child, in a tarball that does not list it.
+            self.present_directories.insert(path.to_vec());
         }
         Ok(())
     }
@@ -256,7 +254,7 @@ impl<'a> LayerSet<'a> {
         if self.directory_aliases.len() >= MAX_DIRECTORY_ALIASES {
             return;
         }
-        if let Some(target) = crate::rootfs::normalize::normal_form(target).filter(|t| !t.is_empty() && t != link) {
+        if let Some(target) = normal_form(target).filter(|t| !t.is_empty() && t != link) {
             self.directory_aliases.push((target, link.to_vec()));
         }
     }

@@ -14,13 +14,10 @@ use crate::oci::config::ImageConfig;
 use crate::oci::platform::Platform;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
-use crate::rootfs::normalize::normal_form;
 use crate::source;
-use crate::tar::entry::{Entry, EntryKind, is_overlay_xattr};
-
-/// image-spec layer.md whiteouts.
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
+use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::path::{normal_form, parent_of};
+use crate::tar::whiteout::{self, Whiteout};
 
 /// The most bytes of records the base's merged file system may make this tool keep, counted as entries are applied
 /// (removals are not subtracted, so a base whose layers rewrite the same paths counts each time): the same budget as
@@ -72,15 +69,15 @@ impl BaseImage {
         let mut held = 0u64;
         let mut layers = Vec::new();
         for source_layer in &image.image.layers {
-            let blob = staging.writer()?;
+            let mut blob = staging.writer()?;
             let name = format!("{shown} layer {}", source_layer.descriptor.digest);
-            let mut copy = None;
+            // The source's layer reader bounds, decodes and verifies the blob; the tee keeps its bytes as read.
             let verified = image.read_layer_through(
                 source_layer,
-                |raw| Tee { inner: raw, copy: &mut copy, blob: Some(blob) },
+                |raw| Tee { inner: raw, copy: &mut blob },
                 |decoded| apply_layer(&mut tree, &mut held, decoded, &name),
             )?;
-            copy.take().expect("the tee hands its blob back when dropped").commit()?;
+            blob.commit()?;
             layers.push(WrittenLayer {
                 digest: verified.digest,
                 diff_id: verified.diff_id,
@@ -140,49 +137,14 @@ impl BaseImage {
         for (parent, missing) in missing_by_parent {
             let all_gone = children_by_parent.get(parent) == Some(&missing.len());
             if all_gone && !parent.is_empty() && has_new_children.contains(parent) {
-                whiteouts.push(whiteout_entry(&join(parent, OPAQUE_WHITEOUT)));
+                whiteouts.push(whiteout::opaque(parent));
                 continue;
             }
-            for path in missing {
-                let name = &path[path.len() - file_name(path).len()..];
-                let mut whiteout = WHITEOUT_PREFIX.to_vec();
-                whiteout.extend_from_slice(name);
-                whiteouts.push(whiteout_entry(&join(parent, &whiteout)));
-            }
+            whiteouts.extend(missing.into_iter().map(whiteout::removing));
         }
         whiteouts.sort_by(|a, b| a.path.cmp(&b.path));
         whiteouts
     }
-}
-
-fn whiteout_entry(path: &[u8]) -> Entry {
-    Entry {
-        path: path.to_vec(),
-        kind: EntryKind::File { size: 0 },
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-        xattrs: BTreeMap::new(),
-    }
-}
-
-fn parent_of(path: &[u8]) -> &[u8] {
-    path.iter().rposition(|&b| b == b'/').map(|i| &path[..i]).unwrap_or(b"")
-}
-
-fn file_name(path: &[u8]) -> &[u8] {
-    path.iter().rposition(|&b| b == b'/').map(|i| &path[i + 1..]).unwrap_or(path)
-}
-
-fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    if parent.is_empty() {
-        return name.to_vec();
-    }
-    let mut path = parent.to_vec();
-    path.push(b'/');
-    path.extend_from_slice(name);
-    path
 }
 
 /// Removes `path` and everything under it.
@@ -224,19 +186,20 @@ fn apply_layer(
         if path.is_empty() {
             continue;
         }
-        let leaf = file_name(&path);
-        let parent = parent_of(&path).to_vec();
-        if leaf == OPAQUE_WHITEOUT {
-            remove_children(tree, &parent, &this_layer);
-            continue;
-        }
-        if let Some(hidden) = leaf.strip_prefix(WHITEOUT_PREFIX) {
-            remove_tree(tree, &join(&parent, hidden));
-            continue;
+        match whiteout::read(&path) {
+            Some(Whiteout::Opaque { directory }) => {
+                remove_children(tree, &directory, &this_layer);
+                continue;
+            }
+            Some(Whiteout::Removes { path: hidden }) => {
+                remove_tree(tree, &hidden);
+                continue;
+            }
+            None => {}
         }
         // The base's layers are copied into the image as they are: overlayfs's own xattrs in them would hide the
-        // layers below on an overlay-backed engine, as in a rootfs (see `entry::is_overlay_xattr`).
-        if let Some(xattr) = entry.xattrs.keys().find(|x| is_overlay_xattr(x)) {
+        // layers below on an overlay-backed engine, as in a rootfs (see `whiteout::is_overlay_xattr`).
+        if let Some(xattr) = entry.xattrs.keys().find(|x| whiteout::is_overlay_xattr(x)) {
             return Err(Error::bad_image(
                 name,
                 format!(
@@ -302,25 +265,17 @@ fn apply_layer(
     Ok(())
 }
 
-/// Copies what is read into a blob, and hands the blob back through `copy` when dropped (the layer reader owns
-/// the tee while it reads).
+/// Copies what is read into a blob: the base's layers are kept byte for byte, so each blob is read only once.
 struct Tee<'a, R> {
     inner: R,
-    copy: &'a mut Option<BlobWriter>,
-    blob: Option<BlobWriter>,
+    copy: &'a mut BlobWriter,
 }
 
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.blob.as_mut().expect("the blob is held until the tee is dropped").write_all(&buf[..n])?;
+        self.copy.write_all(&buf[..n])?;
         Ok(n)
-    }
-}
-
-impl<R> Drop for Tee<'_, R> {
-    fn drop(&mut self) {
-        *self.copy = self.blob.take();
     }
 }
 

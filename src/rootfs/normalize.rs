@@ -1,15 +1,14 @@
 //! The rootfs policy applied to every entry before it becomes part of a layer: one normal form for paths, refusal of
 //! what no layer can represent or what would escape the root, hardlink checks, mtime clamping and xattr fixes.
 
-use std::collections::hash_map::RandomState;
+mod capability;
+
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 
 use crate::error::{Error, display_bytes};
-use crate::tar::entry::{Entry, EntryKind, is_overlay_xattr, shown_name};
-
-/// image-spec layer.md: whiteouts are files named `.wh.<name>`; a rootfs holding such a name cannot be a layer.
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
+use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::path::{PathHasher, PathProblem, normal_path, shown_name};
+use crate::tar::whiteout;
 
 /// The most bytes of entry records a rootfs may make the conversion keep: each entry counts its path, link target
 /// and xattrs plus [`ENTRY_OVERHEAD`]. The normaliser keeps every non-directory path (for hardlink and parent
@@ -36,34 +35,6 @@ struct NonDirectories {
     /// Hash of each path in `paths` -> how many paths have it (hashes may collide).
     hashes: HashMap<u64, u32>,
     keys: PathHasher,
-}
-
-/// A keyed hash of paths that gives the hashes of all the ancestors of a path in one pass over its bytes (SipHash
-/// is streaming: written piece by piece up to each `/`, it gives the hash of that prefix). Looking each ancestor up
-/// in a map instead would hash its whole prefix, which costs time quadratic in the path's length (a 4,096-byte path
-/// may have 2,048 components) for every entry.
-#[derive(Default)]
-pub(crate) struct PathHasher(RandomState);
-
-impl PathHasher {
-    pub(crate) fn hash(&self, path: &[u8]) -> u64 {
-        let mut hasher = self.0.build_hasher();
-        hasher.write(path);
-        hasher.finish()
-    }
-
-    /// `(length, hash)` of each proper ancestor of `path` (`a`, `a/b` for `a/b/c`), outermost first.
-    pub(crate) fn ancestors(&self, path: &[u8]) -> Vec<(usize, u64)> {
-        let mut hasher = self.0.build_hasher();
-        let mut out = Vec::new();
-        let mut start = 0;
-        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
-            hasher.write(&path[start..i]);
-            start = i;
-            out.push((i, hasher.finish()));
-        }
-        out
-    }
 }
 
 impl NonDirectories {
@@ -176,13 +147,13 @@ impl Normalizer {
                 _ => Err(self.refuse(&entry.path, format!("the root is a {}, not a directory", entry.kind.name()))),
             };
         }
-        if path.split(|&b| b == b'/').any(|c| c.starts_with(WHITEOUT_PREFIX)) {
+        if whiteout::has_whiteout_name(&path) {
             return Err(self.refuse(
                 &path,
                 "the name starts with `.wh.`, which container engines read as an overlay whiteout: no layer can hold it",
             ));
         }
-        if let Some(name) = entry.xattrs.keys().find(|name| is_overlay_xattr(name)) {
+        if let Some(name) = entry.xattrs.keys().find(|name| whiteout::is_overlay_xattr(name)) {
             return Err(self.refuse(
                 &path,
                 format!(
@@ -218,33 +189,26 @@ impl Normalizer {
                 format!("its parent `{}` is a {what} earlier in the archive, not a directory", shown_name(parent)),
             ));
         }
-        match &mut entry.kind {
-            EntryKind::CharDevice { major: 0, minor: 0 } => {
+        if whiteout::is_overlay_whiteout(&entry.kind) {
+            return Err(
+                self.refuse(&path, "a 0/0 character device is an overlayfs whiteout, not a file: no layer can hold it")
+            );
+        }
+        if let EntryKind::Hardlink { target } = &mut entry.kind {
+            let normal = normal_path(target).map_err(|_| {
+                self.refuse(&path, format!("the hardlink target `{}` is outside the root", display_bytes(target)))
+            })?;
+            if normal == path {
+                return Err(self.refuse(&path, "the entry is a hardlink to itself"));
+            }
+            // image-spec layer.md: a hardlink's target must come first in the layer.
+            if !self.linkable.contains(&normal) {
                 return Err(self.refuse(
                     &path,
-                    "a 0/0 character device is an overlayfs whiteout, not a file: no layer can hold it",
+                    format!("the hardlink target `{}` is not an earlier file of the archive", display_bytes(&normal)),
                 ));
             }
-            EntryKind::Hardlink { target } => {
-                let normal = normal_path(target).map_err(|_| {
-                    self.refuse(&path, format!("the hardlink target `{}` is outside the root", display_bytes(target)))
-                })?;
-                if normal == path {
-                    return Err(self.refuse(&path, "the entry is a hardlink to itself"));
-                }
-                // image-spec layer.md: a hardlink's target must come first in the layer.
-                if !self.linkable.contains(&normal) {
-                    return Err(self.refuse(
-                        &path,
-                        format!(
-                            "the hardlink target `{}` is not an earlier file of the archive",
-                            display_bytes(&normal)
-                        ),
-                    ));
-                }
-                *target = normal;
-            }
-            _ => {}
+            *target = normal;
         }
         if entry.kind == EntryKind::Directory {
             self.linkable.remove(&path);
@@ -263,64 +227,9 @@ impl Normalizer {
         }
         self.newest_mtime = Some(self.newest_mtime.map_or(entry.mtime, |m| m.max(entry.mtime)));
         if let Some(capability) = entry.xattrs.get_mut("security.capability") {
-            to_v2_capability(capability);
+            capability::to_v2(capability);
         }
         Ok(Some(entry))
-    }
-}
-
-/// A path in the normal form of layer entries, or `None` if it has a `..` component.
-pub fn normal_form(path: &[u8]) -> Option<Vec<u8>> {
-    normal_path(path).ok()
-}
-
-enum PathProblem {
-    Escapes,
-    DotDot,
-}
-
-/// Drops leading `/` and `./`, empty and `.` components and a trailing `/`. `..` is refused: no rootfs needs it,
-/// and resolving it lexically would be wrong where a component is a symlink.
-fn normal_path(path: &[u8]) -> Result<Vec<u8>, PathProblem> {
-    let mut out: Vec<u8> = Vec::with_capacity(path.len());
-    let mut depth = 0i64;
-    let mut dotdot = false;
-    for component in path.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." => {
-                depth -= 1;
-                dotdot = true;
-                if depth < 0 {
-                    return Err(PathProblem::Escapes);
-                }
-            }
-            name => {
-                depth += 1;
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(name);
-            }
-        }
-    }
-    if dotdot { Err(PathProblem::DotDot) } else { Ok(out) }
-}
-
-/// VFS_CAP_REVISION_3 capabilities carry the user namespace's root uid; engines apply file capabilities only in
-/// the namespace-less v2 form (linux/capability.h), so v3 is rewritten to v2, keeping the effective flag.
-fn to_v2_capability(value: &mut Vec<u8>) {
-    const REVISION_MASK: u32 = 0xff00_0000;
-    const REVISION_2: u32 = 0x0200_0000;
-    const REVISION_3: u32 = 0x0300_0000;
-    if value.len() != 24 {
-        return;
-    }
-    let magic = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
-    if magic & REVISION_MASK == REVISION_3 {
-        let v2 = (magic & !REVISION_MASK) | REVISION_2;
-        value[..4].copy_from_slice(&v2.to_le_bytes());
-        value.truncate(20);
     }
 }
 
@@ -424,12 +333,5 @@ mod tests {
         n.normalize(file("d/g")).unwrap();
         n.normalize(entry("s", EntryKind::Symlink { target: b"/etc".to_vec() })).unwrap();
         assert!(error(&mut n, file("s/passwd")).contains("its parent `s` is a symlink"));
-    }
-
-    #[test]
-    fn v3_capabilities_become_v2() {
-        let mut v3 = vec![0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xe8, 0x03, 0, 0];
-        to_v2_capability(&mut v3);
-        assert_eq!(v3, vec![0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

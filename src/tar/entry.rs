@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+// The tar reader names entries in its errors through here.
+pub use crate::tar::path::shown_name;
+
 /// The longest path or link target accepted: Linux's PATH_MAX, the longest name any engine can create or resolve
 /// (a longer one fails with ENAMETOOLONG when the layer is unpacked).
 pub const MAX_PATH_LEN: usize = 4096;
@@ -27,25 +30,6 @@ pub const MIN_MTIME: i64 = -62_167_219_200;
 
 /// The latest mtime accepted: 9999-12-31T23:59:59Z, the last second RFC 3339 can write (see [`MIN_MTIME`]).
 pub const MAX_MTIME: i64 = 253_402_300_799;
-
-/// How many bytes of a name an error message shows: a hostile name may be a megabyte long.
-const SHOWN_NAME_LEN: usize = 200;
-
-/// A name for an error message: escaped as [`crate::error::display_bytes`] does, cut after [`SHOWN_NAME_LEN`] bytes.
-pub fn shown_name(name: &[u8]) -> String {
-    if name.len() <= SHOWN_NAME_LEN {
-        return crate::error::display_bytes(name);
-    }
-    format!("{}... ({} bytes)", crate::error::display_bytes(&name[..SHOWN_NAME_LEN]), name.len())
-}
-
-/// Whether `name` (an xattr name) belongs to overlayfs: `trusted.overlay.*` (and `user.overlay.*` for rootless
-/// overlay, mounted with `userxattr`) hold overlayfs's own state. `trusted.overlay.opaque` hides the lower layers'
-/// children exactly as a `.wh..wh..opq` whiteout does (Linux Documentation/filesystems/overlayfs.rst), so a layer
-/// carrying one could hide what the layers below hold.
-pub fn is_overlay_xattr(name: &str) -> bool {
-    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
-}
 
 /// What kind of object an entry is, with the data that only that kind has.
 #[derive(Clone, Debug, PartialEq, Eq)]

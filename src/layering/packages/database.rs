@@ -14,8 +14,8 @@ use super::{Ownership, dpkg, opkg};
 use crate::error::Error;
 use crate::progress::Progress;
 use crate::rootfs::input;
-use crate::rootfs::normalize::normal_form;
 use crate::tar::entry::EntryKind;
+use crate::tar::path::normal_form;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -110,7 +110,7 @@ fn read_tarball(path: &Path, name: &str, progress: &Progress) -> Result<BTreeMap
         }
         let refuse = |problem: String| Error::BadEntry {
             input: name.to_string(),
-            entry: crate::tar::entry::shown_name(&path),
+            entry: crate::tar::path::shown_name(&path),
             problem,
         };
         if size > MAX_DATABASE_FILE {

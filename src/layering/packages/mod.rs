@@ -64,7 +64,7 @@ impl Ownership {
     /// Records that `package` owns `path` (as listed: with or without a leading `/` or `./`). A path listed by two
     /// packages stays with the first (the sources add packages sorted by name, so the choice is stable).
     pub fn add_path(&mut self, path: &[u8], package: u32) {
-        let path = owned_path(path);
+        let path = crate::tar::path::listed_form(path);
         if path.is_empty() {
             return;
         }
@@ -108,24 +108,6 @@ impl Ownership {
         }
         by
     }
-}
-
-/// A path as package databases list it (`/usr/bin/x`, `./usr/bin/x`, `usr/bin/x/`) in the rootfs's normal form.
-fn owned_path(path: &[u8]) -> &[u8] {
-    let mut p = path;
-    loop {
-        if let Some(rest) = p.strip_prefix(b"./") {
-            p = rest;
-        } else if let Some(rest) = p.strip_prefix(b"/") {
-            p = rest;
-        } else {
-            break;
-        }
-    }
-    while let Some(rest) = p.strip_suffix(b"/") {
-        p = rest;
-    }
-    if p == b"." { b"" } else { p }
 }
 
 /// Reads a package-data file whole, refusing one larger than `limit` bytes rather than holding it.
@@ -261,7 +243,7 @@ pub(crate) fn parse_status(status_path: &str, status: &[u8], db: &StatusDatabase
             return Err(bad(format!(
                 "the {tool} database lists more paths than the {} MiB kept in memory (at package `{}`)",
                 MAX_OWNERSHIP_BYTES >> 20,
-                crate::tar::entry::shown_name(ownership.package(index).name.as_bytes())
+                crate::tar::path::shown_name(ownership.package(index).name.as_bytes())
             )));
         }
     }
@@ -276,14 +258,6 @@ pub fn field<'a>(stanza: &'a [(String, String)], name: &str) -> Option<&'a str> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn listed_paths_take_the_normal_form() {
-        assert_eq!(owned_path(b"/usr/bin/x"), b"usr/bin/x");
-        assert_eq!(owned_path(b"./usr/bin/"), b"usr/bin");
-        assert_eq!(owned_path(b"/."), b"");
-        assert_eq!(owned_path(b"/"), b"");
-    }
 
     #[test]
     fn dependency_fields_give_every_alternative_without_versions() {
