@@ -60,8 +60,9 @@ impl InputCompression {
         match self {
             InputCompression::None => Box::new(raw),
             InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw))),
-            // liblzma's parallel decoder handles one stream only (../shared/CRATES.md): a single-threaded stream
-            // decoder with CONCATENATED reads them all, within a memory limit.
+            // liblzma's parallel decoder (the crate's `XzDecoder::new_parallel`, built without CONCATENATED) reads
+            // one stream only: a single-threaded stream decoder with CONCATENATED reads them all, within a memory
+            // limit.
             InputCompression::Xz => {
                 match liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, liblzma::stream::CONCATENATED) {
                     Ok(stream) => {
@@ -191,7 +192,7 @@ impl LayerCompression {
 
     /// Wraps `out` in this compressor using `threads` worker threads, or the shared `pool` when several layers are
     /// written at once. Output bytes depend only on the input, the level and whether a pool is used, never on the
-    /// thread count (../shared/CRATES.md).
+    /// thread count (tests/cli.rs `threads_compressions_and_reruns_never_change_digests`).
     pub fn encoder<'a, W: Write + Send + 'a>(
         self,
         out: W,
