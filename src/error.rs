@@ -99,7 +99,8 @@ pub fn display_bytes(bytes: &[u8]) -> String {
 }
 
 /// The longest error line the binary prints, in bytes: room for a path, an entry name and a registry's reason, while
-/// an answer of megabytes (issue 10: one made a 10 MB stderr line) cannot flood a terminal or a CI log.
+/// an answer of megabytes (a registry's error body of 10 MB would be a stderr line of 10 MB) cannot flood a terminal
+/// or a CI log.
 pub const MAX_ERROR_LINE: usize = 4096;
 
 /// The most of one piece of outside text (a registry's `errors[].message`, a body, a member name from an image)

@@ -2,9 +2,19 @@
 //! spec's token authentication (docker/distribution docs/spec/auth/token.md).
 //!
 //! Both parsers read what a registry (or whoever answers in its place) chose to send: they are pure, bounded in the
-//! input they look at and in what they keep, and public so that fuzz targets can drive them directly.
+//! input they look at and in what they keep, and public so that fuzz targets can drive them directly. [`Authorizer`]
+//! holds what a client learnt from the challenges, and fetches the tokens.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use ureq::http::{Method, StatusCode};
+
+use super::credentials::Credentials;
+use super::exchange::Http;
+use super::origin::realm_refusal;
+use super::retry::{Attempt, Retry};
+use crate::error::MAX_QUOTED_TEXT;
 
 /// The longest `WWW-Authenticate` value read, in bytes. Real challenges are a realm URL, a service and a few scopes
 /// (Docker Hub's are under 300 bytes); 8 KiB is also the usual limit of a whole header line in servers and proxies.
@@ -113,6 +123,200 @@ impl TokenReply {
     }
 }
 
+/// Why a request cannot go without credentials none were given for.
+const LOGIN_NEEDED: &str =
+    "the registry requires a login: give --creds USER:PASSWORD, --creds-stdin, or log in with docker/podman";
+
+/// How the registry asked to be authenticated, and the token fetched for it.
+enum Scheme {
+    None,
+    Basic(String),
+    /// The challenge, and the last token fetched with the scope it was fetched for.
+    Bearer {
+        challenge: Challenge,
+        token: Option<(String, String)>,
+    },
+}
+
+/// The `Authorization` of one client's requests to its registry: none until the registry asks, then basic
+/// credentials or bearer tokens, each token fetched for the scope the client needs. Problems come back as text for the
+/// client to put in its errors.
+pub(crate) struct Authorizer {
+    scheme: Mutex<Scheme>,
+    credentials: Option<Credentials>,
+    tls_verify: bool,
+    repository: String,
+    /// `pull,push` to push, `pull` to read.
+    actions: &'static str,
+    /// Extra repositories whose pull right the token must carry (cross-repository mount sources).
+    extra_pull: Mutex<Vec<String>>,
+}
+
+impl Authorizer {
+    /// For `actions` on `repository`; `tls_verify` as the client's, for the token service's address.
+    pub(crate) fn new(
+        credentials: Option<Credentials>,
+        tls_verify: bool,
+        repository: &str,
+        actions: &'static str,
+    ) -> Authorizer {
+        Authorizer {
+            scheme: Mutex::new(Scheme::None),
+            credentials,
+            tls_verify,
+            repository: repository.to_string(),
+            actions,
+            extra_pull: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// After `GET /v2/` answered 401: learns the scheme its `WWW-Authenticate` header asks for.
+    pub(crate) fn challenged(&self, www_authenticate: Option<&str>) -> Result<(), String> {
+        let challenge = www_authenticate
+            .and_then(Challenge::parse)
+            .ok_or("the registry asks for authentication in a way this tool does not support")?;
+        let scheme = match challenge {
+            Challenge::Basic => Scheme::Basic(self.credentials.as_ref().ok_or(LOGIN_NEEDED)?.basic_header()),
+            bearer => Scheme::Bearer { challenge: bearer, token: None },
+        };
+        *self.scheme.lock().expect("auth lock") = scheme;
+        Ok(())
+    }
+
+    /// After a 401: take the new challenge (its scope may be wider) and drop the cached token.
+    pub(crate) fn renew(&self, www_authenticate: Option<&str>) -> Result<(), String> {
+        let mut scheme = self.scheme.lock().expect("auth lock");
+        match (&mut *scheme, www_authenticate.and_then(Challenge::parse)) {
+            (Scheme::Bearer { challenge, token }, Some(new @ Challenge::Bearer { .. })) => {
+                *challenge = new;
+                *token = None;
+                Ok(())
+            }
+            (Scheme::None, Some(Challenge::Basic)) | (Scheme::Basic(_), Some(Challenge::Basic)) => {
+                let credentials = self.credentials.as_ref().ok_or(LOGIN_NEEDED)?;
+                *scheme = Scheme::Basic(credentials.basic_header());
+                Ok(())
+            }
+            (Scheme::None, Some(bearer @ Challenge::Bearer { .. })) => {
+                *scheme = Scheme::Bearer { challenge: bearer, token: None };
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks for pull rights on `repository` too, for cross-repository mounts.
+    pub(crate) fn add_pull_scope(&self, repository: &str) {
+        let mut extra = self.extra_pull.lock().expect("scope lock");
+        if !extra.iter().any(|r| r == repository) {
+            extra.push(repository.to_string());
+            if let Scheme::Bearer { token, .. } = &mut *self.scheme.lock().expect("auth lock") {
+                *token = None;
+            }
+        }
+    }
+
+    /// The `Authorization` value of the next request to the registry's origin, if it wants one: a token is fetched
+    /// through `http` under `retry` when none is held for the scope.
+    pub(crate) fn authorization(&self, http: &Http, retry: Retry<'_>) -> Result<Option<String>, String> {
+        let scope = self.scope();
+        let mut scheme = self.scheme.lock().expect("auth lock");
+        match &mut *scheme {
+            Scheme::None => Ok(None),
+            Scheme::Basic(header) => Ok(Some(header.clone())),
+            Scheme::Bearer { challenge, token } => {
+                if let Some((_, value)) = token.as_ref().filter(|(for_scope, _)| *for_scope == scope) {
+                    return Ok(Some(format!("Bearer {value}")));
+                }
+                let fetched = self.fetch_token(http, retry, challenge, &scope)?;
+                *token = Some((scope, fetched.clone()));
+                Ok(Some(format!("Bearer {fetched}")))
+            }
+        }
+    }
+
+    /// The scopes a push needs: push and pull on the repository, pull on mount sources.
+    fn scope(&self) -> String {
+        let mut scopes = vec![format!("repository:{}:{}", self.repository, self.actions)];
+        scopes.extend(self.extra_pull.lock().expect("scope lock").iter().map(|r| format!("repository:{r}:pull")));
+        scopes.join(" ")
+    }
+
+    /// The token service is where the registry's challenge says (distribution token spec: the client sends its
+    /// credentials to that realm, usually another host, such as auth.docker.io for Docker Hub). What keeps this safe:
+    /// the realm must be HTTPS, unless it is on a loopback host or TLS verification is off (the rule for registries
+    /// themselves), so a registry reached over HTTPS cannot have credentials sent in clear text; redirects from the
+    /// realm are followed without `Authorization`; and the token it gives is used on the registry's origin only.
+    fn check_realm(&self, realm: &str) -> Result<(), String> {
+        realm_refusal(realm, self.tls_verify).map_or(Ok(()), |why| {
+            Err(format!(
+                "the registry names a token service at `{}`: {why}",
+                crate::error::display_text(realm, MAX_QUOTED_TEXT)
+            ))
+        })
+    }
+
+    fn fetch_token(&self, http: &Http, retry: Retry<'_>, challenge: &Challenge, scope: &str) -> Result<String, String> {
+        let Challenge::Bearer { realm, service, .. } = challenge else { unreachable!("only bearer challenges") };
+        self.check_realm(realm)?;
+        let separator = if realm.contains('?') { '&' } else { '?' };
+        let mut url = format!("{realm}{separator}");
+        let mut params: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        if let Some(service) = service {
+            params.entry("service").or_default().push(service.clone());
+        }
+        params.entry("scope").or_default().extend(scope.split(' ').map(str::to_string));
+        let query: Vec<String> =
+            params.iter().flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={}", percent_encode(v)))).collect();
+        url.push_str(&query.join("&"));
+        let mut headers = Vec::new();
+        if let Some(credentials) = &self.credentials {
+            headers.push(("authorization", credentials.basic_header()));
+        }
+        retry.run(
+            || {
+                let reply = match http.call(Method::GET, &url, &headers, None, MAX_TOKEN_REPLY) {
+                    Ok(reply) => reply,
+                    Err(e) => return Ok(Attempt::Broken(e)),
+                };
+                if reply.status.is_success() {
+                    if reply.truncated {
+                        return Err(format!("the token service's answer is larger than {MAX_TOKEN_REPLY} bytes"));
+                    }
+                    return TokenReply::parse(&reply.body).map(Attempt::Done).map_err(str::to_string);
+                }
+                if reply.status == StatusCode::UNAUTHORIZED || reply.status == StatusCode::FORBIDDEN {
+                    return Err(format!(
+                        "the token service refused {} ({}): wrong credentials, or no {scope} right",
+                        match &self.credentials {
+                            Some(c) => format!("user `{}`", crate::error::display_text(&c.username, 256)),
+                            None => "anonymous access".into(),
+                        },
+                        reply.status
+                    ));
+                }
+                let answered = format!("the token service answered {}", reply.status);
+                if reply.status.is_server_error() {
+                    Ok(Attempt::Busy { retry_after: None, last: Err(answered) })
+                } else {
+                    Err(answered)
+                }
+            },
+            |e, _| format!("cannot reach the token service: {}", http.describe(e)),
+        )
+    }
+}
+
+/// A query parameter's value, percent-encoded (RFC 3986 section 2.3: all but unreserved characters).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +359,10 @@ mod tests {
         assert!(TokenReply::parse(format!(r#"{{"token":"{}"}}"#, "a".repeat(MAX_TOKEN_LEN + 1)).as_bytes()).is_err());
         assert!(TokenReply::parse(br#"{"token":""}"#).is_err());
         assert!(TokenReply::parse(b"<html>").is_err());
+    }
+
+    #[test]
+    fn token_scopes_are_percent_encoded() {
+        assert_eq!(percent_encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
     }
 }

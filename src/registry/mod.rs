@@ -3,10 +3,12 @@
 pub mod auth;
 pub mod client;
 pub mod credentials;
+mod exchange;
 mod limits;
 mod origin;
 pub mod push;
 mod retry;
+mod tls;
 mod transfer;
 
 pub use client::{ClientOptions, RegistryClient};

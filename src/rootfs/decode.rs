@@ -52,8 +52,9 @@ impl InputCompression {
         match self {
             InputCompression::None => Box::new(raw),
             InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw))),
-            // liblzma's parallel decoder handles one stream only (../shared/CRATES.md): a single-threaded stream
-            // decoder with CONCATENATED reads them all, within a memory limit.
+            // liblzma's parallel decoder (the crate's `XzDecoder::new_parallel`, built without CONCATENATED) reads
+            // one stream only: a single-threaded stream decoder with CONCATENATED reads them all, within a memory
+            // limit.
             InputCompression::Xz => {
                 match liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, liblzma::stream::CONCATENATED) {
                     Ok(stream) => {

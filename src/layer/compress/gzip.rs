@@ -150,7 +150,7 @@ impl<W: Write> FinishWrite<W> for ParallelGzipWriter<W> {
 }
 
 /// Deflates one block. A fresh `Compress` each time: reusing one after `reset()` gave different bytes from run to
-/// run (../shared/CRATES.md).
+/// run (flate2 1.1 on zlib-rs).
 fn deflate_block(data: &[u8], dictionary: &[u8], last: bool, level: u32) -> io::Result<Deflated> {
     let mut compress = Compress::new(Compression::new(level), false);
     if !dictionary.is_empty() {

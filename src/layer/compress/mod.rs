@@ -78,7 +78,7 @@ impl LayerCompression {
 
     /// Wraps `out` in this compressor using `threads` worker threads, or the shared `pool` when several layers are
     /// written at once. Output bytes depend only on the input, the level and whether a pool is used, never on the
-    /// thread count (../shared/CRATES.md).
+    /// thread count (tests/cli.rs `threads_compressions_and_reruns_never_change_digests`).
     pub fn encoder<'a, W: Write + Send + 'a>(
         self,
         out: W,
