@@ -103,7 +103,11 @@ fn compression(args: &ConvertArgs) -> Result<Compression, Error> {
 fn layering(args: &ConvertArgs, rootfs: &str) -> Result<LayeringOptions, Error> {
     let mode: LayerMode = args.layers.parse()?;
     // Parsed here: a glob that does not compile is bad input (exit 1), not a usage error.
-    let rules: Vec<PathRule> = args.layer_rules.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
+    let rules: Vec<PathRule> = args
+        .layer_rules
+        .iter()
+        .map(|r| r.parse().map_err(|e: Error| Error::Invalid(format!("--layer: {e}"))))
+        .collect::<Result<_, _>>()?;
     if args.package_manifest.is_some() && args.pkgdata.is_none() {
         return Err(Error::Invalid("--package-manifest names packages of --pkgdata: give --pkgdata too".into()));
     }

@@ -155,7 +155,10 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let config = image_config(&options.image, &platform, &created, scan.has_bin_sh, &scan.layers, base.as_ref());
     let mut annotations = options.image.annotations.clone();
     annotations.entry(ANNOTATION_CREATED.into()).or_insert_with(|| created.clone());
-    let mut layers = base.map(|b| b.layers).unwrap_or_default();
+    let mut layers: Vec<WrittenLayer> = match &base {
+        Some(base) => base.layers.iter().map(|l| WrittenLayer::kept(&l.read, &l.annotations)).collect(),
+        None => Vec::new(),
+    };
     layers.extend(scan.layers);
     let reuse = previous.as_ref().map(|previous| {
         let new: Vec<&WrittenLayer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();

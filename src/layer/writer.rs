@@ -17,6 +17,7 @@ use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_
 use crate::oci::descriptor::Descriptor;
 use crate::oci::image::Layer;
 use crate::oci::media_type::MediaType;
+use crate::source::VerifiedLayer;
 use crate::tar::entry::Entry;
 use crate::tar::writer::TarWriter;
 
@@ -37,6 +38,18 @@ pub struct WrittenLayer {
 }
 
 impl WrittenLayer {
+    /// A base image's layer, kept as it is: its blob, with the media type of the compression its bytes show.
+    pub fn kept(read: &VerifiedLayer, annotations: &BTreeMap<String, String>) -> WrittenLayer {
+        WrittenLayer {
+            digest: read.digest.clone(),
+            diff_id: read.diff_id.clone(),
+            size: read.size,
+            media_type: read.stored_media_type.clone(),
+            uncompressed_size: read.uncompressed_size,
+            annotations: annotations.clone(),
+        }
+    }
+
     /// What the layer holds, for its history entry, from the annotations the layering gave it.
     pub fn comment(&self) -> String {
         let get = |key: &str| self.annotations.get(key);

@@ -9,12 +9,11 @@ use std::io::{self, Read, Write};
 use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
-use crate::layer::writer::WrittenLayer;
 use crate::oci::config::ImageConfig;
 use crate::oci::platform::Platform;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
-use crate::source;
+use crate::source::{self, VerifiedLayer};
 use crate::tar::entry::{Entry, EntryKind};
 use crate::tar::path::{normal_form, parent_of};
 use crate::tar::whiteout::{self, Whiteout};
@@ -56,8 +55,15 @@ pub struct BaseImage {
     pub reference: String,
     pub config: ImageConfig,
     /// The base's layers, their blobs already in the staging store.
-    pub layers: Vec<WrittenLayer>,
+    pub layers: Vec<BaseLayer>,
     tree: BTreeMap<Vec<u8>, BaseEntry>,
+}
+
+/// A layer of the base, kept byte for byte: what reading it found, and the annotations its descriptor had.
+#[derive(Clone, Debug)]
+pub struct BaseLayer {
+    pub read: VerifiedLayer,
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl BaseImage {
@@ -78,12 +84,8 @@ impl BaseImage {
                 |decoded| apply_layer(&mut tree, &mut held, decoded, &name),
             )?;
             blob.commit()?;
-            layers.push(WrittenLayer {
-                digest: verified.digest,
-                diff_id: verified.diff_id,
-                size: verified.size,
-                media_type: verified.compression.media_type(),
-                uncompressed_size: verified.uncompressed_size,
+            layers.push(BaseLayer {
+                read: verified,
                 annotations: source_layer.descriptor.annotations.clone().unwrap_or_default(),
             });
         }

@@ -71,7 +71,7 @@ pub struct PathRule {
 impl FromStr for PathRule {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let invalid = |problem: String| Error::Invalid(format!("--layer `{s}`: {problem}"));
+        let invalid = |problem: String| Error::Invalid(format!("layer rule `{s}`: {problem}"));
         let (name, globs) = s.split_once('=').ok_or_else(|| invalid("expected NAME=GLOB[,GLOB...]".into()))?;
         if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == ',') {
             return Err(invalid("the layer name must be non-empty, without spaces or commas".into()));
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(only.route(b"etc/passwd").0, Group::Rule(0));
         assert_eq!(only.route(b"etc/ssh/config").0, Group::Rest);
         let err = "bad=usr/[lib".parse::<PathRule>().unwrap_err().to_string();
-        assert!(err.starts_with("--layer `bad=usr/[lib`: the glob `usr/[lib` does not compile"), "{err}");
+        assert!(err.starts_with("layer rule `bad=usr/[lib`: the glob `usr/[lib` does not compile"), "{err}");
         assert!("noequals".parse::<PathRule>().is_err());
     }
 }

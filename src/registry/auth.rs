@@ -123,9 +123,8 @@ impl TokenReply {
     }
 }
 
-/// Why a request cannot go without credentials none were given for.
-const LOGIN_NEEDED: &str =
-    "the registry requires a login: give --creds USER:PASSWORD, --creds-stdin, or log in with docker/podman";
+/// Why a request cannot go without credentials none were given for (the client adds [`crate::error::Remedy::LogIn`]).
+pub(crate) const LOGIN_NEEDED: &str = "the registry requires a login and no credentials were given or found";
 
 /// How the registry asked to be authenticated, and the token fetched for it.
 enum Scheme {

@@ -27,7 +27,7 @@ use super::exchange::{Http, request};
 use super::origin::{Origin, same_origin};
 use super::retry::{Attempt, Retry, retry_after};
 use super::transfer::BlobBody;
-use crate::error::{Error, MAX_QUOTED_TEXT};
+use crate::error::{Error, MAX_QUOTED_TEXT, Remedy};
 use crate::oci::reference::RegistryRef;
 
 /// How to reach registries: TLS settings and retry policy.
@@ -147,7 +147,10 @@ impl RegistryClient {
         };
         match ping.status.as_u16() {
             200..=299 => {}
-            401 => client.auth.challenged(ping.header("www-authenticate")).map_err(|problem| client.fail(&problem))?,
+            401 => client
+                .auth
+                .challenged(ping.header("www-authenticate"))
+                .map_err(|problem| client.auth_failed(&problem))?,
             404 => return Err(client.fail("this server does not speak the OCI distribution API (GET /v2/ gave 404)")),
             _ => return Err(client.fail(&format!("GET /v2/ answered {}: {}", ping.status, ping.error_text()))),
         }
@@ -196,7 +199,19 @@ impl RegistryClient {
     }
 
     fn unreachable(&self, why: &str) -> Error {
-        self.fail(&format!("cannot reach the registry: {why}"))
+        let error = self.fail(&format!("cannot reach the registry: {why}"));
+        // rustls says that it refused the registry's certificate only in its message.
+        if why.contains("certificate") || why.contains("UnknownIssuer") {
+            error.with_remedy(Remedy::TrustRegistry)
+        } else {
+            error
+        }
+    }
+
+    /// An authentication step failed; without credentials, logging in is what to do.
+    fn auth_failed(&self, problem: &str) -> Error {
+        let error = self.fail(problem);
+        if problem == super::auth::LOGIN_NEEDED { error.with_remedy(Remedy::LogIn) } else { error }
     }
 
     /// Sends a request with retries; `Authorization` goes only to the registry's own origin. The answer's body is
@@ -235,7 +250,7 @@ impl RegistryClient {
             if reply.status == StatusCode::UNAUTHORIZED && own_origin && !renewed {
                 // A token expires, or the registry wants another scope: fetch a fresh one once.
                 renewed = true;
-                self.auth.renew(reply.header("www-authenticate")).map_err(|problem| self.fail(&problem))?;
+                self.auth.renew(reply.header("www-authenticate")).map_err(|problem| self.auth_failed(&problem))?;
                 return Ok(Attempt::Renewed);
             }
             if reply.status == StatusCode::UNAUTHORIZED && !own_origin {
@@ -292,7 +307,7 @@ impl RegistryClient {
             if status == StatusCode::UNAUTHORIZED && !renewed {
                 renewed = true;
                 let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok());
-                self.auth.renew(challenge).map_err(|problem| self.fail(&problem))?;
+                self.auth.renew(challenge).map_err(|problem| self.auth_failed(&problem))?;
                 return Ok(Attempt::Renewed);
             }
             let answered = self.fail(&format!("GET blob {digest} answered {status}"));
@@ -312,7 +327,7 @@ impl RegistryClient {
 
     /// The `Authorization` value of the next request to the registry's origin, if it wants one.
     fn authorization(&self) -> Result<Option<String>, Error> {
-        self.auth.authorization(&self.http, self.retry_policy()).map_err(|problem| self.fail(&problem))
+        self.auth.authorization(&self.http, self.retry_policy()).map_err(|problem| self.auth_failed(&problem))
     }
 }
 

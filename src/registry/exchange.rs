@@ -137,14 +137,7 @@ impl Http {
                 format!("timed out {what} (nothing for {seconds} s)")
             }
             ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => e.to_string(),
-            other => {
-                let text = other.to_string();
-                if text.contains("certificate") || text.contains("UnknownIssuer") {
-                    format!("{text} (a private CA? give --cert-dir DIR with its .crt, or --tls-verify=false)")
-                } else {
-                    text
-                }
-            }
+            other => other.to_string(),
         };
         crate::error::display_text(&text, MAX_QUOTED_TEXT)
     }

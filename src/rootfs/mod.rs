@@ -1,6 +1,6 @@
 //! Reading a root filesystem: opening it ([`input`]), recognising and decoding its compression ([`decode`]),
-//! walking a directory ([`directory`]), and the policy every entry passes before it may enter a layer
-//! ([`normalize`]).
+//! walking a directory ([`directory`]), the policy every entry passes before it may enter a layer ([`normalize`]),
+//! and the architecture its ELF binaries show ([`elf`]).
 
 pub mod decode;
 pub mod directory;

@@ -12,7 +12,6 @@ use std::path::Path;
 
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
-use crate::layer::compress::LayerCompression;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::media_type::MediaType;
 use crate::rootfs::decode::{InputCompression, SNIFF_LEN};
@@ -179,9 +178,10 @@ pub struct VerifiedLayer {
     pub size: u64,
     pub media_type: MediaType,
     pub uncompressed_size: u64,
-    /// How the blob is compressed, sniffed from its bytes.
+    /// The OCI layer media type of the blob's compression, sniffed from its bytes (an old `docker save` archive
+    /// calls every layer uncompressed, whatever it holds).
     #[serde(skip)]
-    pub compression: LayerCompression,
+    pub stored_media_type: MediaType,
 }
 
 /// Reads one layer blob (`raw`, not yet bounded) within its descriptor: sniffs its compression, decodes it, gives
@@ -200,10 +200,10 @@ pub fn read_layer(
     let mut head = [0u8; SNIFF_LEN];
     let got = read_up_to(&mut raw, &mut head).map_err(|e| bad(e.to_string()))?;
     let sniffed = InputCompression::sniff(&head[..got]).map_err(bad)?;
-    let compression = match sniffed {
-        InputCompression::Gzip => LayerCompression::Gzip,
-        InputCompression::Zstd => LayerCompression::Zstd,
-        InputCompression::None => LayerCompression::None,
+    let stored_media_type = match sniffed {
+        InputCompression::Gzip => MediaType::OciLayerGzip,
+        InputCompression::Zstd => MediaType::OciLayerZstd,
+        InputCompression::None => MediaType::OciLayer,
         other => return Err(bad(format!("it is {other}-compressed, which no engine reads"))),
     };
     let (decoded_digest, uncompressed_size) = {
@@ -227,7 +227,7 @@ pub fn read_layer(
         size,
         media_type: descriptor.media_type.clone(),
         uncompressed_size,
-        compression,
+        stored_media_type,
     })
 }
 

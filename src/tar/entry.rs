@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 // The tar reader names entries in its errors through here.
-pub use crate::tar::path::shown_name;
 
 /// The longest path or link target accepted: Linux's PATH_MAX, the longest name any engine can create or resolve
 /// (a longer one fails with ENAMETOOLONG when the layer is unpacked).

@@ -9,8 +9,9 @@
 use std::io::{self, Read};
 
 use crate::error::{Error, display_bytes};
-use crate::tar::entry::{Entry, EntryKind, shown_name};
+use crate::tar::entry::{Entry, EntryKind};
 use crate::tar::header::{BLOCK, Header, padding};
+use crate::tar::path::shown_name;
 use crate::tar::pax::{self, Records};
 
 /// The largest PAX header or GNU long name accepted: real ones are a few hundred bytes, and an entry's own limits
