@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 
 use crate::error::display_bytes;
 use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::path::file_name;
 use crate::tar::reader::InputFault;
 
 const BLOCK: usize = 512;
@@ -147,8 +148,7 @@ impl<W: Write> TarWriter<W> {
             data.push(b'\n');
         }
         // A fixed name (as Go's archive/tar does): GNU tar puts its process id here, which is not reproducible.
-        let base = name.strip_suffix(b"/").unwrap_or(name);
-        let base = base.rsplit(|&b| b == b'/').next().unwrap_or(base);
+        let base = file_name(name.strip_suffix(b"/").unwrap_or(name));
         let pax_name = [&b"PaxHeaders.0/"[..], truncate(base, 87)].concat();
         let mut header = [0u8; BLOCK];
         header[..pax_name.len()].copy_from_slice(&pax_name);
