@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use imgcraft::layering::{Group, LayerPlan};
-use imgcraft::packages::{Ownership, Package};
+use imgcraft::layering::packages::{Ownership, Package};
+use imgcraft::layering::plan::{Group, LayerPlan};
 use imgcraft::progress::Progress;
 
 /// A package set: each package's name, size, dependencies and files.
@@ -66,7 +66,7 @@ fn main() {
         std::process::exit(2);
     };
     let max_layers: usize = args.get(2).map(|n| n.parse().expect("MAX_LAYERS is a number")).unwrap_or(64);
-    let ownership = imgcraft::packages::database::read(Path::new(rootfs), rootfs, &Progress::new(false))
+    let ownership = imgcraft::layering::packages::database::read(Path::new(rootfs), rootfs, &Progress::new(false))
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("{rootfs} has no opkg or dpkg database"));
     let by_package = ownership.paths_by_package();

@@ -16,6 +16,20 @@ const PARTIAL_PREFIX: &str = ".partial-";
 /// Names of blobs being hard-linked in from another store.
 const IMPORT_PREFIX: &str = ".import-";
 
+/// Anything that serves blobs by digest: a store on disk, an image read from a layout, an archive or a registry.
+/// Sinks and pushes read blobs through it without knowing where they come from.
+pub trait BlobSource: Sync {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn io::Read + Send + '_>>;
+
+    /// The blob from byte `offset` on; sources that can seek do better than reading up to it.
+    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn io::Read + Send + '_>> {
+        let mut reader = self.open_blob(digest)?;
+        io::copy(&mut io::Read::take(&mut reader, offset), &mut io::sink())
+            .map_err(|e| Error::Invalid(format!("cannot read blob {digest}: {e}")))?;
+        Ok(reader)
+    }
+}
+
 pub struct BlobStore {
     /// The layout root: the directory holding `blobs/`.
     root: PathBuf,
@@ -84,7 +98,7 @@ impl BlobStore {
         }
         // Another file system: copied through a partial blob, checked against its digest on the way.
         let mut writer = self.writer()?;
-        io::copy(&mut from.open_blob(digest)?, &mut writer)
+        io::copy(&mut from.open_file(digest)?, &mut writer)
             .map_err(|e| Error::io("cannot copy blob to", &self.dir, e))?;
         let (copied, _) = writer.commit()?;
         if &copied != digest {
@@ -106,9 +120,22 @@ impl BlobStore {
         Ok(digests)
     }
 
-    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+    pub fn open_file(&self, digest: &Digest) -> Result<File> {
         let path = self.path(digest);
         File::open(&path).map_err(|e| Error::io("cannot open blob", &path, e))
+    }
+}
+
+impl BlobSource for BlobStore {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn io::Read + Send + '_>> {
+        Ok(Box::new(self.open_file(digest)?))
+    }
+
+    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn io::Read + Send + '_>> {
+        use std::io::Seek;
+        let mut file = self.open_file(digest)?;
+        file.seek(io::SeekFrom::Start(offset)).map_err(|e| Error::io("cannot read blob", self.path(digest), e))?;
+        Ok(Box::new(file))
     }
 }
 

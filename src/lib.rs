@@ -1,44 +1,26 @@
 //! imgcraft: turn a root filesystem (a tarball or a directory) into exact, reproducible OCI container images.
 //!
-//! Data flows one way, one module per step:
-//! [`input`] (open, sniff, decode) -> [`tar_reader`] / [`directory`] (rootfs entries) -> [`normalize`] (policy)
-//! -> [`layer`] ([`tar_writer`] -> [`digest`] -> [`compression`] -> [`blobs`]) -> [`image`] (documents)
-//! -> [`sink`] (OCI layout, archive). [`convert`] wires the pipeline; [`source`] reads images back for [`inspect`],
-//! every blob through [`blob_read`] (confined, bounded by its descriptor, verified). [`cleanup`] removes a run's
+//! Data flows one way, one folder per stage:
+//! [`rootfs`] (open, sniff, decode, walk, normalise) -> [`tar`] (the entry model, reading and writing tar)
+//! -> [`layer`] (canonical tar -> [`digest`] -> compression -> [`blobs`]), split by [`layering`]
+//! -> [`oci`] (the image model and its documents) -> [`sink`] (layout, archive, registry).
+//! [`source`] reads images back into the same model, every blob confined, bounded and verified; [`registry`] speaks
+//! the distribution API for both. [`commands`] wires one pipeline per subcommand. [`cleanup`] removes a run's
 //! temporary paths when a signal ends it, and a dead run's leftovers.
 
-pub mod arch;
-pub mod base;
-pub mod blob_read;
 pub mod blobs;
 pub mod cleanup;
-pub mod compression;
-pub mod compression_pool;
-pub mod convert;
-pub mod copy;
-pub mod diff;
+pub mod commands;
 pub mod digest;
-pub mod directory;
-pub mod entry;
 pub mod error;
-pub mod finish_write;
-pub mod image;
-pub mod index;
-pub mod input;
-pub mod inspect;
 pub mod layer;
-pub mod layer_set;
 pub mod layering;
-pub mod normalize;
-pub mod packages;
-pub mod parallel_gzip;
-pub mod parallel_zstd;
+pub mod oci;
 pub mod progress;
-pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod sink;
 pub mod source;
-pub mod tar_reader;
-pub mod tar_writer;
+pub mod tar;
 
 pub use error::{Error, Result};

@@ -1,19 +1,19 @@
 //! `rootfs2image`: the command-line front end. Parses flags, calls the library, prints the result.
 
 mod cli;
-mod settings;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
-use imgcraft::convert::{ConvertReport, convert};
-use imgcraft::index::build_index;
-use imgcraft::inspect::{human_size, inspect_with};
-use imgcraft::reference::ImageRef;
+use cli::args::{Cli, Command};
+use cli::settings;
+use imgcraft::commands::convert::{ConvertReport, convert};
+use imgcraft::commands::index::build_index;
+use imgcraft::commands::inspect::{human_size, inspect_with};
+use imgcraft::commands::push::push_image;
+use imgcraft::oci::reference::ImageRef;
 use imgcraft::registry::PushReport;
-use imgcraft::registry::push::push_image;
 
 fn main() -> ExitCode {
     // Like other Unix tools, end quietly when the reader of our output goes away (`rootfs2image inspect ... | head`).
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Some(Command::Index(args)) => index(args),
         Some(Command::Copy(args)) => copy(args),
         Some(Command::Diff(args)) => settings::sink_options(&args.registry, false)
-            .and_then(|options| imgcraft::diff::diff(&args.old, &args.new, &options.registry))
+            .and_then(|options| imgcraft::commands::diff::diff(&args.old, &args.new, &options.registry))
             .map(|report| {
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn push(args: &cli::PushArgs) -> Result<(), imgcraft::Error> {
+fn push(args: &cli::args::PushArgs) -> Result<(), imgcraft::Error> {
     let ImageRef::Registry(target) = &args.destination else {
         return Err(imgcraft::Error::Invalid(format!(
             "push destination `{}` is not a registry: write docker://HOST/REPO[:TAG]",
@@ -81,7 +81,7 @@ fn push(args: &cli::PushArgs) -> Result<(), imgcraft::Error> {
     Ok(())
 }
 
-fn index(args: &cli::IndexArgs) -> Result<(), imgcraft::Error> {
+fn index(args: &cli::args::IndexArgs) -> Result<(), imgcraft::Error> {
     let options = settings::sink_options(&args.registry, false)?;
     let report = build_index(&args.sources, &args.outputs, args.tag.as_ref(), &options)?;
     if args.json {
@@ -104,9 +104,9 @@ fn index(args: &cli::IndexArgs) -> Result<(), imgcraft::Error> {
     Ok(())
 }
 
-fn copy(args: &cli::CopyArgs) -> Result<(), imgcraft::Error> {
+fn copy(args: &cli::args::CopyArgs) -> Result<(), imgcraft::Error> {
     let options = settings::sink_options(&args.registry, false)?;
-    let report = imgcraft::copy::copy_image(&args.source, &args.destinations, args.tag.as_ref(), &options)?;
+    let report = imgcraft::commands::copy::copy_image(&args.source, &args.destinations, args.tag.as_ref(), &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
         return Ok(());

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{Workspace, assert_refused, bin, json, run, run_failing};
-use imgcraft::entry::{Entry, EntryKind};
-use imgcraft::tar_writer::TarWriter;
+use imgcraft::tar::entry::{Entry, EntryKind};
+use imgcraft::tar::writer::TarWriter;
 
 fn entry(path: &str, kind: EntryKind) -> Entry {
     let mode = if kind == EntryKind::Directory { 0o755 } else { 0o644 };

@@ -15,8 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Workspace, assert_refused, bin, listing, run, run_within};
-use imgcraft::entry::{Entry, EntryKind};
-use imgcraft::tar_writer::TarWriter;
+use imgcraft::tar::entry::{Entry, EntryKind};
+use imgcraft::tar::writer::TarWriter;
 
 /// Every refusal must come well within this (the old build spun or filled the disk forever).
 const BOUND: Duration = Duration::from_secs(30);

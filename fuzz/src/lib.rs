@@ -10,15 +10,17 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use imgcraft::compression::{InputCompression, SNIFF_LEN};
-use imgcraft::entry::{Entry, EntryKind};
 use imgcraft::error::Error;
-use imgcraft::image::{ImageConfig, Index, Manifest};
-use imgcraft::normalize::Normalizer;
-use imgcraft::reference::{ImageName, ImageRef, RegistryRef};
+use imgcraft::oci::config::ImageConfig;
+use imgcraft::oci::index::Index;
+use imgcraft::oci::manifest::Manifest;
+use imgcraft::oci::reference::{ImageName, ImageRef, RegistryRef};
 use imgcraft::registry::auth::{Challenge, TokenReply};
-use imgcraft::tar_reader::TarReader;
-use imgcraft::tar_writer::TarWriter;
+use imgcraft::rootfs::decode::{InputCompression, SNIFF_LEN};
+use imgcraft::rootfs::normalize::Normalizer;
+use imgcraft::tar::entry::{Entry, EntryKind};
+use imgcraft::tar::reader::TarReader;
+use imgcraft::tar::writer::TarWriter;
 
 /// The most decoded bytes one input may yield: far more than any seed decodes to, small enough for a quick run.
 const MAX_DECODED: u64 = 64 << 20;
@@ -86,7 +88,7 @@ fn tar_entries(stream: impl Read, name: &str) {
         written.push(entry);
     }
     if let Some(newest) = normalizer.newest_mtime() {
-        check_rfc3339(&imgcraft::image::rfc3339(newest));
+        check_rfc3339(&imgcraft::oci::config::rfc3339(newest));
     }
     let layer = layer.finish().unwrap();
     let mut reread = TarReader::new(layer.as_slice(), "layer", "uncompressed");
@@ -136,7 +138,7 @@ pub fn pkgdata(data: &[u8], work: &Path) {
     let runtime = dir.join("runtime");
     std::fs::create_dir(&runtime).unwrap();
     std::fs::write(runtime.join("fuzz-pkg"), data).unwrap();
-    if let Err(err) = imgcraft::packages::pkgdata::load(&dir, None) {
+    if let Err(err) = imgcraft::layering::packages::pkgdata::load(&dir, None) {
         check_message(&err);
     }
 }
@@ -151,7 +153,7 @@ pub fn packages(data: &[u8]) {
         let Some(end) = section.windows(5).position(|w| w == b" <==\n") else { continue };
         lists.insert(String::from_utf8_lossy(&section[..end]).into_owned(), section[end + 5..].to_vec());
     }
-    for parse in [imgcraft::packages::dpkg::parse, imgcraft::packages::opkg::parse] {
+    for parse in [imgcraft::layering::packages::dpkg::parse, imgcraft::layering::packages::opkg::parse] {
         // Owned paths are only looked up by the normalised paths of layer entries: whatever a list holds can
         // reach no layer, so only the parse itself is checked.
         if let Err(err) = parse("var/lib/dpkg/status", status, &lists) {
@@ -248,7 +250,7 @@ pub fn inspect_layout(data: &[u8], work: &Path) {
     let dir = fresh_dir(work, "layout");
     let mut reader = TarReader::new(data, "layout.tar", "uncompressed");
     while let Ok(Some(entry)) = reader.next_entry() {
-        let Some(path) = imgcraft::normalize::normal_form(&entry.path) else { continue };
+        let Some(path) = imgcraft::rootfs::normalize::normal_form(&entry.path) else { continue };
         if path.is_empty() || path.contains(&0) {
             continue;
         }
@@ -274,7 +276,7 @@ pub fn inspect_layout(data: &[u8], work: &Path) {
 }
 
 fn inspect(reference: ImageRef) {
-    match imgcraft::inspect::inspect(&reference) {
+    match imgcraft::commands::inspect::inspect(&reference) {
         Ok(report) => {
             let _ = report.to_text();
         }

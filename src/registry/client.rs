@@ -27,7 +27,7 @@ use super::origin::{Origin, realm_refusal, same_origin};
 use super::retry::{Retry, retryable, timed_out};
 use super::transfer::{BlobBody, MIN_TRANSFER_RATE, Paced};
 use crate::error::{Error, MAX_QUOTED_TEXT};
-use crate::reference::RegistryRef;
+use crate::oci::reference::RegistryRef;
 
 /// How to reach registries: TLS settings and retry policy.
 #[derive(Clone, Debug)]
@@ -51,9 +51,9 @@ pub struct ClientOptions {
 /// connect; registries answer in well under a second, object storage behind them in a few seconds).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer to a request other than a blob GET (a manifest, an index, an error), in bytes, and the largest
-/// image config read from a registry: the one limit on documents read from others ([`crate::image::MAX_DOCUMENT_SIZE`]).
+/// image config read from a registry: the one limit on documents read from others ([`crate::oci::document::MAX_DOCUMENT_SIZE`]).
 /// A manifest, index or config past it is refused; an error body past it is cut.
-pub const MAX_DOCUMENT_LEN: u64 = crate::image::MAX_DOCUMENT_SIZE;
+pub const MAX_DOCUMENT_LEN: u64 = crate::oci::document::MAX_DOCUMENT_SIZE;
 
 impl Default for ClientOptions {
     fn default() -> Self {

@@ -11,41 +11,16 @@ use serde::Serialize;
 use ureq::http::{Method, StatusCode};
 
 use super::client::{Body, RegistryClient, Reply};
+use crate::blobs::BlobSource;
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::image::Descriptor;
+use crate::oci::descriptor::Descriptor;
+use crate::oci::media_type::MediaType;
 
 /// How many blobs are uploaded at once.
 pub const PARALLEL_UPLOADS: usize = 3;
 /// How many times a blob upload starts over from scratch after a failure midway.
 const UPLOAD_RESTARTS: u32 = 3;
-
-/// Where the blobs to push are read from.
-pub trait BlobSource: Sync {
-    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>>;
-
-    /// The blob from byte `offset` on; sources that can seek do better than reading up to it.
-    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + Send + '_>> {
-        let mut reader = self.open_blob(digest)?;
-        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
-            .map_err(|e| crate::error::Error::Invalid(format!("cannot read blob {digest}: {e}")))?;
-        Ok(reader)
-    }
-}
-
-impl BlobSource for crate::blobs::BlobStore {
-    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        Ok(Box::new(crate::blobs::BlobStore::open_blob(self, digest)?))
-    }
-
-    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + Send + '_>> {
-        use std::io::Seek;
-        let mut file = crate::blobs::BlobStore::open_blob(self, digest)?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .map_err(|e| crate::error::Error::io("cannot read blob", self.path(digest), e))?;
-        Ok(Box::new(file))
-    }
-}
 
 /// What a push did, as `--json` reports it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -69,16 +44,6 @@ enum BlobOutcome {
 pub struct BlobToPush {
     pub descriptor: Descriptor,
     pub mount_from: Option<String>,
-}
-
-impl BlobToPush {
-    /// The blobs of one image (config and layers), all mounted from `mount_from` when given.
-    pub fn of_image(config: &Descriptor, layers: &[Descriptor], mount_from: Option<&str>) -> Vec<BlobToPush> {
-        std::iter::once(config)
-            .chain(layers)
-            .map(|d| BlobToPush { descriptor: d.clone(), mount_from: mount_from.map(str::to_string) })
-            .collect()
-    }
 }
 
 /// Uploads every blob the registry lacks. Nothing becomes visible until [`put_manifest`].
@@ -206,40 +171,15 @@ fn location(client: &RegistryClient, reply: &Reply) -> Result<String> {
         .ok_or_else(|| client.fail("the registry's upload answer has no Location header"))
 }
 
-/// Pushes an image already written (`rootfs2image push SRC docker://...`), its manifest unchanged.
-pub fn push_image(
-    source: &crate::reference::ImageRef,
-    target: &crate::reference::RegistryRef,
-    options: &crate::sink::SinkOptions,
-) -> Result<PushReport> {
-    let image = crate::source::open_with(source, &options.registry)?;
-    let (Some(manifest), Some(manifest_bytes), Some(descriptor)) =
-        (&image.manifest, &image.manifest_bytes, &image.manifest_descriptor)
-    else {
-        return Err(crate::error::Error::bad_image(
-            source,
-            "this archive has no OCI manifest (a `docker save` from before Docker 25): convert the rootfs again, or \
-             load it and push with docker",
-        ));
-    };
-    let client = RegistryClient::connect(target, options.registry.clone())?;
-    let mut report = PushReport { reference: format!("docker://{target}"), ..PushReport::default() };
-    // From the same registry, blobs are mounted from the source repository: nothing goes through this machine.
-    let mount_from = match image.registry_origin() {
-        Some((host, repository)) if host == client.host() => Some(repository),
-        _ => options.mount_from.clone(),
-    };
-    let blobs = BlobToPush::of_image(&manifest.config, &manifest.layers, mount_from.as_deref());
-    push_blobs(&client, &image, &blobs, &mut report)?;
-    report.manifest_digest =
-        Some(put_manifest(&client, &target.manifest_reference(), &descriptor.media_type, manifest_bytes)?);
-    Ok(report)
-}
-
 /// Puts the manifest, after every blob is confirmed, and checks the digest the registry computed.
-pub fn put_manifest(client: &RegistryClient, reference: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
+pub fn put_manifest(
+    client: &RegistryClient,
+    reference: &str,
+    media_type: &MediaType,
+    manifest: &[u8],
+) -> Result<Digest> {
     let ours = Digest::of(manifest);
-    let headers = [("content-type", media_type.to_string()), ("content-length", manifest.len().to_string())];
+    let headers = [("content-type", media_type.as_str().to_string()), ("content-length", manifest.len().to_string())];
     let reply =
         client.send(Method::PUT, &client.url(&format!("manifests/{reference}")), &headers, Body::Bytes(manifest))?;
     if reply.status != StatusCode::CREATED && reply.status != StatusCode::OK {

@@ -13,11 +13,11 @@ use super::layout::parent_dir;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::cleanup::TempFile;
-use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, Result};
-use crate::image::Index;
-use crate::reference::ImageName;
-use crate::tar_writer::TarWriter;
+use crate::oci::index::Index;
+use crate::oci::reference::ImageName;
+use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::writer::TarWriter;
 
 /// docker/image/tarexport: one element of `manifest.json`.
 #[derive(Serialize)]
@@ -54,9 +54,9 @@ pub fn prepare(
         .images
         .iter()
         .map(|i| DockerManifest {
-            config: blob_name(&i.config.digest),
+            config: blob_name(&i.config_descriptor.digest),
             repo_tags: name.filter(|_| !image.is_index()).map(|n| vec![n.familiar()]),
-            layers: i.layers.iter().map(|l| blob_name(&l.digest)).collect(),
+            layers: i.layers.iter().map(|l| blob_name(&l.descriptor.digest)).collect(),
         })
         .collect();
     let index = Index::new(vec![index_descriptor(image, ref_name, name)]);
@@ -76,7 +76,7 @@ pub fn prepare(
     tar.append(&member("blobs", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
     tar.append(&member("blobs/sha256", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
     for digest in image.blob_digests() {
-        let mut blob = staging.open_blob(&digest)?;
+        let mut blob = staging.open_file(&digest)?;
         let size = blob.metadata().map_err(|e| Error::io("cannot read", staging.path(&digest), e))?.len();
         tar.append(&member(&blob_name(&digest), EntryKind::File { size }), &mut blob).map_err(write_error)?;
     }
@@ -90,7 +90,7 @@ pub fn prepare(
         // The legacy `repositories` file maps repository -> tag -> top layer id.
         let repositories = BTreeMap::from([(
             name.familiar_repository(),
-            BTreeMap::from([(name.tag.clone(), top.digest.hex().to_string())]),
+            BTreeMap::from([(name.tag.clone(), top.descriptor.digest.hex().to_string())]),
         )]);
         add_bytes(&mut tar, "repositories", &serde_json::to_vec(&repositories).expect("serialises"))
             .map_err(write_error)?;

@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 
 use super::Publication;
 use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
-use crate::blob_read::{LayoutRefusal, open_in_layout};
 use crate::blobs::BlobStore;
 use crate::cleanup::{TempDir, TempFile};
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_REF_NAME, Descriptor, Index, MAX_DOCUMENT_SIZE, parse_index};
-use crate::reference::ImageName;
+use crate::oci::descriptor::Descriptor;
+use crate::oci::document::MAX_DOCUMENT_SIZE;
+use crate::oci::index::{Index, parse_index};
+use crate::oci::manifest::ANNOTATION_REF_NAME;
+use crate::oci::reference::ImageName;
+use crate::source::blob::{LayoutRefusal, open_in_layout};
 
 pub fn prepare(
     dir: &Path,

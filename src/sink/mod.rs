@@ -9,67 +9,101 @@ pub mod registry;
 
 use std::collections::BTreeMap;
 
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobSource, BlobStore};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Image};
-use crate::reference::{ImageName, ImageRef};
+use crate::oci::descriptor::Descriptor;
+use crate::oci::image::{Document, Image};
+use crate::oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use crate::oci::reference::{ImageName, ImageRef};
 use crate::registry::{ClientOptions, PushReport};
 
-/// One image of a publication: its manifest (exact bytes) and the blobs it references.
-#[derive(Clone, Debug)]
-pub struct PublishedImage {
-    pub manifest: Descriptor,
-    pub manifest_bytes: Vec<u8>,
-    pub config: Descriptor,
-    pub layers: Vec<Descriptor>,
-    /// The registry host and repository the image was read from, for cross-repository mounts.
-    pub origin: Option<(String, String)>,
-}
-
-/// What an output publishes: a top document (an image manifest, or an index of several images) and its images.
+/// What an output publishes: one image, or an index of several (a multi-platform image), each image with its
+/// manifest (an image without one, from an old `docker save` archive, cannot be published unchanged).
 #[derive(Clone, Debug)]
 pub struct Publication {
-    /// The descriptor a layout's `index.json` lists and a registry tag points at.
-    pub top: Descriptor,
-    pub top_bytes: Vec<u8>,
-    pub images: Vec<PublishedImage>,
+    /// The document a layout's `index.json` lists and a registry tag points at: the image's manifest, or the index.
+    pub top: Document,
+    pub images: Vec<Image>,
 }
 
 impl Publication {
-    pub fn single(image: &Image) -> Publication {
-        Publication {
-            top: image.manifest_descriptor.clone(),
-            top_bytes: image.manifest_bytes.clone(),
-            images: vec![PublishedImage {
-                manifest: image.manifest_descriptor.clone(),
-                manifest_bytes: image.manifest_bytes.clone(),
-                config: image.config_descriptor.clone(),
-                layers: image.manifest.layers.clone(),
-                origin: None,
-            }],
-        }
+    /// One image as its own top document; `None` when it has no manifest.
+    pub fn single(image: Image) -> Option<Publication> {
+        let top = image.manifest.clone()?;
+        Some(Publication { top, images: vec![image] })
+    }
+
+    /// Several images under `index`, whose bytes list their manifests.
+    pub fn index(index: Document, images: Vec<Image>) -> Publication {
+        debug_assert!(images.iter().all(|i| i.manifest.is_some()), "an index lists manifests");
+        Publication { top: index, images }
     }
 
     pub fn is_index(&self) -> bool {
-        self.images.len() != 1 || self.top.digest != self.images[0].manifest.digest
+        self.top.descriptor.media_type.is_index()
+    }
+
+    /// The manifests of the images, each with its descriptor and bytes.
+    pub fn manifests(&self) -> impl Iterator<Item = &Document> {
+        self.images.iter().filter_map(|i| i.manifest.as_ref())
     }
 
     /// Every blob to copy: configs, layers, manifests and the top document, sorted and without repeats.
-    pub fn blob_digests(&self) -> Vec<crate::digest::Digest> {
-        let mut digests: Vec<_> = self
+    pub fn blob_digests(&self) -> Vec<Digest> {
+        let mut digests: Vec<Digest> = self
             .images
             .iter()
-            .flat_map(|i| {
-                [i.manifest.digest.clone(), i.config.digest.clone()]
-                    .into_iter()
-                    .chain(i.layers.iter().map(|l| l.digest.clone()))
-            })
-            .chain(std::iter::once(self.top.digest.clone()))
+            .flat_map(|i| i.blobs().map(|d| d.digest.clone()))
+            .chain(self.manifests().map(|m| m.descriptor.digest.clone()))
+            .chain(std::iter::once(self.top.descriptor.digest.clone()))
             .collect();
         digests.sort();
         digests.dedup();
         digests
     }
+}
+
+/// Copies into `staging` what publishing `image` (read from `source`, its blobs served by `blobs`) to `outputs`
+/// needs: its manifest, and its config and layers unless every output is a registry that mounts them from the
+/// repository the image was read from (then nothing is downloaded).
+pub fn stage(
+    image: &Image,
+    blobs: &dyn BlobSource,
+    staging: &BlobStore,
+    outputs: &[ImageRef],
+    source: &ImageRef,
+) -> Result<()> {
+    let mountable_everywhere = outputs.iter().all(|output| match output {
+        ImageRef::Registry(target) => registry::mounts_from_origin(image, target),
+        _ => false,
+    });
+    if !mountable_everywhere {
+        for blob in image.blobs() {
+            copy_blob(blobs, staging, blob, source)?;
+        }
+    }
+    if let Some(manifest) = &image.manifest {
+        staging.put(&manifest.bytes)?;
+    }
+    Ok(())
+}
+
+/// Streams one blob into the staging store, checking its digest and size.
+fn copy_blob(from: &dyn BlobSource, staging: &BlobStore, blob: &Descriptor, source: &ImageRef) -> Result<()> {
+    if staging.contains(&blob.digest) {
+        return Ok(());
+    }
+    let mut reader = from.open_blob(&blob.digest)?;
+    let mut writer = staging.writer()?;
+    std::io::copy(&mut reader, &mut writer)
+        .map_err(|e| Error::bad_image(source, format!("cannot copy blob {}: {e}", blob.digest)))?;
+    std::io::Write::flush(&mut writer).map_err(|e| Error::io("cannot write", staging.root(), e))?;
+    let (digest, size) = writer.commit()?;
+    if digest != blob.digest || size != blob.size {
+        return Err(Error::bad_image(source, format!("blob {} is corrupt (read {digest}, {size} bytes)", blob.digest)));
+    }
+    Ok(())
 }
 
 /// A staging directory for publishing to `outputs`: beside the first one on disk, so that committing it is a rename on
@@ -188,7 +222,7 @@ fn index_descriptor(image: &Publication, ref_name: Option<&str>, name: Option<&I
     if let Some(ref_name) = ref_name {
         annotations.insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
     }
-    Descriptor { annotations: (!annotations.is_empty()).then_some(annotations), ..image.top.clone() }
+    Descriptor { annotations: (!annotations.is_empty()).then_some(annotations), ..image.top.descriptor.clone() }
 }
 
 /// What every temporary path beside a destination is named: staging directories, archives and layouts being

@@ -1,23 +1,52 @@
 //! The registry sink (`docker://HOST/REPO[:TAG|@DIGEST]`): `prepare` uploads every missing blob, which no client can
-//! see yet; `commit` puts the manifest, so that nothing is half-published when a run fails.
+//! see yet; `commit` puts the manifest, so that nothing is half-published when a run fails. Blobs of an image read
+//! from the same registry are mounted from its repository instead of sent (distribution-spec "Mounting a blob from
+//! another repository"), the one rule every push follows.
 
 use super::{PreparedOutput, Publication, SinkOptions};
-use crate::blobs::BlobStore;
+use crate::blobs::BlobSource;
 use crate::error::{Error, Result};
-use crate::reference::{RegistryRef, RegistryTarget};
+use crate::oci::image::Image;
+use crate::oci::media_type::MediaType;
+use crate::oci::reference::{RegistryRef, RegistryTarget};
 use crate::registry::push::{BlobToPush, push_blobs, put_manifest};
 use crate::registry::{PushReport, RegistryClient};
+
+/// Whether a push of `image` to `target` mounts every blob from the repository the image was read from.
+pub fn mounts_from_origin(image: &Image, target: &RegistryRef) -> bool {
+    image.origin.as_ref().is_some_and(|origin| origin.host == target.api_host())
+}
+
+/// The repository of the registry at `host` to mount `image`'s blobs from: the one it was read from when that is on
+/// the same registry, else the user's `mount_from`.
+fn mount_source<'a>(image: &'a Image, host: &str, options: &'a SinkOptions) -> Option<&'a str> {
+    match &image.origin {
+        Some(origin) if origin.host == host => Some(origin.repository.as_str()),
+        _ => options.mount_from.as_deref(),
+    }
+}
+
+/// Pushes `publication` to `target` now (prepare and commit), its blobs read from `blobs`.
+pub fn push(
+    target: &RegistryRef,
+    publication: &Publication,
+    blobs: &dyn BlobSource,
+    options: &SinkOptions,
+) -> Result<PushReport> {
+    let report = prepare(target, publication, blobs, options)?.commit()?;
+    Ok(report.expect("a registry push reports what it sent"))
+}
 
 pub fn prepare(
     target: &RegistryRef,
     image: &Publication,
-    staging: &BlobStore,
+    source: &dyn BlobSource,
     options: &SinkOptions,
 ) -> Result<Box<dyn PreparedOutput>> {
-    if matches!(&target.target, RegistryTarget::Digest(named) if *named != image.top.digest) {
+    if matches!(&target.target, RegistryTarget::Digest(named) if *named != image.top.descriptor.digest) {
         return Err(Error::Invalid(format!(
             "docker://{target}: the digest to push is {}, not the one named",
-            image.top.digest
+            image.top.descriptor.digest
         )));
     }
     let client = RegistryClient::connect(target, options.registry.clone())?;
@@ -26,28 +55,25 @@ pub fn prepare(
         .images
         .iter()
         .flat_map(|i| {
-            // An image read from this same registry has its blobs mounted from its own repository.
-            let mount_from = match &i.origin {
-                Some((host, repository)) if host == client.host() => Some(repository.as_str()),
-                _ => options.mount_from.as_deref(),
-            };
-            BlobToPush::of_image(&i.config, &i.layers, mount_from)
+            let mount_from = mount_source(i, client.host(), options);
+            i.blobs().map(move |d| BlobToPush { descriptor: d.clone(), mount_from: mount_from.map(str::to_string) })
         })
         .collect();
     blobs.sort_by(|a, b| a.descriptor.digest.cmp(&b.descriptor.digest));
     blobs.dedup_by(|a, b| a.descriptor.digest == b.descriptor.digest);
-    push_blobs(&client, staging, &blobs, &mut report)?;
+    push_blobs(&client, source, &blobs, &mut report)?;
     if image.is_index() {
         // An index may only name manifests the registry has: put each image's manifest by digest first.
-        for i in &image.images {
-            put_manifest(&client, &i.manifest.digest.to_string(), &i.manifest.media_type, &i.manifest_bytes)?;
+        for manifest in image.manifests() {
+            let descriptor = &manifest.descriptor;
+            put_manifest(&client, &descriptor.digest.to_string(), &descriptor.media_type, &manifest.bytes)?;
         }
     }
     Ok(Box::new(PreparedPush {
         client,
         reference: target.manifest_reference(),
-        media_type: image.top.media_type.clone(),
-        manifest: image.top_bytes.clone(),
+        media_type: image.top.descriptor.media_type.clone(),
+        manifest: image.top.bytes.clone(),
         report,
     }))
 }
@@ -55,7 +81,7 @@ pub fn prepare(
 struct PreparedPush {
     client: RegistryClient,
     reference: String,
-    media_type: String,
+    media_type: MediaType,
     manifest: Vec<u8>,
     report: PushReport,
 }

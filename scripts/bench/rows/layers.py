@@ -1,0 +1,161 @@
+"""The layers rows: the rootfs split by package ownership, the first pass that finds it (packages-scan), and the rebuild
+after one package changed (layers-previous), checked against `rootfs2image diff` (the method: run.py's docstring)."""
+
+import json
+import math
+import subprocess
+import time
+
+import changed_tarball
+import inputs
+import settings
+from console import human, say
+from measure import Bench, median, json_report
+from rows.convert import rootfs2image_row
+
+
+def layers_row(bench: Bench, name: str, compression: str) -> None:
+    if bench.binary.layers_why:
+        bench.skip(name, bench.binary.layers_why)
+        return
+    rootfs2image_row(bench, name, compression, "--layers", "packages")
+
+
+# rootfs2image's own first pass, and nothing else: strace (stopping the process only at its openat calls of the input,
+# through seccomp) fails the second open of the input with EIO, which is where the conversion proper would begin, so
+# the run is the pass that reads the package database (plus the start-up) and ends with that error. The run fails
+# unless it ended there (checked by first_pass_ended, after the run).
+FIRST_PASS_ONLY = """
+bin=$1 tarball=$2 arch=$3 out=$4
+if strace --seccomp-bpf -f -qq -ttt -o "$out/strace" -e trace=openat -P "$tarball" \\
+	-e inject=openat:error=EIO:when=2 \\
+	"$bin" "$tarball" --arch "$arch" --layers packages -o "oci-archive:$out/image.tar" --quiet 2>"$out/stderr"; then
+	echo "rootfs2image opened \\`$tarball\\` once only: no first pass to stop after"
+	exit 1
+fi
+cat "$out/strace" "$out/stderr"
+"""
+
+
+def first_pass_ended() -> bool:
+    out = settings.OUT_DIR
+    if "INJECTED" in (out / "strace").read_text(errors="replace") and \
+            "Input/output error" in (out / "stderr").read_text(errors="replace"):
+        return True
+    with open(settings.row_log("packages-scan"), "a") as log:
+        print(f"rootfs2image failed before its second open of `{settings.TARBALL}`", file=log)
+    return False
+
+
+def time_stock_scan() -> float:
+    """The same pass with stock tools (decode, read every tar header, skip the data)."""
+    start = time.monotonic()
+    decode = subprocess.Popen(["zstd", "-dc", str(settings.TARBALL)], stdout=subprocess.PIPE)
+    listing = subprocess.run(["tar", "-tf", "-"], stdin=decode.stdout, stdout=subprocess.DEVNULL)
+    decode.stdout.close()
+    if decode.wait() != 0 or listing.returncode != 0:
+        return None
+    return float(f"{time.monotonic() - start:.3f}")
+
+
+def packages_scan(bench: Bench) -> None:
+    if bench.binary.layers_why:
+        bench.skip("packages-scan", bench.binary.layers_why)
+        return
+    stock = []
+
+    def after() -> bool:
+        if not first_pass_ended():
+            return False
+        stock.append(time_stock_scan())
+        return stock[-1] is not None
+
+    row = bench.measure("packages-scan", None, ["bash", "-c", FIRST_PASS_ONLY, "packages-scan", bench.binary.path,
+                                                settings.TARBALL, settings.ARCH, settings.OUT_DIR], after=after,
+                        shown=f"strace ... {bench.binary.path} {settings.TARBALL} --layers packages (first pass only)")
+    if row.status != "ok":
+        return
+    row.note = f"rootfs2image's own pass; zstd -dc | tar -tf -: {median(stock):.3f} s"
+    row.extra["stock_scan_wall_seconds"] = median(stock)
+
+
+def prepare_previous(bench: Bench) -> None:
+    """The changed tarball and the previous image, or bench.previous_why when layers-previous cannot run."""
+    binary = bench.binary
+    if binary.layers_why:
+        bench.previous_why = binary.layers_why
+        return
+    if not binary.help_text("diff"):
+        bench.previous_why = f"`{binary.path}` has no diff subcommand yet"
+        return
+    changed_tarball.build()
+    inputs.build_previous_image(binary.path)
+
+
+def compact(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def check_previous_rebuild(bench: Bench, figures: dict) -> bool:
+    """After each run of layers-previous: its --json report and `rootfs2image diff` of the two images must agree. Fills
+    `figures` for the note."""
+    log = settings.row_log("layers-previous")
+    diff = settings.BENCH_DIR / "diff.layers-previous.json"
+    report = json_report(log)
+    if report is None or report.get("reused_layers") is None:
+        say(f"layers-previous: no --json report with reused_layers in {log}")
+        return False
+    layers = report.get("layers") or []
+    ours = {"layers": len(layers), "reused_layers": report["reused_layers"], "new_layers": report.get("new_layers"),
+            "download_bytes": report.get("download_bytes"), "image_layer_bytes": sum(layer["size"] for layer in layers)}
+    image = settings.OUT_DIR / "image.tar"
+    say(f"checking with: rootfs2image diff oci-archive:{settings.PREVIOUS_IMAGE} oci-archive:{image} --json")
+    with open(diff, "wb") as out, open(log, "ab") as errors:
+        done = subprocess.run([str(bench.binary.path), "diff", f"oci-archive:{settings.PREVIOUS_IMAGE}",
+                               f"oci-archive:{image}", "--json"], stdout=out, stderr=errors)
+    said = json_report(diff) if done.returncode == 0 else None
+    if said is None:
+        say(f"layers-previous: rootfs2image diff failed; see {diff} and {log}")
+        return False
+    shared, new = said.get("shared_layers") or [], said.get("new_layers") or []
+    theirs = {"layers": len(shared) + len(new), "reused_layers": len(shared), "new_layers": len(new),
+              "download_bytes": said.get("download_bytes"), "image_layer_bytes": said.get("total_bytes")}
+    if ours != theirs:
+        say(f"layers-previous: the --json report says {compact(ours)}, rootfs2image diff says {compact(theirs)}")
+        with open(log, "a") as out:
+            print(f"mismatch: --json report {compact(ours)}, rootfs2image diff {compact(theirs)}", file=out)
+        return False
+    figures.clear()
+    figures.update(ours)
+    return True
+
+
+def layers_previous(bench: Bench) -> None:
+    if bench.previous_why:
+        bench.skip("layers-previous", bench.previous_why)
+        return
+    image, figures = settings.OUT_DIR / "image.tar", {}
+    row = bench.measure("layers-previous", image,
+                        [bench.binary.path, settings.CHANGED_TARBALL, "--arch", settings.ARCH, "--compression", "gzip",
+                         "--layers", "packages", "--previous", f"oci-archive:{settings.PREVIOUS_IMAGE}",
+                         "-o", f"oci-archive:{image}", "--json"],
+                        after=lambda: check_previous_rebuild(bench, figures))
+    if row.status != "ok":
+        return
+    download, total = figures["download_bytes"], figures["image_layer_bytes"]
+    # Rounded to hundredths, halves away from zero (as jq's round did), and whole numbers printed without ".0".
+    percent = math.floor(download * 10000 / total + 0.5) / 100
+    percent = int(percent) if percent == int(percent) else percent
+    figures.update(download_percent=percent, diff_agrees=True,
+                   changed=settings.CHANGED_PATH.read_text().rstrip("\n"))
+    row.note = (f"reused {figures['reused_layers']}, new {figures['new_layers']} of {figures['layers']} layers; "
+                f"download {human(download)} = {percent}% of {human(total)}; diff agrees")
+    row.extra.update(figures)
+
+
+ROWS = {
+    "layers-packages": lambda bench: layers_row(bench, "layers-packages", "gzip"),
+    "layers-packages-zstd": lambda bench: layers_row(bench, "layers-packages-zstd", "zstd"),
+    "packages-scan": packages_scan,
+    "layers-previous": layers_previous,
+}

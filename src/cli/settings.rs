@@ -1,0 +1,184 @@
+//! Resolves command-line flags and the environment into validated [`ConvertOptions`].
+
+use std::collections::BTreeMap;
+
+use imgcraft::commands::convert::{ConvertOptions, LayeringOptions, current_dir};
+use imgcraft::error::Error;
+use imgcraft::oci::config::{ContainerConfig, Empty};
+use imgcraft::progress::Progress;
+
+use imgcraft::registry::{ClientOptions, Credentials};
+use imgcraft::sink::SinkOptions;
+
+use super::args::{ConvertArgs, RegistryArgs};
+
+pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
+    let source_date_epoch = match args.source_date_epoch {
+        Some(epoch) => Some(epoch),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(text) if !text.trim().is_empty() => Some(
+                text.trim()
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("SOURCE_DATE_EPOCH=`{text}` is not a number of seconds")))?,
+            ),
+            _ => None,
+        },
+    };
+    if let Some(epoch) = source_date_epoch
+        .filter(|epoch| !(imgcraft::tar::entry::MIN_MTIME..=imgcraft::tar::entry::MAX_MTIME).contains(epoch))
+    {
+        return Err(Error::Invalid(format!(
+            "--source-date-epoch / SOURCE_DATE_EPOCH {epoch} is outside the years 0000 to 9999 that an image's \
+             RFC 3339 times can say ({}..={})",
+            imgcraft::tar::entry::MIN_MTIME,
+            imgcraft::tar::entry::MAX_MTIME
+        )));
+    }
+    let config = ContainerConfig {
+        user: args.user.clone(),
+        exposed_ports: set(args.expose.iter().map(|p| port(p)).collect::<Result<Vec<_>, _>>()?),
+        env: (!args.env.is_empty())
+            .then(|| args.env.iter().map(|e| key_value("--env", e).map(|_| e.clone())).collect())
+            .transpose()?,
+        entrypoint: args.entrypoint.as_deref().map(|c| command("--entrypoint", c)).transpose()?,
+        cmd: args.cmd.as_deref().map(|c| command("--cmd", c)).transpose()?,
+        volumes: set(args.volumes.iter().map(|v| volume(v)).collect::<Result<Vec<_>, _>>()?),
+        working_dir: args.workdir.clone(),
+        labels: map("--label", &args.labels)?,
+        stop_signal: args.stop_signal.clone(),
+    };
+    Ok(ConvertOptions {
+        rootfs: args.rootfs.clone().unwrap_or_default(),
+        // Parsed here rather than by clap: an unknown architecture is bad input (exit 1), not a usage error.
+        platform: args.arch.as_deref().map(str::parse).transpose()?,
+        check_platform: !args.no_arch_check,
+        config,
+        author: args.author.clone(),
+        annotations: map("--annotation", &args.annotations)?.unwrap_or_default(),
+        compression: args.compression(),
+        compression_level: args.compression_level,
+        threads: args.threads.unwrap_or(0),
+        source_date_epoch,
+        outputs: args.outputs.clone(),
+        default_output_dir: current_dir(),
+        name: args.tag.clone(),
+        progress: Progress::new(!args.quiet && !args.json),
+        sink: sink_options(&args.registry, args.rootfs.as_deref() == Some("-"))?,
+        layering: LayeringOptions {
+            mode: args.layers.parse()?,
+            pkgdata: args.pkgdata.clone(),
+            package_manifest: args.package_manifest.clone(),
+            max_layers: args.max_layers,
+            // Parsed here: a glob that does not compile is bad input (exit 1), not a usage error.
+            rules: args.layer_rules.iter().map(|r| r.parse()).collect::<Result<_, _>>()?,
+            previous: args.previous.clone(),
+            base: args.base.clone(),
+        },
+    })
+}
+
+/// Registry settings; `stdin_taken` when the rootfs itself comes from standard input.
+pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOptions, Error> {
+    let credentials = match (&args.creds, args.creds_stdin) {
+        (Some(text), _) => Some(Credentials::parse(text)?),
+        (None, true) if stdin_taken => {
+            return Err(Error::Invalid(
+                "--creds-stdin cannot be used when the rootfs is read from standard input".into(),
+            ));
+        }
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Error::Invalid(format!("--creds-stdin: cannot read standard input: {e}")))?;
+            Some(Credentials::parse(line.trim_end_matches(['\r', '\n']))?)
+        }
+        (None, false) => None,
+    };
+    if args.timeout == 0 {
+        return Err(Error::Invalid("--timeout must be at least 1 second".into()));
+    }
+    Ok(SinkOptions {
+        registry: ClientOptions {
+            timeout: std::time::Duration::from_secs(args.timeout),
+            tls_verify: args.tls_verify,
+            cert_dir: args.cert_dir.clone(),
+            credentials,
+            attempts: args.retries.max(1),
+            chunk_size: args.chunk_size.max(1) << 20,
+            ..ClientOptions::default()
+        },
+        mount_from: args.mount_from.clone(),
+    })
+}
+
+fn key_value<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str), Error> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key, value)),
+        _ => Err(Error::Invalid(format!("{flag} `{text}`: expected KEY=VALUE"))),
+    }
+}
+
+fn map(flag: &str, items: &[String]) -> Result<Option<BTreeMap<String, String>>, Error> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (k, v) = key_value(flag, item)?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(Some(out))
+}
+
+fn set(items: Vec<String>) -> Option<BTreeMap<String, Empty>> {
+    (!items.is_empty()).then(|| items.into_iter().map(|i| (i, Empty {})).collect())
+}
+
+/// A JSON array of strings, or a shell-like string split into words.
+fn command(flag: &str, text: &str) -> Result<Vec<String>, Error> {
+    if text.trim_start().starts_with('[') {
+        serde_json::from_str(text)
+            .map_err(|e| Error::Invalid(format!("{flag} `{text}`: not a JSON array of strings: {e}")))
+    } else {
+        shell_words::split(text).map_err(|e| Error::Invalid(format!("{flag} `{text}`: {e}")))
+    }
+}
+
+/// `80` -> `80/tcp`; `53/udp` stays.
+fn port(text: &str) -> Result<String, Error> {
+    let (number, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+    let valid_number = number.parse::<u16>().is_ok_and(|n| n > 0);
+    if !valid_number || !["tcp", "udp", "sctp"].contains(&protocol) {
+        return Err(Error::Invalid(format!("--expose `{text}`: expected PORT, PORT/tcp or PORT/udp")));
+    }
+    Ok(format!("{number}/{protocol}"))
+}
+
+fn volume(text: &str) -> Result<String, Error> {
+    if text.starts_with('/') {
+        Ok(text.to_string())
+    } else {
+        Err(Error::Invalid(format!("--volume `{text}`: a volume is an absolute path in the container")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_as_json_or_shell_words() {
+        assert_eq!(command("--cmd", r#"["/bin/app","-v x"]"#).unwrap(), vec!["/bin/app", "-v x"]);
+        assert_eq!(command("--cmd", "/bin/app -v 'x y'").unwrap(), vec!["/bin/app", "-v", "x y"]);
+        assert!(command("--cmd", "[1, 2]").is_err());
+    }
+
+    #[test]
+    fn ports_default_to_tcp_and_are_checked() {
+        assert_eq!(port("80").unwrap(), "80/tcp");
+        assert_eq!(port("53/udp").unwrap(), "53/udp");
+        assert!(port("0").is_err());
+        assert!(port("80/icmp").is_err());
+    }
+}

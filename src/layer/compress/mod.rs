@@ -1,0 +1,150 @@
+//! Layer compression: the algorithms a layer may be written with (their media types and levels), and the one thing
+//! every compressor shares, a `Write` that must be told where the stream ends (to write its trailer) and then hands
+//! back the writer below it. The parallel compressors ([`gzip`], [`zstd`]) implement it on the shared [`pool`].
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub mod gzip;
+pub mod pool;
+pub mod zstd;
+
+use self::zstd::ParallelZstdWriter;
+use crate::error::Error;
+use crate::oci::media_type::MediaType;
+use gzip::ParallelGzipWriter;
+use pool::CompressionPool;
+
+/// A compressor that must be told when the stream ends, returning the inner writer.
+pub trait FinishWrite<W>: Write {
+    fn finish_stream(self: Box<Self>) -> io::Result<W>;
+}
+
+/// The compression of a written layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LayerCompression {
+    /// Every engine and registry accepts gzip layers; the default.
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl LayerCompression {
+    /// image-spec media-types.md
+    pub fn media_type(self) -> MediaType {
+        match self {
+            LayerCompression::Gzip => MediaType::OciLayerGzip,
+            LayerCompression::Zstd => MediaType::OciLayerZstd,
+            LayerCompression::None => MediaType::OciLayer,
+        }
+    }
+
+    /// The level used when the user gives none: gzip 6 (gzip's and Go's default), zstd 3 (zstd's default).
+    pub fn default_level(self) -> i32 {
+        match self {
+            LayerCompression::Gzip => 6,
+            LayerCompression::Zstd => 3,
+            LayerCompression::None => 0,
+        }
+    }
+
+    pub fn check_level(self, level: i32) -> Result<(), Error> {
+        let range = match self {
+            LayerCompression::Gzip => 0..=9,
+            LayerCompression::Zstd => 1..=22,
+            LayerCompression::None => 0..=0,
+        };
+        if range.contains(&level) {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "--compression-level {level} is out of range for {self}: use {}..={}",
+                range.start(),
+                range.end()
+            )))
+        }
+    }
+
+    /// Wraps `out` in this compressor using `threads` worker threads, or the shared `pool` when several layers are
+    /// written at once. Output bytes depend only on the input, the level and whether a pool is used, never on the
+    /// thread count (../shared/CRATES.md).
+    pub fn encoder<'a, W: Write + Send + 'a>(
+        self,
+        out: W,
+        level: i32,
+        threads: usize,
+        pool: Option<&Arc<CompressionPool>>,
+    ) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
+        if let Some(pool) = pool {
+            match self {
+                LayerCompression::Gzip => {
+                    return Ok(Box::new(ParallelGzipWriter::with_pool(out, level as u32, Arc::clone(pool))));
+                }
+                LayerCompression::Zstd => {
+                    return Ok(Box::new(ParallelZstdWriter::with_pool(out, level, Arc::clone(pool))));
+                }
+                LayerCompression::None => {}
+            }
+        }
+        Ok(match self {
+            LayerCompression::Gzip => Box::new(ParallelGzipWriter::new(out, level as u32, threads)),
+            LayerCompression::Zstd => {
+                let mut encoder = ::zstd::stream::write::Encoder::new(out, level)?;
+                // zstd's output differs between no workers and any number of workers, but is the same for every
+                // number >= 1: always ask for at least one so that digests do not depend on the machine.
+                encoder.multithread(threads.max(1) as u32)?;
+                encoder.include_checksum(true)?;
+                Box::new(encoder)
+            }
+            LayerCompression::None => Box::new(Uncompressed(out)),
+        })
+    }
+}
+
+impl fmt::Display for LayerCompression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+            LayerCompression::None => "none",
+        })
+    }
+}
+
+impl FromStr for LayerCompression {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "gzip" => Ok(LayerCompression::Gzip),
+            "zstd" => Ok(LayerCompression::Zstd),
+            "none" => Ok(LayerCompression::None),
+            _ => Err(Error::Invalid(format!("unknown compression `{s}`: use gzip, zstd or none"))),
+        }
+    }
+}
+
+impl<W: Write> FinishWrite<W> for ::zstd::stream::write::Encoder<'_, W> {
+    fn finish_stream(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
+    }
+}
+
+struct Uncompressed<W>(W);
+
+impl<W: Write> Write for Uncompressed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> FinishWrite<W> for Uncompressed<W> {
+    fn finish_stream(self: Box<Self>) -> io::Result<W> {
+        Ok(self.0)
+    }
+}

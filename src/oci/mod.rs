@@ -1,0 +1,12 @@
+//! The OCI image model and the documents that carry it (image-spec): media types, descriptors, manifests, indexes,
+//! configs, platforms and image references.
+
+pub mod config;
+pub mod descriptor;
+pub mod document;
+pub mod image;
+pub mod index;
+pub mod manifest;
+pub mod media_type;
+pub mod platform;
+pub mod reference;
