@@ -7,31 +7,21 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::tar::{Entry, Kind, archive};
 use common::{Workspace, assert_refused, bin, listing, run, run_within};
-use imgcraft::tar::entry::{Entry, EntryKind};
-use imgcraft::tar::writer::TarWriter;
 
 /// Every refusal must come well within this (the old build spun or filled the disk forever).
 const BOUND: Duration = Duration::from_secs(30);
 
-fn entry(path: &str, kind: EntryKind) -> Entry {
-    let mode = if kind == EntryKind::Directory { 0o755 } else { 0o644 };
-    Entry { path: path.as_bytes().to_vec(), kind, mode, uid: 0, gid: 0, mtime: 1_700_000_000, xattrs: BTreeMap::new() }
-}
-
+/// A tar of regular files: (path, content).
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = TarWriter::new(Vec::new());
-    for (path, data) in files {
-        w.append(&entry(path, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
-    }
-    w.finish().unwrap()
+    archive(&files.iter().map(|(path, data)| Entry::file(path, data)).collect::<Vec<_>>())
 }
 
 /// Runs `command`, killing it and failing the test if it outlives [`BOUND`].
@@ -285,35 +275,29 @@ fn too_many_layers_or_too_large_documents_are_refused_before_any_layer_is_read()
 }
 
 /// An archive holding `layout`'s files, with `hostile` members (name, kind) in place of the blob they name.
-fn archive_of(layout: &Path, out: &Path, hostile: &[(String, EntryKind)]) {
-    let mut w = TarWriter::new(Vec::new());
+fn archive_of(layout: &Path, out: &Path, hostile: &[(String, Kind)]) {
+    let mut entries = Vec::new();
     for name in ["oci-layout", "index.json"] {
-        let data = std::fs::read(layout.join(name)).unwrap();
-        w.append(&entry(name, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
+        entries.push(Entry::file(name, &std::fs::read(layout.join(name)).unwrap()));
     }
     for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
         let blob = blob.unwrap();
         let name = format!("blobs/sha256/{}", blob.file_name().to_str().unwrap());
-        if let Some((_, kind)) = hostile.iter().find(|(n, _)| *n == name) {
-            w.append(&entry(&name, kind.clone()), &mut std::io::empty()).unwrap();
-            continue;
+        match hostile.iter().find(|(n, _)| *n == name) {
+            Some((_, kind)) => entries.push(Entry::new(&name, kind.clone())),
+            None => entries.push(Entry::file(&name, &std::fs::read(blob.path()).unwrap())),
         }
-        let data = std::fs::read(blob.path()).unwrap();
-        w.append(&entry(&name, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
     }
-    std::fs::write(out, w.finish().unwrap()).unwrap();
+    std::fs::write(out, archive(&entries)).unwrap();
 }
 
 #[test]
 fn archive_members_that_are_not_regular_files_are_refused() {
     let ws = Workspace::new();
     let layout = ws.layout("image");
-    for kind in [
-        EntryKind::Symlink { target: b"/etc/passwd".to_vec() },
-        EntryKind::Hardlink { target: b"/etc/passwd".to_vec() },
-        EntryKind::Fifo,
-        EntryKind::CharDevice { major: 1, minor: 5 },
-    ] {
+    for kind in
+        [Kind::Symlink("/etc/passwd".into()), Kind::Hardlink("/etc/passwd".into()), Kind::Fifo, Kind::Char(1, 5)]
+    {
         let archive = ws.path("hostile.tar");
         archive_of(&layout.dir, &archive, &[(format!("blobs/sha256/{}", layout.layer), kind.clone())]);
         let image = format!("oci-archive:{}", archive.display());
@@ -605,14 +589,13 @@ fn a_docker_save_archive_whose_layer_member_is_a_symlink_is_refused() {
         {"Config": "config.json", "RepoTags": ["hostile:1"], "Layers": ["abc/layer.tar"]}
     ]))
     .unwrap();
-    let mut w = TarWriter::new(Vec::new());
-    for (name, data) in [("manifest.json", &manifest), ("config.json", &config)] {
-        w.append(&entry(name, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
-    }
-    w.append(&entry("abc/layer.tar", EntryKind::Symlink { target: b"/dev/zero".to_vec() }), &mut std::io::empty())
-        .unwrap();
+    let saved = archive(&[
+        Entry::file("manifest.json", &manifest),
+        Entry::file("config.json", &config),
+        Entry::symlink("abc/layer.tar", "/dev/zero"),
+    ]);
     let archive = ws.path("saved.tar");
-    std::fs::write(&archive, w.finish().unwrap()).unwrap();
+    std::fs::write(&archive, saved).unwrap();
     let line = assert_refused(&[], &[archive.to_str().unwrap(), "abc/layer.tar"], || {
         run_bounded(bin().arg("inspect").arg(format!("docker-archive:{}", archive.display())))
     });
