@@ -22,8 +22,24 @@ fn changed_layers(old: &Built, new: &Built) -> (Vec<Layer>, Vec<Layer>) {
     )
 }
 
+/// `kind`'s v1, then its variant `name` built with v1 as the previous image, and the layers that build added and
+/// dropped.
+fn after_v1(kind: &str, name: &str) -> (Built, Built, Vec<Layer>, Vec<Layer>) {
+    let v1 = build_variant(kind, "v1", None);
+    let next = build_variant(kind, name, Some(&v1));
+    let (new, gone) = changed_layers(&v1, &next);
+    (v1, next, new, gone)
+}
+
 fn is_top(layer: &Layer) -> bool {
     layer.content.as_deref() == Some("unowned")
+}
+
+/// Each layer's packages, the layers sorted by them.
+fn packages_by_layer(layers: &[Layer]) -> Vec<Vec<String>> {
+    let mut packages: Vec<Vec<String>> = layers.iter().map(|l| l.packages.clone()).collect();
+    packages.sort();
+    packages
 }
 
 /// `diff --json OLD NEW` lists exactly `expected_new` as new layers (with their packages), every other layer as
@@ -88,9 +104,7 @@ fn without_previous_the_grouping_alone_changes_only_the_changed_packages_layer()
 #[test]
 fn with_previous_an_added_package_adds_its_own_layer_and_changes_only_the_top() {
     for kind in ["dpkg", "opkg", "yocto"] {
-        let v1 = build_variant(kind, "v1", None);
-        let added = build_variant(kind, "added", Some(&v1));
-        let (new, gone) = changed_layers(&v1, &added);
+        let (v1, added, new, gone) = after_v1(kind, "added");
         // The package database (or ld.so.cache and the directories' mtimes) changed: the top layer is new too.
         assert_eq!(new.len(), 2, "{kind}: new layers {new:?}");
         assert_eq!(new[0].packages, args(&["zlib1g"]), "{kind}: {new:?}");
@@ -105,14 +119,10 @@ fn with_previous_an_added_package_adds_its_own_layer_and_changes_only_the_top() 
 #[test]
 fn with_previous_a_removed_package_drops_its_layer_and_changes_only_the_top() {
     for kind in ["dpkg", "opkg", "yocto"] {
-        let v1 = build_variant(kind, "v1", None);
-        let removed = build_variant(kind, "removed", Some(&v1));
-        let (new, gone) = changed_layers(&v1, &removed);
+        let (v1, removed, new, gone) = after_v1(kind, "removed");
         assert_eq!(new.len(), 1, "{kind}: new layers {new:?}");
         assert!(is_top(&new[0]), "{kind}: {new:?}");
-        let mut gone_packages: Vec<Vec<String>> = gone.iter().map(|l| l.packages.clone()).collect();
-        gone_packages.sort();
-        assert_eq!(gone_packages, [vec![], args(&["hello"])], "{kind}: layers gone {gone:?}");
+        assert_eq!(packages_by_layer(&gone), [vec![], args(&["hello"])], "{kind}: layers gone {gone:?}");
         assert!(gone.iter().any(is_top), "{kind}: {gone:?}");
         assert_eq!(removed.layers().len(), v1.layers().len() - 1, "{kind}");
         assert_diff_reports(&v1, &removed, &new);
@@ -128,9 +138,7 @@ fn chained_previous_builds_keep_every_unchanged_layer() {
     let (new, gone) = changed_layers(&added, &removed);
     assert_eq!(new.len(), 1, "{new:?}");
     assert!(is_top(&new[0]), "{new:?}");
-    let mut gone_packages: Vec<Vec<String>> = gone.iter().map(|l| l.packages.clone()).collect();
-    gone_packages.sort();
-    assert_eq!(gone_packages, [vec![], args(&["hello"]), args(&["zlib1g"])], "{gone:?}");
+    assert_eq!(packages_by_layer(&gone), [vec![], args(&["hello"]), args(&["zlib1g"])], "{gone:?}");
     assert_diff_reports(&added, &removed, &new);
     assert_unpacks_to(&removed, &packages().join("dpkg/removed"));
     // The same layers as removed built straight from v1: the way there does not matter.
