@@ -13,7 +13,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{assert_same_tree, bin, fixtures, run, run_failing, snapshot};
+use common::{
+    RegistryConfig, TestRegistry, assert_same_tree, bin, fixtures, run, run_failing, shared_registry, snapshot,
+};
 
 const PV: &str = "1.2.3";
 /// OE-core's REPRODUCIBLE_TIMESTAMP_ROOTFS (the rootfs mtime clamp), which the class makes the creation time and the
@@ -286,8 +288,7 @@ fn imgcraft_rootfs_type_converts_the_tar_zst_image_type_built_before_it() {
 
 #[test]
 fn imgcraft_push_task_pushes_the_deployed_archive_to_the_registry() {
-    let registry = std::env::var("IMGCRAFT_REGISTRY")
-        .expect("IMGCRAFT_REGISTRY unset: source the env.sh that scripts/setup-test-env.sh writes");
+    let registry = shared_registry();
     let destination = format!("docker://{registry}/imgcraft-bitbake-test/push:{PV}");
     let push_ref = format!("IMGCRAFT_PUSH_REF = \"{destination}\"");
     let build = Build::with_task(
@@ -443,8 +444,7 @@ fn a_base_named_by_recipe_is_built_first_and_its_layers_come_first() {
 
 #[test]
 fn a_registry_base_pinned_by_digest_is_fetched_once_into_dl_dir_and_builds_offline_after() {
-    let registry = std::env::var("IMGCRAFT_REGISTRY")
-        .expect("IMGCRAFT_REGISTRY unset: source the env.sh that scripts/setup-test-env.sh writes");
+    let registry = shared_registry();
     let work = tempfile::tempdir().unwrap();
     let pushed: Value = serde_json::from_str(&run(bin().arg(fixtures().join("rootfs-amd64.tar")).args([
         "--json",
@@ -489,8 +489,7 @@ fn a_registry_base_pinned_by_digest_is_fetched_once_into_dl_dir_and_builds_offli
 
 #[test]
 fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_one_index() {
-    let registry = std::env::var("IMGCRAFT_REGISTRY")
-        .expect("IMGCRAFT_REGISTRY unset: source the env.sh that scripts/setup-test-env.sh writes");
+    let registry = shared_registry();
     let destination = format!("docker://{registry}/imgcraft-bitbake-test/index:{PV}");
     let dir = tempfile::tempdir().unwrap();
     let arm64_rootfs =
@@ -539,59 +538,12 @@ fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_o
     assert_eq!(pushed, local);
 }
 
-/// A docker-registry with htpasswd basic auth (user `ci`) on a free loopback port, stopped when dropped.
-struct AuthRegistry {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-    addr: String,
-}
-
-impl AuthRegistry {
-    const USER: &'static str = "ci";
-    const PASSWORD: &'static str = "bitbake-s3cret";
-
-    fn start() -> AuthRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        let htpasswd = dir.path().join("htpasswd");
-        std::fs::write(&htpasswd, run(Command::new("htpasswd").args(["-Bbn", Self::USER, Self::PASSWORD]))).unwrap();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n\
-                 auth:\n  htpasswd:\n    realm: imgcraft-test\n    path: {}\n",
-                dir.path().join("data").display(),
-                htpasswd.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker-registry (scripts/setup-test-env.sh installs it)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(std::time::Instant::now() < deadline, "docker-registry did not start on {addr}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        AuthRegistry { child, _dir: dir, addr }
-    }
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The user and password of the registry the push-task test starts with htpasswd basic auth.
+const USER: &str = "ci";
+const PASSWORD: &str = "bitbake-s3cret";
 
 /// Runs the push task with `env` added to bitbake's environment; the driver's output and whether it succeeded.
-fn push_with_env(registry: &AuthRegistry, name: &str, env: &[(&str, &Path)]) -> (bool, String) {
+fn push_with_env(registry: &TestRegistry, name: &str, env: &[(&str, &Path)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = driver();
     c.args(["--machine", "qemux86-64", "--rootfs"]).arg(fixtures().join("rootfs-amd64.tar"));
@@ -616,7 +568,10 @@ fn push_with_env(registry: &AuthRegistry, name: &str, env: &[(&str, &Path)]) -> 
 
 #[test]
 fn the_push_task_finds_credentials_where_rootfs2image_by_hand_would() {
-    let registry = AuthRegistry::start();
+    let registry = TestRegistry::start(RegistryConfig {
+        htpasswd: Some((USER.into(), PASSWORD.into())),
+        ..RegistryConfig::default()
+    });
     let work = tempfile::tempdir().unwrap();
     // HOME without credentials, so that only what the environment names can log in.
     let home = work.path().join("home");
@@ -627,7 +582,7 @@ fn the_push_task_finds_credentials_where_rootfs2image_by_hand_would() {
 
     // REGISTRY_AUTH_FILE, as podman and skopeo read it.
     let auth_file = work.path().join("auth.json");
-    let token = base64_encode(&format!("{}:{}", AuthRegistry::USER, AuthRegistry::PASSWORD));
+    let token = base64_encode(&format!("{USER}:{PASSWORD}"));
     std::fs::write(&auth_file, format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, registry.addr)).unwrap();
     let (pushed, output) =
         push_with_env(&registry, "auth-file", &[("HOME", &home), ("REGISTRY_AUTH_FILE", &auth_file)]);
@@ -647,9 +602,7 @@ fn the_push_task_finds_credentials_where_rootfs2image_by_hand_would() {
     std::fs::write(
         &helper,
         format!(
-            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nprintf '{{\"Username\":\"{}\",\"Secret\":\"{}\"}}'\n",
-            AuthRegistry::USER,
-            AuthRegistry::PASSWORD
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nprintf '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"
         ),
     )
     .unwrap();
@@ -663,11 +616,12 @@ fn the_push_task_finds_credentials_where_rootfs2image_by_hand_would() {
     assert!(pushed, "{output}");
     for name in ["auth-file", "helper"] {
         let reference = format!("docker://{}/imgcraft-bitbake-test/{name}:{PV}", registry.addr);
-        let creds = format!("--creds={}:{}", AuthRegistry::USER, AuthRegistry::PASSWORD);
+        let creds = format!("--creds={USER}:{PASSWORD}");
         run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &creds, &reference]));
     }
 }
 
 fn base64_encode(text: &str) -> String {
-    run(Command::new("sh").args(["-c", "printf %s \"$T\" | base64 -w0"]).env("T", text))
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }

@@ -7,57 +7,26 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, bin, listing, run};
-use imgcraft::tar::entry::{Entry, EntryKind};
-use imgcraft::tar::writer::TarWriter;
+use common::tar::{Entry, Kind, archive};
+use common::{Workspace, assert_refused, bin, listing, run, run_within};
 
 /// Every refusal must come well within this (the old build spun or filled the disk forever).
 const BOUND: Duration = Duration::from_secs(30);
 
-fn entry(path: &str, kind: EntryKind) -> Entry {
-    let mode = if kind == EntryKind::Directory { 0o755 } else { 0o644 };
-    Entry { path: path.as_bytes().to_vec(), kind, mode, uid: 0, gid: 0, mtime: 1_700_000_000, xattrs: BTreeMap::new() }
-}
-
+/// A tar of regular files: (path, content).
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = TarWriter::new(Vec::new());
-    for (path, data) in files {
-        w.append(&entry(path, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
-    }
-    w.finish().unwrap()
+    archive(&files.iter().map(|(path, data)| Entry::file(path, data)).collect::<Vec<_>>())
 }
 
 /// Runs `command`, killing it and failing the test if it outlives [`BOUND`].
 fn run_bounded(command: &mut Command) -> Output {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > BOUND {
-            child.kill().unwrap();
-            let output = child.wait_with_output().unwrap();
-            panic!("{command:?} still ran after {BOUND:?}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// Exit 1 and one line on stderr naming every one of `names`; returns the line.
-fn assert_refused(output: &Output, names: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(1), "expected exit 1, got {}: {stderr}", output.status);
-    assert_eq!(stderr.lines().count(), 1, "expected one line on stderr: {stderr}");
-    for name in names {
-        assert!(stderr.contains(name), "stderr does not name `{name}`: {stderr}");
-    }
-    stderr
+    run_within(command, BOUND)
 }
 
 impl Workspace {
@@ -177,26 +146,30 @@ fn readers(ws: &Workspace, image: &str) -> Vec<(&'static str, Command, Option<Pa
     vec![("inspect", inspect, None), ("index", index, Some(index_out)), ("--base", base, Some(base_out))]
 }
 
+/// The destination a reader would write, as the paths a refusal must leave untouched.
+fn destinations(destination: &Option<PathBuf>) -> Vec<&Path> {
+    destination.iter().map(PathBuf::as_path).collect()
+}
+
 fn check_layer_shape(shape: Shape) {
     let ws = Workspace::new();
     let layout = ws.layout("image");
     make_hostile(&ws, &layout.blob(&layout.layer), shape);
     let image = layout.reference();
     for (what, mut command, destination) in readers(&ws, &image) {
-        let before = listing(ws.dir.path());
-        let line = assert_refused(&run_bounded(&mut command), &[layout.dir.to_str().unwrap(), &layout.layer]);
+        let mut untouched = destinations(&destination);
+        untouched.push(ws.dir.path());
+        let line =
+            assert_refused(&untouched, &[layout.dir.to_str().unwrap(), &layout.layer], || run_bounded(&mut command));
         assert!(line.contains("not a regular file inside the layout"), "{what}: {line}");
         assert_nothing_disclosed(&line);
-        if let Some(destination) = destination {
-            assert!(!destination.exists(), "{what} wrote {}", destination.display());
-        }
-        assert_eq!(listing(ws.dir.path()), before, "{what} left something behind");
     }
     // `diff` reads manifests and configs: the same shape on the config blob.
     let other = ws.layout("other");
     make_hostile(&ws, &other.blob(&other.config), shape);
-    let output = run_bounded(bin().args(["diff", &image, &other.reference()]));
-    let line = assert_refused(&output, &[other.dir.to_str().unwrap(), &other.config]);
+    let line = assert_refused(&[], &[other.dir.to_str().unwrap(), &other.config], || {
+        run_bounded(bin().args(["diff", &image, &other.reference()]))
+    });
     assert_nothing_disclosed(&line);
 }
 
@@ -224,11 +197,11 @@ fn a_blob_directory_leading_out_of_the_layout_is_refused() {
     std::fs::rename(layout.dir.join("blobs/sha256"), &outside).unwrap();
     std::os::unix::fs::symlink(&outside, layout.dir.join("blobs/sha256")).unwrap();
     for (what, mut command, destination) in readers(&ws, &layout.reference()) {
-        let line = assert_refused(&run_bounded(&mut command), &[layout.dir.to_str().unwrap(), &layout.manifest]);
+        let line =
+            assert_refused(&destinations(&destination), &[layout.dir.to_str().unwrap(), &layout.manifest], || {
+                run_bounded(&mut command)
+            });
         assert!(!line.contains("outside"), "{what}: {line}");
-        if let Some(destination) = destination {
-            assert!(!destination.exists(), "{what} wrote {}", destination.display());
-        }
     }
 }
 
@@ -240,11 +213,10 @@ fn a_layer_longer_than_its_descriptor_is_refused_before_it_is_read_by_every_read
     let blob = std::fs::OpenOptions::new().append(true).open(layout.blob(&layout.layer)).unwrap();
     blob.set_len(1 << 40).unwrap();
     for (what, mut command, destination) in readers(&ws, &layout.reference()) {
-        let line = assert_refused(&run_bounded(&mut command), &[layout.dir.to_str().unwrap(), &layout.layer]);
+        let line = assert_refused(&destinations(&destination), &[layout.dir.to_str().unwrap(), &layout.layer], || {
+            run_bounded(&mut command)
+        });
         assert!(line.contains("descriptor says"), "{what}: {line}");
-        if let Some(destination) = destination {
-            assert!(!destination.exists(), "{what} wrote {}", destination.display());
-        }
     }
 }
 
@@ -257,7 +229,7 @@ fn a_descriptor_that_lies_about_a_layer_size_is_refused_by_base_as_by_inspect() 
         m["layers"][0]["size"] = (size - 1).into();
     });
     for (what, mut command, _) in readers(&ws, &layout.reference()) {
-        let line = assert_refused(&run_bounded(&mut command), &[layout.dir.to_str().unwrap(), &layout.layer]);
+        let line = assert_refused(&[], &[layout.dir.to_str().unwrap(), &layout.layer], || run_bounded(&mut command));
         assert!(line.contains("descriptor says"), "{what}: {line}");
     }
 }
@@ -277,7 +249,7 @@ fn too_many_layers_or_too_large_documents_are_refused_before_any_layer_is_read()
         m["layers"] = serde_json::Value::Array(vec![one; 600]);
     });
     for (what, mut command, _) in readers(&ws, &layout.reference()) {
-        let line = assert_refused(&run_bounded(&mut command), &[layout.dir.to_str().unwrap(), &layout.manifest]);
+        let line = assert_refused(&[], &[layout.dir.to_str().unwrap(), &layout.manifest], || run_bounded(&mut command));
         assert!(line.contains("600 layers, more than the 500"), "{what}: {line}");
     }
     assert!(layout.blob(&layer).exists());
@@ -287,7 +259,7 @@ fn too_many_layers_or_too_large_documents_are_refused_before_any_layer_is_read()
         m["layers"] = serde_json::Value::Array(vec![one; 200_000]);
     });
     for (what, mut command, _) in readers(&ws, &layout.reference()) {
-        let line = assert_refused(&run_bounded(&mut command), &[layout.dir.to_str().unwrap(), &layout.manifest]);
+        let line = assert_refused(&[], &[layout.dir.to_str().unwrap(), &layout.manifest], || run_bounded(&mut command));
         assert!(line.contains("more than the 4194304 a document may have"), "{what}: {line}");
     }
     // An index.json past the document limit (4 MiB), even one of valid JSON, is refused by its size.
@@ -298,50 +270,43 @@ fn too_many_layers_or_too_large_documents_are_refused_before_any_layer_is_read()
     padded.extend(std::iter::repeat(b'x').take(5 << 20));
     padded.extend_from_slice(b"\"}}");
     std::fs::write(&index, padded).unwrap();
-    let line = assert_refused(&run_bounded(bin().args(["inspect", &layout.reference()])), &["index.json"]);
+    let line = assert_refused(&[], &["index.json"], || run_bounded(bin().args(["inspect", &layout.reference()])));
     assert!(line.contains("larger than the 4194304 bytes"), "{line}");
 }
 
 /// An archive holding `layout`'s files, with `hostile` members (name, kind) in place of the blob they name.
-fn archive_of(layout: &Path, out: &Path, hostile: &[(String, EntryKind)]) {
-    let mut w = TarWriter::new(Vec::new());
+fn archive_of(layout: &Path, out: &Path, hostile: &[(String, Kind)]) {
+    let mut entries = Vec::new();
     for name in ["oci-layout", "index.json"] {
-        let data = std::fs::read(layout.join(name)).unwrap();
-        w.append(&entry(name, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
+        entries.push(Entry::file(name, &std::fs::read(layout.join(name)).unwrap()));
     }
     for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
         let blob = blob.unwrap();
         let name = format!("blobs/sha256/{}", blob.file_name().to_str().unwrap());
-        if let Some((_, kind)) = hostile.iter().find(|(n, _)| *n == name) {
-            w.append(&entry(&name, kind.clone()), &mut std::io::empty()).unwrap();
-            continue;
+        match hostile.iter().find(|(n, _)| *n == name) {
+            Some((_, kind)) => entries.push(Entry::new(&name, kind.clone())),
+            None => entries.push(Entry::file(&name, &std::fs::read(blob.path()).unwrap())),
         }
-        let data = std::fs::read(blob.path()).unwrap();
-        w.append(&entry(&name, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
     }
-    std::fs::write(out, w.finish().unwrap()).unwrap();
+    std::fs::write(out, archive(&entries)).unwrap();
 }
 
 #[test]
 fn archive_members_that_are_not_regular_files_are_refused() {
     let ws = Workspace::new();
     let layout = ws.layout("image");
-    for kind in [
-        EntryKind::Symlink { target: b"/etc/passwd".to_vec() },
-        EntryKind::Hardlink { target: b"/etc/passwd".to_vec() },
-        EntryKind::Fifo,
-        EntryKind::CharDevice { major: 1, minor: 5 },
-    ] {
+    for kind in
+        [Kind::Symlink("/etc/passwd".into()), Kind::Hardlink("/etc/passwd".into()), Kind::Fifo, Kind::Char(1, 5)]
+    {
         let archive = ws.path("hostile.tar");
         archive_of(&layout.dir, &archive, &[(format!("blobs/sha256/{}", layout.layer), kind.clone())]);
         let image = format!("oci-archive:{}", archive.display());
         for (what, mut command, destination) in readers(&ws, &image) {
-            let line = assert_refused(&run_bounded(&mut command), &[archive.to_str().unwrap(), &layout.layer]);
+            let line = assert_refused(&destinations(&destination), &[archive.to_str().unwrap(), &layout.layer], || {
+                run_bounded(&mut command)
+            });
             assert!(line.contains("not a regular file"), "{what} ({kind:?}): {line}");
             assert!(!line.contains("passwd"), "{what}: {line}");
-            if let Some(destination) = destination {
-                assert!(!destination.exists(), "{what} wrote {}", destination.display());
-            }
         }
     }
 }
@@ -349,7 +314,7 @@ fn archive_members_that_are_not_regular_files_are_refused() {
 #[test]
 fn an_archive_that_is_a_fifo_or_a_device_is_refused() {
     let ws = Workspace::new();
-    let line = assert_refused(&run_bounded(bin().args(["inspect", "oci-archive:/dev/zero"])), &["/dev/zero"]);
+    let line = assert_refused(&[], &["/dev/zero"], || run_bounded(bin().args(["inspect", "oci-archive:/dev/zero"])));
     assert!(line.contains("regular file"), "{line}");
     let fifo = ws.path("fifo.tar");
     let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
@@ -362,10 +327,9 @@ fn an_archive_that_is_a_fifo_or_a_device_is_refused() {
             let _ = std::fs::OpenOptions::new().write(true).open(&fifo).map(|mut f| f.write_all(&[0; 1024]));
         }
     });
-    let line = assert_refused(
-        &run_bounded(bin().arg("inspect").arg(format!("oci-archive:{}", fifo.display()))),
-        &[fifo.to_str().unwrap()],
-    );
+    let line = assert_refused(&[], &[fifo.to_str().unwrap()], || {
+        run_bounded(bin().arg("inspect").arg(format!("oci-archive:{}", fifo.display())))
+    });
     assert!(line.contains("regular file"), "{line}");
 }
 
@@ -378,8 +342,9 @@ fn push_refuses_hostile_layout_blobs_and_sends_no_manifest() {
         let layout = ws.layout("image");
         make_hostile(&ws, &layout.blob(&layout.layer), shape);
         let target = format!("docker://{registry}/hostile/images-{}:{i}", std::process::id());
-        let output = run_bounded(bin().args(["push", &layout.reference(), &target]));
-        let line = assert_refused(&output, &[layout.dir.to_str().unwrap(), &layout.layer]);
+        let line = assert_refused(&[], &[layout.dir.to_str().unwrap(), &layout.layer], || {
+            run_bounded(bin().args(["push", &layout.reference(), &target]))
+        });
         assert_nothing_disclosed(&line);
         // Nothing was published: the tag does not exist.
         let repository =
@@ -530,9 +495,9 @@ fn an_existing_destination_layout_whose_index_is_a_symlink_to_dev_zero_is_refuse
     let blobs_before = listing(&layout.dir.join("blobs/sha256"));
     let rootfs = ws.path("rootfs.tar");
     std::fs::write(&rootfs, tar_of(&[("etc/other", b"other\n")])).unwrap();
-    let output =
-        run_bounded(bin().arg(&rootfs).args(["--arch", "amd64", "-o"]).arg(format!("{}:new", layout.reference())));
-    let line = assert_refused(&output, &[layout.dir.to_str().unwrap(), "index.json"]);
+    let line = assert_refused(&[], &[layout.dir.to_str().unwrap(), "index.json"], || {
+        run_bounded(bin().arg(&rootfs).args(["--arch", "amd64", "-o"]).arg(format!("{}:new", layout.reference())))
+    });
     assert!(line.contains("not a regular file inside the layout"), "{line}");
     assert_eq!(listing(&layout.dir.join("blobs/sha256")), blobs_before);
     assert_eq!(std::fs::read_link(&index).unwrap(), Path::new("/dev/zero"));
@@ -581,9 +546,9 @@ fn a_destination_layout_whose_blob_directory_leads_out_is_refused_and_nothing_is
     std::os::unix::fs::symlink(&outside, layout.dir.join("blobs/sha256")).unwrap();
     let rootfs = ws.path("rootfs.tar");
     std::fs::write(&rootfs, tar_of(&[("etc/other", b"other\n")])).unwrap();
-    let output =
-        run_bounded(bin().arg(&rootfs).args(["--arch", "amd64", "-o"]).arg(format!("{}:new", layout.reference())));
-    assert_refused(&output, &[layout.dir.to_str().unwrap(), "blobs/sha256"]);
+    assert_refused(&[], &[layout.dir.to_str().unwrap(), "blobs/sha256"], || {
+        run_bounded(bin().arg(&rootfs).args(["--arch", "amd64", "-o"]).arg(format!("{}:new", layout.reference())))
+    });
     assert!(listing(&outside).is_empty(), "blobs were written outside the layout: {:?}", listing(&outside));
 }
 
@@ -624,17 +589,15 @@ fn a_docker_save_archive_whose_layer_member_is_a_symlink_is_refused() {
         {"Config": "config.json", "RepoTags": ["hostile:1"], "Layers": ["abc/layer.tar"]}
     ]))
     .unwrap();
-    let mut w = TarWriter::new(Vec::new());
-    for (name, data) in [("manifest.json", &manifest), ("config.json", &config)] {
-        w.append(&entry(name, EntryKind::File { size: data.len() as u64 }), &mut &data[..]).unwrap();
-    }
-    w.append(&entry("abc/layer.tar", EntryKind::Symlink { target: b"/dev/zero".to_vec() }), &mut std::io::empty())
-        .unwrap();
+    let saved = archive(&[
+        Entry::file("manifest.json", &manifest),
+        Entry::file("config.json", &config),
+        Entry::symlink("abc/layer.tar", "/dev/zero"),
+    ]);
     let archive = ws.path("saved.tar");
-    std::fs::write(&archive, w.finish().unwrap()).unwrap();
-    let line = assert_refused(
-        &run_bounded(bin().arg("inspect").arg(format!("docker-archive:{}", archive.display()))),
-        &[archive.to_str().unwrap(), "abc/layer.tar"],
-    );
+    std::fs::write(&archive, saved).unwrap();
+    let line = assert_refused(&[], &[archive.to_str().unwrap(), "abc/layer.tar"], || {
+        run_bounded(bin().arg("inspect").arg(format!("docker-archive:{}", archive.display())))
+    });
     assert!(line.contains("not a regular file"), "{line}");
 }

@@ -8,12 +8,12 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bin, run};
+use common::{assert_refused, bin, run, run_within};
 
 /// The longest any server here holds a connection or keeps sending: far past every bound the tests assert.
 const HOLD: Duration = Duration::from_secs(60);
@@ -310,46 +310,20 @@ fn tool(home: &Path) -> Command {
     command
 }
 
-/// Runs a command that must fail within `bound`; returns its output and how long it took.
-fn fails_within(command: &mut Command, bound: Duration) -> (Output, Duration) {
+/// Runs a command that must be refused within `bound` in one line naming `what` and saying `problem`; returns the
+/// line and how long the run took.
+fn refused_within(command: &mut Command, bound: Duration, what: &str, problem: &str) -> (String, Duration) {
     let started = Instant::now();
-    let mut child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("{command:?} still running after {bound:?}; stderr so far: {}", stderr_text(&output));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let took = started.elapsed();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(1), "{command:?}: stderr: {}", stderr_text(&output));
-    (output, took)
-}
-
-fn stderr_text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr[..output.stderr.len().min(8192)]).into_owned()
-}
-
-/// The one line a refusal prints: it names `what` and says `problem`, holds no escape byte, fits the limit.
-fn assert_one_line(output: &Output, what: &str, problem: &str) {
-    let stderr = &output.stderr;
-    let text = stderr_text(output);
+    let mut took = Duration::ZERO;
+    let line = assert_refused(&[], &[what, problem], || {
+        let output = run_within(command, bound);
+        took = started.elapsed();
+        output
+    });
     if std::env::var_os("SHOW_ERRORS").is_some() {
-        eprintln!("SHOWN[{}]: {}", text.len(), &text[..text.len().min(600)]);
+        eprintln!("SHOWN[{}]: {}", line.len(), &line[..line.len().min(600)]);
     }
-    assert!(stderr.len() <= 4096 + 64, "stderr is {} bytes: {text}", stderr.len());
-    assert_eq!(stderr.iter().filter(|&&b| b == b'\n').count(), 1, "not one line: {text}");
-    assert!(!stderr.contains(&0x1b) && !stderr.contains(&b'\r'), "raw control bytes on stderr: {text:?}");
-    assert!(text.starts_with("rootfs2image: error: "), "{text}");
-    assert!(text.contains(what), "the error does not name `{what}`: {text}");
-    assert!(text.contains(problem), "the error does not say `{problem}`: {text}");
+    (line, took)
 }
 
 /// Bytes of every file under `dir`.
@@ -419,16 +393,8 @@ fn registry_with_uploads_elsewhere(login: Login, upload_to: String) -> Server {
 }
 
 fn base64(text: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// The second origin: takes uploads (PATCH, then PUT with the digest) and records every request's headers.
@@ -471,7 +437,7 @@ fn a_second_origin_asking_for_credentials_gets_none_and_the_push_fails_in_one_li
     let home = tempfile::tempdir().unwrap();
     let store = Server::start(|_| status(401, &[("www-authenticate", r#"Basic realm="give me your password""#)]));
     let registry = registry_with_uploads_elsewhere(Login::Basic, store.addr.clone());
-    let (output, _) = fails_within(
+    refused_within(
         tool(home.path()).args([
             "push",
             &format!("oci:{}:1", image.layout.display()),
@@ -480,9 +446,6 @@ fn a_second_origin_asking_for_credentials_gets_none_and_the_push_fails_in_one_li
             &format!("{USER}:{PASSWORD}"),
         ]),
         Duration::from_secs(60),
-    );
-    assert_one_line(
-        &output,
         &registry.addr,
         &format!("another host ({}) the registry sent us to answered 401", store.addr),
     );
@@ -530,9 +493,12 @@ fn an_endless_blob_body_is_cut_at_its_descriptor_size_for_every_command() {
         ),
     ];
     for (name, args, server) in commands {
-        let (output, took) =
-            fails_within(tool(home.path()).args(&args).args(["--timeout", "5"]), Duration::from_secs(60));
-        assert_one_line(&output, &server.addr, "more than the");
+        let (_, took) = refused_within(
+            tool(home.path()).args(&args).args(["--timeout", "5"]),
+            Duration::from_secs(60),
+            &server.addr,
+            "more than the",
+        );
         assert!(took < Duration::from_secs(30), "{name} took {took:?}");
         let used = disk_use(work.path());
         assert!(used < 1 << 20, "{name} left {used} bytes under {}", work.path().display());
@@ -549,11 +515,12 @@ fn a_blob_announced_longer_than_its_descriptor_is_refused_before_reading() {
             prefix: Vec::new(),
         })
     });
-    let (output, took) = fails_within(
+    let (_, took) = refused_within(
         tool(home.path()).args(["inspect", &format!("docker://{}/img:1", lying.addr), "--timeout", "20"]),
         Duration::from_secs(60),
+        &lying.addr,
+        "announces 10737418240 bytes",
     );
-    assert_one_line(&output, &lying.addr, "announces 10737418240 bytes");
     assert!(took < Duration::from_secs(10), "waited for the body: {took:?}");
 }
 
@@ -561,11 +528,12 @@ fn a_blob_announced_longer_than_its_descriptor_is_refused_before_reading() {
 fn a_registry_that_never_answers_times_out_in_one_line() {
     let silent = Server::silent();
     let home = tempfile::tempdir().unwrap();
-    let (output, took) = fails_within(
+    let (_, took) = refused_within(
         tool(home.path()).args(["inspect", &format!("docker://{}/img:1", silent.addr), "--timeout", "1"]),
         Duration::from_secs(20),
+        &silent.addr,
+        "timed out",
     );
-    assert_one_line(&output, &silent.addr, "timed out");
     // HTTPS, then plain HTTP (loopback): 2 s expected.
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
@@ -592,11 +560,12 @@ fn answers_that_stall_after_their_headers_time_out_in_one_line() {
 /// `inspect` of each server's image with `--timeout 1` fails in one line saying it timed out, in bounded time.
 fn inspect_times_out(servers: &[&Server], home: &Path) {
     for server in servers {
-        let (output, took) = fails_within(
+        let (_, took) = refused_within(
             tool(home).args(["inspect", &format!("docker://{}/img:1", server.addr), "--timeout", "1"]),
             Duration::from_secs(30),
+            &server.addr,
+            "timed out",
         );
-        assert_one_line(&output, &server.addr, "timed out");
         // One idle limit, retried once: about 2.5 s.
         assert!(took < Duration::from_secs(12), "took {took:?}");
     }
@@ -636,12 +605,13 @@ fn registry_text_reaches_the_terminal_escaped_and_cut() {
                 body: body.to_vec(),
             })
         });
-        let (output, _) = fails_within(
+        let (line, _) = refused_within(
             tool(home.path()).args(["inspect", &format!("docker://{}/img:1", server.addr)]),
             Duration::from_secs(60),
+            &server.addr,
+            "403",
         );
-        assert_one_line(&output, &server.addr, "403");
-        assert!(stderr_text(&output).contains("DENIED"), "{}", stderr_text(&output));
+        assert!(line.contains("DENIED"), "{line}");
     }
 }
 
@@ -655,7 +625,7 @@ fn an_upload_that_stalls_is_given_up_without_starting_over() {
         ("PUT", p) if p.starts_with("/v2/app/blobs/uploads/") => Answer::Silence,
         _ => status(404, &[]),
     });
-    let (output, took) = fails_within(
+    let (_, took) = refused_within(
         tool(home.path()).args([
             "push",
             &format!("oci:{}:1", image.layout.display()),
@@ -664,8 +634,9 @@ fn an_upload_that_stalls_is_given_up_without_starting_over() {
             "1",
         ]),
         Duration::from_secs(30),
+        &registry.addr,
+        "timed out",
     );
-    assert_one_line(&output, &registry.addr, "timed out");
     // Two blobs, each tried twice (one retry after a timeout), and no fresh upload session after that.
     let puts = registry.seen().iter().filter(|r| r.method == "PUT").count();
     let posts = registry.seen().iter().filter(|r| r.method == "POST").count();
@@ -679,7 +650,7 @@ fn a_registry_asking_to_retry_in_an_hour_is_not_waited_for() {
     let home = tempfile::tempdir().unwrap();
     let busy =
         image.serve(|request, _| request.path.contains("/manifests/").then(|| status(503, &[("retry-after", "3600")])));
-    let (output, took) = fails_within(
+    let (_, took) = refused_within(
         tool(home.path()).args([
             "inspect",
             &format!("docker://{}/img:1", busy.addr),
@@ -689,8 +660,9 @@ fn a_registry_asking_to_retry_in_an_hour_is_not_waited_for() {
             "3",
         ]),
         Duration::from_secs(30),
+        &busy.addr,
+        "503",
     );
-    assert_one_line(&output, &busy.addr, "503");
     // Two waits of at most the timeout each.
     assert!(took < Duration::from_secs(12), "took {took:?}");
     assert_eq!(busy.seen().iter().filter(|r| r.path.contains("/manifests/")).count(), 3);
@@ -710,11 +682,12 @@ fn documents_past_their_size_limits_are_refused() {
     });
     for (server, problem) in [(&endless_manifest, "larger than 4194304 bytes"), (&huge_config, "more than the 4194304")]
     {
-        let (output, took) = fails_within(
+        let (_, took) = refused_within(
             tool(home.path()).args(["inspect", &format!("docker://{}/img:1", server.addr), "--timeout", "5"]),
             Duration::from_secs(60),
+            &server.addr,
+            problem,
         );
-        assert_one_line(&output, &server.addr, problem);
         assert!(took < Duration::from_secs(30), "took {took:?}");
     }
 }

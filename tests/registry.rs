@@ -7,159 +7,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{bin, docker, fixtures, run, run_failing};
-
-/// A docker-registry process on a free loopback port, with its access log in a file.
-struct TestRegistry {
-    child: Child,
-    dir: tempfile::TempDir,
-    addr: String,
-}
-
-#[derive(Default)]
-struct RegistryConfig {
-    htpasswd: Option<(String, String)>,
-    tls: bool,
-    /// Token authentication: the token service's address and its signing certificate (PEM).
-    token: Option<(String, PathBuf)>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl TestRegistry {
-    fn start(config: RegistryConfig) -> TestRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        );
-        if config.tls {
-            make_tls(dir.path());
-            yaml += &format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                dir.path().join("server.crt").display(),
-                dir.path().join("server.key").display()
-            );
-        }
-        if let Some((user, password)) = &config.htpasswd {
-            let file = dir.path().join("htpasswd");
-            let line = run(Command::new("htpasswd").args(["-Bbn", user, password]));
-            std::fs::write(&file, line).unwrap();
-            yaml += &format!("auth:\n  htpasswd:\n    realm: imgcraft-test\n    path: {}\n", file.display());
-        }
-        if let Some((service, cert)) = &config.token {
-            yaml += &format!(
-                "auth:\n  token:\n    realm: http://{service}/token\n    service: imgcraft-test-registry\n    \
-                 issuer: imgcraft-test-issuer\n    rootcertbundle: {}\n",
-                cert.display()
-            );
-        }
-        let config_file = dir.path().join("config.yml");
-        std::fs::write(&config_file, yaml).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_file)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry (scripts/setup-test-env.sh installs it)");
-        let registry = TestRegistry { child, dir, addr };
-        registry.wait_until_listening();
-        registry
-    }
-
-    fn wait_until_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&self.addr).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start: {}", self.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// Access-log lines of requests with this method whose path holds `fragment`.
-    fn requests(&self, method: &str, fragment: &str) -> usize {
-        let needle = format!("\"{method} ");
-        self.log().lines().filter(|l| l.contains(&needle) && l.contains(fragment)).count()
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("certs")
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A CA and a server certificate for 127.0.0.1, made with openssl; the CA goes into `certs/ca.crt` for --cert-dir.
-fn make_tls(dir: &Path) {
-    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=imgcraft test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    std::fs::create_dir(dir.join("certs")).unwrap();
-    std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
-}
+use common::{RegistryConfig, TestRegistry, assert_refused, bin, docker, fixtures, run};
 
 fn push_json(args: &[&str]) -> serde_json::Value {
     let out = run(bin().arg(fixtures().join("rootfs-amd64.tar.zst")).args(args).arg("--json"));
@@ -274,33 +128,29 @@ fn basic_auth_takes_credentials_from_flags_stdin_and_auth_files_and_refuses_wron
         .args(["-q", "-o", &target])
         .env("REGISTRY_AUTH_FILE", &auth_file));
 
-    let wrong = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args([
-        "-o",
-        &target,
-        "--creds",
-        "ci:not-the-password",
-    ]));
-    let message = String::from_utf8_lossy(&wrong.stderr);
-    assert_eq!(wrong.status.code(), Some(1));
-    assert!(
-        message.contains(&registry.addr) && message.contains("team/app") && message.contains("wrong credentials"),
-        "{message}"
-    );
+    let message = assert_refused(&[], &[&registry.addr, "team/app", "wrong credentials"], || {
+        let wrong = ["-o", &target, "--creds", "ci:not-the-password"];
+        bin().arg(fixtures().join("rootfs-amd64.tar")).args(wrong).output().unwrap()
+    });
     assert!(!message.contains("not-the-password"), "the secret leaked: {message}");
-    assert_eq!(message.lines().count(), 1, "{message}");
 
-    let anonymous =
-        run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target]).env("HOME", auth_dir.path()));
-    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("requires a login"));
+    assert_refused(&[], &["requires a login"], || {
+        bin()
+            .arg(fixtures().join("rootfs-amd64.tar"))
+            .args(["-o", &target])
+            .env("HOME", auth_dir.path())
+            .output()
+            .unwrap()
+    });
 }
 
 #[test]
 fn tls_registries_are_verified_against_the_system_store_and_cert_dir() {
     let registry = TestRegistry::start(RegistryConfig { tls: true, ..RegistryConfig::default() });
     let target = format!("docker://{}/secure/app:1", registry.addr);
-    let refused = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target]));
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(message.contains("cannot reach the registry") && message.contains("--cert-dir"), "{message}");
+    assert_refused(&[], &["cannot reach the registry", "--cert-dir"], || {
+        bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target]).output().unwrap()
+    });
     let pushed = push_json(&["-o", &target, "--cert-dir", registry.ca().to_str().unwrap()]);
     let ca = registry.ca().join("ca.crt");
     let digest = skopeo_digest(&target, &["--cert-dir", registry.ca().to_str().unwrap()]);
@@ -609,19 +459,15 @@ fn token_authentication_gets_scoped_tokens_and_refuses_wrong_or_read_only_users(
     assert_eq!(mounted["pushes"][0]["mounted"].as_array().unwrap().len(), 2, "{mounted}");
     assert!(tokens.requests.lock().unwrap().iter().any(|r| scopes(r).contains(&"repository:tok/app:pull".to_string())));
 
-    let wrong = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target, "--creds", "ci:nope"]));
-    let message = String::from_utf8_lossy(&wrong.stderr);
-    assert!(message.contains("token service refused user `ci`") && !message.contains("nope"), "{message}");
+    let message = assert_refused(&[], &["token service refused user `ci`"], || {
+        bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &target, "--creds", "ci:nope"]).output().unwrap()
+    });
+    assert!(!message.contains("nope"), "{message}");
 
-    let reader = run_failing(bin().arg(fixtures().join("rootfs-amd64.tar")).args([
-        "-o",
-        &format!("docker://{}/tok/other:1", registry.addr),
-        "--creds",
-        "reader:r",
-    ]));
-    let message = String::from_utf8_lossy(&reader.stderr);
-    assert!(message.contains("no push right") && message.contains("tok/other"), "{message}");
-    assert_eq!(message.lines().count(), 1, "{message}");
+    assert_refused(&[], &["no push right", "tok/other"], || {
+        let other = format!("docker://{}/tok/other:1", registry.addr);
+        bin().arg(fixtures().join("rootfs-amd64.tar")).args(["-o", &other, "--creds", "reader:r"]).output().unwrap()
+    });
 }
 
 #[test]
@@ -725,10 +571,8 @@ fn copy_pulls_an_image_pinned_by_digest_into_an_archive_unchanged_and_refuses_a_
     // A digest the registry does not hold: one line naming the registry, nothing written.
     let other = format!("docker://{}/base/app@sha256:{}", registry.addr, "0".repeat(64));
     let missing = work.path().join("missing.oci.tar");
-    let failed = run_failing(bin().args(["copy", &other]).arg(format!("oci-archive:{}", missing.display())));
-    let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(&registry.addr) && stderr.contains("MANIFEST_UNKNOWN"), "{stderr}");
-    assert!(!missing.exists());
+    assert_refused(&[&missing], &[&registry.addr, "MANIFEST_UNKNOWN"], || {
+        bin().args(["copy", &other]).arg(format!("oci-archive:{}", missing.display())).output().unwrap()
+    });
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 1, "only the first copy is there");
 }
