@@ -19,11 +19,11 @@ pub fn error_line(err: &Error) -> String {
 /// A remedy in the words of this command line.
 fn hint(remedy: &Remedy) -> String {
     match remedy {
-        Remedy::NamePlatform => "give --arch ARCH (amd64, arm64, arm/v7, riscv64, ...)".into(),
+        Remedy::NamePlatform => "give --arch ARCH: amd64, arm64, arm/v7, riscv64, ...".into(),
         Remedy::MatchPlatform { found, requested } => {
             format!("use --arch {found}, or --no-arch-check to keep {requested}")
         }
-        Remedy::GivePackageData => "give --pkgdata DIR (Yocto's PKGDATA_DIR), or --layers single".into(),
+        Remedy::GivePackageData => "give --pkgdata DIR, Yocto's PKGDATA_DIR, or --layers single".into(),
         Remedy::AllowLayers { given, needed } => {
             format!("--max-layers {given} leaves no layer for the rootfs: give --max-layers {needed} or more")
         }
@@ -83,5 +83,24 @@ pub fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
     }
     for push in &report.pushes {
         print_push(push);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remedy_becomes_a_hint_on_the_same_line() {
+        let err = Error::BadInput { input: "rootfs".into(), problem: "no ELF executables".into() }
+            .with_remedy(Remedy::AllowLayers { given: 2, needed: 3 });
+        let line = error_line(&err);
+        assert_eq!(
+            line,
+            "rootfs2image: error: `rootfs`: no ELF executables (hint: --max-layers 2 leaves no layer for the rootfs: \
+             give --max-layers 3 or more)"
+        );
+        let plain = error_line(&Error::Invalid("bad\nvalue".into()));
+        assert_eq!(plain, "rootfs2image: error: bad\\u{a}value");
     }
 }
