@@ -19,6 +19,7 @@ pub mod oci;
 pub mod progress;
 pub mod registry;
 pub mod rootfs;
+pub mod sign;
 pub mod sink;
 pub mod source;
 pub mod tar;

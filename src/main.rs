@@ -37,6 +37,16 @@ fn main() -> ExitCode {
         Some(Command::Push(args)) => push(args),
         Some(Command::Index(args)) => index(args),
         Some(Command::Copy(args)) => copy(args),
+        Some(Command::Keygen(args)) => settings::sign_passphrase(args.sign_passphrase_file.as_deref())
+            .and_then(|passphrase| imgcraft::commands::keygen::keygen(&args.output_prefix, &passphrase))
+            .map(|report| {
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+                } else {
+                    println!("private key  {} (encrypted)", report.private_key.display());
+                    println!("public key   {}", report.public_key.display());
+                }
+            }),
         Some(Command::Diff(args)) => settings::sink_options(&args.registry, false)
             .and_then(|options| imgcraft::commands::diff::diff(&args.old, &args.new, &options.registry))
             .map(|report| {

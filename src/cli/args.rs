@@ -41,6 +41,22 @@ pub enum Command {
     Copy(CopyArgs),
     /// What a device holding OLD must download to get NEW: shared and new layers, and their bytes
     Diff(DiffArgs),
+    /// Make a signing key pair: PREFIX.key (cosign's encrypted format, which skopeo and cosign read) and PREFIX.pub
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Write PREFIX.key and PREFIX.pub (neither may exist)
+    #[arg(long, value_name = "PREFIX")]
+    pub output_prefix: std::path::PathBuf,
+    /// The passphrase that encrypts the private key: the file's first line
+    /// [default: $IMGCRAFT_SIGN_PASSPHRASE]
+    #[arg(long, value_name = "FILE")]
+    pub sign_passphrase_file: Option<std::path::PathBuf>,
+    /// Print a JSON report on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -144,6 +144,22 @@ fn layering(args: &ConvertArgs, rootfs: &str) -> Result<LayeringOptions, Error> 
     })
 }
 
+/// The passphrase of a signing key: the first line of `file` (without its line ending), else
+/// `$IMGCRAFT_SIGN_PASSPHRASE` (which may be empty, for a key sealed under an empty passphrase, as cosign allows).
+pub fn sign_passphrase(file: Option<&std::path::Path>) -> Result<Vec<u8>, Error> {
+    if let Some(file) = file {
+        let text = std::fs::read(file).map_err(|e| Error::io("cannot read the passphrase file", file, e))?;
+        let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        return Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+    }
+    match std::env::var_os("IMGCRAFT_SIGN_PASSPHRASE") {
+        Some(value) => Ok(std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()).to_vec()),
+        None => Err(Error::Invalid(
+            "a signing key needs a passphrase: give --sign-passphrase-file FILE or set IMGCRAFT_SIGN_PASSPHRASE".into(),
+        )),
+    }
+}
+
 /// Registry settings; `stdin_taken` when the rootfs itself comes from standard input.
 pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOptions, Error> {
     let credentials = match (&args.creds, args.creds_stdin) {

@@ -5,4 +5,5 @@ pub mod copy;
 pub mod diff;
 pub mod index;
 pub mod inspect;
+pub mod keygen;
 pub mod push;
