@@ -10,15 +10,17 @@
 #                           else http://deb.debian.org/debian)
 #
 # Running its skopeo: `chroot TREE skopeo ...`. chroot keeps the host's network namespace, so a registry on the
-# host's loopback (127.0.0.1:PORT) answers inside; registries without TLS need --tls-verify=false (or
-# --src-tls-verify / --dest-tls-verify). Host paths are not visible inside; pass files in one of two ways:
+# host's loopback (127.0.0.1:PORT or localhost:PORT) answers inside; registries without TLS need
+# --tls-verify=false (or --src-tls-verify / --dest-tls-verify). Host paths are not visible inside; pass files in
+# one of two ways:
 #   - copy them under TREE/tmp (sticky, world-writable) in a directory of your own and name them by the path
 #     inside: `cp -a policy.json key.pub TREE/tmp/t1/` then `chroot TREE skopeo --policy /tmp/t1/policy.json ...`;
-#     outputs the command writes there (oci:/tmp/t1/out) are at TREE/tmp/t1/out on the host. Remove the directory after.
+#     outputs the command writes there (oci:/tmp/t1/out) are at TREE/tmp/t1/out on the host. Remove the directory
+#     after.
 #   - or bind-mount a host directory in a private mount namespace, which is undone when the command exits, so
 #     nothing is left mounted in the tree even if the caller dies:
-#       unshare -m sh -c 'mkdir -p "$0/mnt/t1" && mount --bind "$1" "$0/mnt/t1" && shift && exec chroot "$0" skopeo "$@"' \
-#         TREE HOSTDIR --policy /mnt/t1/policy.json ... oci:/mnt/t1/out:x
+#       unshare -m sh -c 'mkdir -p "$0/mnt/t1" && mount --bind "$1" "$0/mnt/t1" && shift &&
+#         exec chroot "$0" skopeo "$@"' TREE HOSTDIR --policy /mnt/t1/policy.json ... oci:/mnt/t1/out:x
 #     (two such commands at once need different mount points: TREE/mnt/<unique>.)
 # The tree has no /proc or /dev/pts mounted; skopeo copy, inspect, sign and verify need neither. Never remove the
 # tree while something is bind-mounted into it (this script refuses to).
@@ -126,6 +128,11 @@ else
   safe_remove "$TREE"
   mv "$NEW" "$TREE"
   say "built $TREE ($((SECONDS - T0))s, $(du -sh --one-file-system "$TREE" | cut -f1))"
+fi
+# debootstrap writes no /etc/hosts: without one, `localhost` goes to the host's DNS server and fails.
+if [[ ! -e $TREE/etc/hosts ]]; then
+  printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$TREE/etc/hosts"
+  say "wrote $TREE/etc/hosts (localhost)"
 fi
 chroot "$TREE" skopeo --version
 say "trixie skopeo ready: chroot $TREE skopeo ..."
