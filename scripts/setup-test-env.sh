@@ -281,6 +281,14 @@ podman rmi -f localhost/imgcraft-smoke:amd64 localhost/imgcraft-smoke:arm64 >/de
 rm -rf "$STATE/smoke-oci" "$STATE/smoke-bundle"
 step_done "engines: docker and podman run amd64 and arm64 (qemu) busybox images with --network none"
 
+# --- trixie's skopeo, for the signature tests ------------------------------------
+# Bookworm's skopeo is built without sigstore; scripts/setup-trixie-tools.sh makes (once, cached) a Debian trixie
+# tree whose skopeo 1.18 signs and verifies.
+step_start
+TRIXIE_DIR=$(realpath -m "${IMGCRAFT_TRIXIE_DIR:-/var/cache/imgcraft/trixie}")
+IMGCRAFT_TRIXIE_DIR=$TRIXIE_DIR bash "$REPO/scripts/setup-trixie-tools.sh"
+step_done "trixie tree: $(chroot "$TRIXIE_DIR" skopeo --version)"
+
 # --- env.sh for the tests ------------------------------------------------------
 {
   echo "# Written by scripts/setup-test-env.sh; source it before running the engine tests."
@@ -290,6 +298,8 @@ step_done "engines: docker and podman run amd64 and arm64 (qemu) busybox images 
   printf 'export IMGCRAFT_FIXTURES=%q\n' "$FIXTURES"
   echo "# Plain-HTTP registry on loopback, no auth (skopeo/podman need --tls-verify=false)."
   printf 'export IMGCRAFT_REGISTRY=%q\n' "$REGISTRY_ADDR"
+  echo "# A Debian trixie tree whose skopeo signs and verifies sigstore signatures (chroot TREE skopeo ...)."
+  printf 'export IMGCRAFT_TRIXIE=%q\n' "$TRIXIE_DIR"
   echo "# binfmt_misc + qemu-user-static run these foreign architectures' images."
   echo 'export IMGCRAFT_EMULATED_ARCHES="arm64 arm riscv64"'
   echo "# dockerd, setcap and getcap live in sbin, which a non-login PATH may lack."

@@ -223,6 +223,17 @@ mod tests {
     }
 
     #[test]
+    fn a_key_from_skopeos_generate_sigstore_key_opens_to_its_public_key() {
+        // Made by Debian trixie's skopeo 1.18 (`skopeo generate-sigstore-key`): PEM `ENCRYPTED COSIGN PRIVATE KEY`,
+        // scrypt N = 2^16.
+        let private = include_bytes!("../../tests/data/keys/skopeo-1.18.private");
+        let public = include_str!("../../tests/data/keys/skopeo-1.18.pub");
+        let opened = PrivateKey::from_pem(private, Some(b"correct horse battery staple"), "skopeo.private").unwrap();
+        let ours = public_key_from_pem(&opened.public_pem(), "ours").unwrap();
+        assert_eq!(ours, public_key_from_pem(public, "skopeo.pub").unwrap());
+    }
+
+    #[test]
     fn pkcs8_keys_load_and_other_pem_is_refused() {
         let key = PrivateKey::generate();
         let pkcs8 = key.key.to_pkcs8_pem(LineEnding::LF).unwrap();
