@@ -112,8 +112,9 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         sink::check_destination(destination)?;
     }
     // Blobs are staged beside the first local output so that they can be hardlinked, not copied, into a layout.
+    // The default output's name waits for the platform, but its directory is known.
     let staging_dir = if output.outputs.is_empty() {
-        sink::staging_dir(&[ImageRef::OciArchive { file: output.default_dir.join("image"), reference: None }])?
+        sink::staging_dir_in(&output.default_dir)?
     } else {
         sink::staging_dir(&output.outputs)?
     };

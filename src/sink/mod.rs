@@ -109,12 +109,16 @@ fn copy_blob(from: &dyn BlobSource, staging: &BlobStore, blob: &Descriptor, sour
 /// A staging directory for publishing to `outputs`: beside the first one on disk, so that committing it is a rename on
 /// one file system, else in the temporary directory.
 pub fn staging_dir(outputs: &[ImageRef]) -> Result<crate::cleanup::TempDir> {
-    let parent = match outputs.iter().find_map(ImageRef::path) {
-        Some(path) => layout::parent_dir(path),
-        None => std::env::temp_dir(),
-    };
-    crate::cleanup::TempDir::new_in(&parent, STAGING_PREFIX)
-        .map_err(|e| Error::io("cannot create a staging directory in", &parent, e))
+    match outputs.iter().find_map(ImageRef::path) {
+        Some(path) => staging_dir_in(&layout::parent_dir(path)),
+        None => staging_dir_in(&std::env::temp_dir()),
+    }
+}
+
+/// A staging directory in `parent` (where an output whose name is not known yet will be written).
+pub fn staging_dir_in(parent: &std::path::Path) -> Result<crate::cleanup::TempDir> {
+    crate::cleanup::TempDir::new_in(parent, STAGING_PREFIX)
+        .map_err(|e| Error::io("cannot create a staging directory in", parent, e))
 }
 
 /// Writes `publication` (its blobs in `staging`) to every output: all are prepared before any is committed, so a
