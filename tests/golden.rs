@@ -302,6 +302,16 @@ fn digests() -> BTreeMap<String, String> {
             _ => assert_eq!(layers, 1, "{name}"),
         }
     }
+    // Threads never change the output, on the shared compression pool of a layered image too (gzip and zstd).
+    for (case, compression) in [("packages-dpkg", "gzip"), ("packages-dpkg-zstd", "zstd")] {
+        for threads in ["1", "2"] {
+            let name = format!("{case}-threads-{threads}");
+            run(converter()
+                .args([s(&dpkg).as_str(), "--arch", "amd64", "--compression", compression, "--threads", threads, "-o"])
+                .arg(layout(&name)));
+            assert_eq!(layout_digest(&dir.join(&name), "golden"), found[case], "{name}");
+        }
+    }
     // Cases built on earlier outputs.
     run(converter().args([s(&dpkg_changed), "--arch".into(), "amd64".into()]).args([
         "--previous",
