@@ -18,6 +18,9 @@ pub struct CopyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     pub outputs: Vec<String>,
+    /// The SBOMs, provenance and signatures copied with the image (their manifest digests).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Digest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushes: Vec<PushReport>,
 }
@@ -35,25 +38,29 @@ pub fn copy_image(
     for output in outputs {
         sink::check_destination(output)?;
     }
-    let opened = crate::source::open_with(source, &options.registry)?;
+    let mut opened = crate::source::open_with(source, &options.registry)?;
+    opened.load_attachments()?;
     let mut image = opened.image.clone();
     // Listed as the top of a layout, the manifest carries no platform or name of its source's index.
     if let Some(manifest) = &mut image.manifest {
         manifest.descriptor.platform = None;
         manifest.descriptor.annotations = None;
     }
-    let publication = Publication::single(image).ok_or_else(|| {
+    let mut publication = Publication::single(image).ok_or_else(|| {
         Error::bad_image(source, "this archive has no OCI manifest (an old `docker save` format) to copy unchanged")
     })?;
+    publication.attachments = opened.attachments.clone();
     let staging_dir = sink::staging_dir(outputs)?;
     let staging = BlobStore::open(staging_dir.path())?;
     sink::stage(&publication.images[0], &opened, &staging, outputs, source)?;
+    sink::stage_attachments(&publication.attachments, &opened, &staging, source)?;
     let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
     Ok(CopyReport {
         manifest_digest: publication.top.descriptor.digest.clone(),
         architecture: opened.image.config.architecture.clone(),
         variant: opened.image.config.variant.clone(),
         outputs: outputs.iter().map(ToString::to_string).collect(),
+        attachments: publication.attachments.iter().map(|a| a.manifest.descriptor.digest.clone()).collect(),
         pushes,
     })
 }

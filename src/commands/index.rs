@@ -40,9 +40,12 @@ pub fn build_index(
     let staging = BlobStore::open(staging_dir.path())?;
 
     let mut images = Vec::new();
+    // Each image's SBOMs and signatures stay with it: their subjects are the manifests the index lists.
+    let mut attachments = Vec::new();
     let mut platforms: Vec<(PlatformDoc, String)> = Vec::new();
     for source in sources {
-        let opened = crate::source::open_with(source, &options.registry)?;
+        let mut opened = crate::source::open_with(source, &options.registry)?;
+        opened.load_attachments()?;
         let mut image = opened.image.clone();
         let config = &image.config;
         let platform = PlatformDoc {
@@ -65,13 +68,16 @@ pub fn build_index(
         manifest.descriptor.platform = Some(platform);
         manifest.descriptor.annotations = None;
         sink::stage(&image, &opened, &staging, outputs, source)?;
+        sink::stage_attachments(&opened.attachments, &opened, &staging, source)?;
+        attachments.extend(opened.attachments.iter().cloned());
         images.push(image);
     }
     let listed: Vec<Descriptor> =
         images.iter().filter_map(|i| i.manifest.as_ref()).map(|m| m.descriptor.clone()).collect();
     let index_bytes = serde_json::to_vec(&Index::new(listed.clone())).expect("an index serialises");
     let index = Document::put(&staging, MediaType::OciIndex, index_bytes)?;
-    let publication = Publication::index(index, images);
+    let mut publication = Publication::index(index, images);
+    publication.attachments = attachments;
     let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
     Ok(IndexReport {
         index_digest: publication.top.descriptor.digest.clone(),

@@ -8,13 +8,16 @@ use crate::sink::{self, Publication, SinkOptions};
 
 /// Pushes the image `source` names to `target`.
 pub fn push_image(source: &ImageRef, target: &RegistryRef, options: &SinkOptions) -> Result<PushReport> {
-    let opened = crate::source::open_with(source, &options.registry)?;
-    let publication = Publication::single(opened.image.clone()).ok_or_else(|| {
+    let mut opened = crate::source::open_with(source, &options.registry)?;
+    opened.load_attachments()?;
+    let mut publication = Publication::single(opened.image.clone()).ok_or_else(|| {
         Error::bad_image(
             source,
             "this archive has no OCI manifest (a `docker save` from before Docker 25): convert the rootfs again, or \
              load it and push with docker",
         )
     })?;
+    // SBOMs, provenance and signatures go along, their blobs streamed from the source like the image's.
+    publication.attachments = opened.attachments.clone();
     sink::registry::push(target, &publication, &opened, options)
 }

@@ -65,11 +65,8 @@ impl WrittenLayer {
     pub fn to_oci(&self) -> Layer {
         Layer {
             descriptor: Descriptor {
-                media_type: self.media_type.clone(),
-                digest: self.digest.clone(),
-                size: self.size,
-                platform: None,
                 annotations: (!self.annotations.is_empty()).then(|| self.annotations.clone()),
+                ..Descriptor::new(self.media_type.clone(), self.digest.clone(), self.size)
             },
             diff_id: Some(self.diff_id.clone()),
         }

@@ -14,10 +14,20 @@ pub struct Descriptor {
     pub media_type: MediaType,
     pub digest: Digest,
     pub size: u64,
+    /// image-spec 1.1: the type of an artifact manifest, as an index and the referrers API list it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<PlatformDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+}
+
+impl Descriptor {
+    /// A plain descriptor: no artifact type, platform or annotations.
+    pub fn new(media_type: MediaType, digest: Digest, size: u64) -> Descriptor {
+        Descriptor { media_type, digest, size, artifact_type: None, platform: None, annotations: None }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

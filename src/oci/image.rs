@@ -23,7 +23,7 @@ impl Document {
     /// Stores `bytes` in `blobs` and describes them as `media_type`.
     pub fn put(blobs: &BlobStore, media_type: MediaType, bytes: Vec<u8>) -> Result<Document> {
         let (digest, size) = blobs.put(&bytes)?;
-        Ok(Document { descriptor: Descriptor { media_type, digest, size, platform: None, annotations: None }, bytes })
+        Ok(Document { descriptor: Descriptor::new(media_type, digest, size), bytes })
     }
 }
 
@@ -74,8 +74,10 @@ impl Image {
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(MediaType::OciManifest),
+            artifact_type: None,
             config: config_descriptor.clone(),
             layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
+            subject: None,
             annotations: (!annotations.is_empty()).then(|| annotations.clone()),
         };
         let manifest_bytes = serde_json::to_vec(&manifest).expect("a manifest always serialises");

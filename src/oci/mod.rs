@@ -1,6 +1,7 @@
 //! The OCI image model and the documents that carry it (image-spec): media types, descriptors, manifests, indexes,
 //! configs, platforms and image references.
 
+pub mod artifact;
 pub mod config;
 pub mod descriptor;
 pub mod document;

@@ -7,6 +7,7 @@ mod exchange;
 mod limits;
 mod origin;
 pub mod push;
+pub mod referrers;
 mod retry;
 mod tls;
 mod transfer;

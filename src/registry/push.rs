@@ -31,6 +31,9 @@ pub struct PushReport {
     pub skipped: Vec<Digest>,
     pub mounted: Vec<Digest>,
     pub bytes_sent: u64,
+    /// The manifests of SBOMs, provenance and signatures put beside the image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Digest>,
 }
 
 enum BlobOutcome {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Publication;
 use super::layout::parent_dir;
-use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
+use super::{OCI_LAYOUT, PreparedOutput, attachment_entries, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::cleanup::TempFile;
 use crate::error::{Error, Result};
@@ -59,7 +59,9 @@ pub fn prepare(
             layers: i.layers.iter().map(|l| blob_name(&l.descriptor.digest)).collect(),
         })
         .collect();
-    let index = Index::new(vec![index_descriptor(image, ref_name, name)]);
+    let mut entries = vec![index_descriptor(image, ref_name, name)];
+    entries.extend(attachment_entries(image));
+    let index = Index::new(entries);
 
     let member = |path: &str, kind: EntryKind| Entry {
         path: path.as_bytes().to_vec(),

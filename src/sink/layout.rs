@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::Publication;
-use super::{OCI_LAYOUT, PreparedOutput, index_descriptor};
+use super::{OCI_LAYOUT, PreparedOutput, attachment_entries, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::cleanup::{TempDir, TempFile};
 use crate::error::{Error, Result};
@@ -26,14 +26,16 @@ pub fn prepare(
     image: &Publication,
     staging: &BlobStore,
 ) -> Result<Box<dyn PreparedOutput>> {
-    let descriptor = index_descriptor(image, Some(tag), name);
+    // The tagged image first, then its attachments.
+    let mut entries = vec![index_descriptor(image, Some(tag), name)];
+    entries.extend(attachment_entries(image));
     if is_nonempty_dir(dir) {
         check_layout(dir)?;
         let blobs = BlobStore::open(dir)?;
         for digest in image.blob_digests() {
             blobs.import(staging, &digest)?;
         }
-        return Ok(Box::new(ExistingLayout { dir: dir.to_path_buf(), tag: tag.to_string(), descriptor }));
+        return Ok(Box::new(ExistingLayout { dir: dir.to_path_buf(), entries }));
     }
     let parent = parent_dir(dir);
     let temp = TempDir::new_in(&parent, super::TEMP_PREFIX)
@@ -43,20 +45,20 @@ pub fn prepare(
         blobs.import(staging, &digest)?;
     }
     write_file(&temp.path().join("oci-layout"), OCI_LAYOUT)?;
-    write_index(temp.path(), &Index::new(vec![descriptor.clone()]))?;
-    Ok(Box::new(NewLayout { temp, dir: dir.to_path_buf(), tag: tag.to_string(), descriptor }))
+    write_index(temp.path(), &Index::new(entries.clone()))?;
+    Ok(Box::new(NewLayout { temp, dir: dir.to_path_buf(), entries }))
 }
 
 struct NewLayout {
     temp: TempDir,
     dir: PathBuf,
-    tag: String,
-    descriptor: Descriptor,
+    /// What `index.json` lists: the tagged image, then its attachments.
+    entries: Vec<Descriptor>,
 }
 
 impl PreparedOutput for NewLayout {
     fn commit(self: Box<Self>) -> Result<Option<crate::registry::PushReport>> {
-        let NewLayout { mut temp, dir, tag, descriptor } = *self;
+        let NewLayout { mut temp, dir, entries } = *self;
         // tempfile creates private (0700) directories; a layout is meant to be shared.
         use std::os::unix::fs::PermissionsExt;
         let _ = fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755));
@@ -70,7 +72,7 @@ impl PreparedOutput for NewLayout {
                 for digest in ours.digests()? {
                     blobs.import(&ours, &digest)?;
                 }
-                update_index(&dir, &tag, &descriptor).map(|()| None)
+                update_index(&dir, &entries).map(|()| None)
             }
             Err(e) => Err(Error::io("cannot create", &dir, e)),
         }
@@ -79,28 +81,32 @@ impl PreparedOutput for NewLayout {
 
 struct ExistingLayout {
     dir: PathBuf,
-    tag: String,
-    descriptor: Descriptor,
+    entries: Vec<Descriptor>,
 }
 
 impl PreparedOutput for ExistingLayout {
     fn commit(self: Box<Self>) -> Result<Option<crate::registry::PushReport>> {
-        update_index(&self.dir, &self.tag, &self.descriptor).map(|()| None)
+        update_index(&self.dir, &self.entries).map(|()| None)
     }
 }
 
-/// Replaces the manifest tagged `tag` (or adds it) in the layout's index, under an exclusive lock.
-fn update_index(dir: &Path, tag: &str, descriptor: &Descriptor) -> Result<()> {
+/// Adds `entries` to the layout's index under an exclusive lock: each replaces the entry with its tag (`ref.name`),
+/// and one without a tag (a referrer) is listed once.
+fn update_index(dir: &Path, entries: &[Descriptor]) -> Result<()> {
     let lock = File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
     // SAFETY: flock on a file descriptor we own; the lock is released when `lock` is closed.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(Error::io("cannot lock", dir, io::Error::last_os_error()));
     }
     let mut index = read_index(dir)?;
-    index
-        .manifests
-        .retain(|m| m.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).map(String::as_str) != Some(tag));
-    index.manifests.push(descriptor.clone());
+    let tag_of = |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).cloned();
+    for entry in entries {
+        match tag_of(entry) {
+            Some(tag) => index.manifests.retain(|m| tag_of(m).as_deref() != Some(tag.as_str())),
+            None => index.manifests.retain(|m| tag_of(m).is_some() || m.digest != entry.digest),
+        }
+        index.manifests.push(entry.clone());
+    }
     write_index(dir, &index)
 }
 

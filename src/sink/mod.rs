@@ -13,6 +13,7 @@ use crate::blobs::{BlobSource, BlobStore};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::descriptor::Descriptor;
+use crate::oci::artifact::{Attachment, Placement};
 use crate::oci::image::{Document, Image};
 use crate::oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use crate::oci::reference::{ImageName, ImageRef};
@@ -25,19 +26,21 @@ pub struct Publication {
     /// The document a layout's `index.json` lists and a registry tag points at: the image's manifest, or the index.
     pub top: Document,
     pub images: Vec<Image>,
+    /// SBOMs, provenance and signatures about the top document or the images, published beside them.
+    pub attachments: Vec<Attachment>,
 }
 
 impl Publication {
     /// One image as its own top document; `None` when it has no manifest.
     pub fn single(image: Image) -> Option<Publication> {
         let top = image.manifest.clone()?;
-        Some(Publication { top, images: vec![image] })
+        Some(Publication { top, images: vec![image], attachments: Vec::new() })
     }
 
     /// Several images under `index`, whose bytes list their manifests.
     pub fn index(index: Document, images: Vec<Image>) -> Publication {
         debug_assert!(images.iter().all(|i| i.manifest.is_some()), "an index lists manifests");
-        Publication { top: index, images }
+        Publication { top: index, images, attachments: Vec::new() }
     }
 
     pub fn is_index(&self) -> bool {
@@ -57,6 +60,7 @@ impl Publication {
             .flat_map(|i| i.blobs().map(|d| d.digest.clone()))
             .chain(self.manifests().map(|m| m.descriptor.digest.clone()))
             .chain(std::iter::once(self.top.descriptor.digest.clone()))
+            .chain(self.attachments.iter().flat_map(|a| a.blob_digests().cloned()))
             .collect();
         digests.sort();
         digests.dedup();
@@ -85,6 +89,22 @@ pub fn stage(
     }
     if let Some(manifest) = &image.manifest {
         staging.put(&manifest.bytes)?;
+    }
+    Ok(())
+}
+
+/// Copies into `staging` the attachments read with an image (their blobs and manifests), for a copy to carry them.
+pub fn stage_attachments(
+    attachments: &[Attachment],
+    blobs: &dyn BlobSource,
+    staging: &BlobStore,
+    source: &ImageRef,
+) -> Result<()> {
+    for attachment in attachments {
+        for blob in &attachment.blobs {
+            copy_blob(blobs, staging, blob, source)?;
+        }
+        staging.put(&attachment.manifest.bytes)?;
     }
     Ok(())
 }
@@ -227,6 +247,22 @@ fn index_descriptor(image: &Publication, ref_name: Option<&str>, name: Option<&I
         annotations.insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
     }
     Descriptor { annotations: (!annotations.is_empty()).then_some(annotations), ..image.top.descriptor.clone() }
+}
+
+/// What a layout's or an archive's `index.json` lists besides the image: each attachment, a referrer by its artifact
+/// type, a signature or attestation by its tag as `ref.name`.
+fn attachment_entries(publication: &Publication) -> Vec<Descriptor> {
+    publication
+        .attachments
+        .iter()
+        .map(|attachment| match &attachment.placement {
+            Placement::Referrer => attachment.referrer_descriptor(),
+            Placement::Tag(tag) => Descriptor {
+                annotations: Some(BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), tag.clone())])),
+                ..attachment.manifest.descriptor.clone()
+            },
+        })
+        .collect()
 }
 
 /// What every temporary path beside a destination is named: staging directories, archives and layouts being

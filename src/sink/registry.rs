@@ -6,10 +6,13 @@
 use super::{PreparedOutput, Publication, SinkOptions};
 use crate::blobs::BlobSource;
 use crate::error::{Error, Result};
+use crate::digest::Digest;
+use crate::oci::artifact::{Attachment, Placement};
 use crate::oci::image::Image;
 use crate::oci::media_type::MediaType;
 use crate::oci::reference::{RegistryRef, RegistryTarget};
 use crate::registry::push::{BlobToPush, push_blobs, put_manifest};
+use crate::registry::referrers::{ReferrersSupport, add_to_fallback_index, list_referrers};
 use crate::registry::{PushReport, RegistryClient};
 
 /// Whether a push of `image` to `target` mounts every blob from the repository the image was read from.
@@ -59,6 +62,10 @@ pub fn prepare(
             i.blobs().map(move |d| BlobToPush { descriptor: d.clone(), mount_from: mount_from.map(str::to_string) })
         })
         .collect();
+    // Attachments' blobs (an SBOM, a signature's payload) were made here or read with them: always sent.
+    blobs.extend(
+        image.attachments.iter().flat_map(|a| &a.blobs).map(|d| BlobToPush { descriptor: d.clone(), mount_from: None }),
+    );
     blobs.sort_by(|a, b| a.descriptor.digest.cmp(&b.descriptor.digest));
     blobs.dedup_by(|a, b| a.descriptor.digest == b.descriptor.digest);
     push_blobs(&client, source, &blobs, &mut report)?;
@@ -74,6 +81,7 @@ pub fn prepare(
         reference: target.manifest_reference(),
         media_type: image.top.descriptor.media_type.clone(),
         manifest: image.top.bytes.clone(),
+        attachments: image.attachments.clone(),
         report,
     }))
 }
@@ -83,13 +91,49 @@ struct PreparedPush {
     reference: String,
     media_type: MediaType,
     manifest: Vec<u8>,
+    attachments: Vec<Attachment>,
     report: PushReport,
 }
 
 impl PreparedOutput for PreparedPush {
     fn commit(self: Box<Self>) -> Result<Option<PushReport>> {
-        let PreparedPush { client, reference, media_type, manifest, mut report } = *self;
+        let PreparedPush { client, reference, media_type, manifest, attachments, mut report } = *self;
+        // Attachments go first, the tag last: no one pulls the image by its name before its SBOMs and signatures
+        // are there, and a failure on the way leaves the tag where it was.
+        put_attachments(&client, &attachments, &mut report)?;
         report.manifest_digest = Some(put_manifest(&client, &reference, &media_type, &manifest)?);
         Ok(Some(report))
     }
+}
+
+/// Puts each attachment's manifest: referrers by digest (listed by the registry's referrers API, or added to the
+/// fallback tag's index where it has none), signatures and attestations at their tags.
+fn put_attachments(client: &RegistryClient, attachments: &[Attachment], report: &mut PushReport) -> Result<()> {
+    let referrers: Vec<&Attachment> =
+        attachments.iter().filter(|a| matches!(a.placement, Placement::Referrer)).collect();
+    for attachment in &referrers {
+        let descriptor = &attachment.manifest.descriptor;
+        put_manifest(client, &descriptor.digest.to_string(), &descriptor.media_type, &attachment.manifest.bytes)?;
+        report.attachments.push(descriptor.digest.clone());
+    }
+    if let Some(first) = referrers.first() {
+        if list_referrers(client, &first.subject)?.0 == ReferrersSupport::FallbackTag {
+            let mut subjects: Vec<&Digest> = referrers.iter().map(|a| &a.subject).collect();
+            subjects.sort();
+            subjects.dedup();
+            for subject in subjects {
+                let listed: Vec<_> =
+                    referrers.iter().filter(|a| &a.subject == subject).map(|a| a.referrer_descriptor()).collect();
+                add_to_fallback_index(client, subject, &listed)?;
+            }
+        }
+    }
+    for attachment in attachments {
+        if let Placement::Tag(tag) = &attachment.placement {
+            let descriptor = &attachment.manifest.descriptor;
+            put_manifest(client, tag, &descriptor.media_type, &attachment.manifest.bytes)?;
+            report.attachments.push(descriptor.digest.clone());
+        }
+    }
+    Ok(())
 }

@@ -98,13 +98,7 @@ pub(super) fn open_docker_save(blobs: Blobs, display: &str) -> Result<SourceImag
     let config_bytes = blobs.read_path(&entry.config, MAX_DOCUMENT_SIZE, display)?;
     let config: ImageConfig = parse_config(&config_bytes)
         .map_err(|e| Error::bad_image(display, format!("image config `{}`: {e}", shown(&entry.config))))?;
-    let config_descriptor = Descriptor {
-        media_type: MediaType::OciConfig,
-        digest: Digest::of(&config_bytes),
-        size: config_bytes.len() as u64,
-        platform: None,
-        annotations: None,
-    };
+    let config_descriptor = Descriptor::new(MediaType::OciConfig, Digest::of(&config_bytes), config_bytes.len() as u64);
     let mut members = HashMap::from([(config_descriptor.digest.clone(), entry.config.clone())]);
     let mut descriptors = Vec::new();
     for member in &entry.layers {
@@ -115,13 +109,7 @@ pub(super) fn open_docker_save(blobs: Blobs, display: &str) -> Result<SourceImag
             .map_err(|e| Error::bad_image(display, format!("`{}`: {e}", shown(member))))?;
         let (digest, _) = raw.finish();
         members.insert(digest.clone(), member.clone());
-        descriptors.push(Descriptor {
-            media_type: MediaType::DockerLayer,
-            digest,
-            size,
-            platform: None,
-            annotations: None,
-        });
+        descriptors.push(Descriptor::new(MediaType::DockerLayer, digest, size));
     }
     let image = Image {
         manifest: None,
@@ -137,5 +125,7 @@ pub(super) fn open_docker_save(blobs: Blobs, display: &str) -> Result<SourceImag
         image,
         blobs,
         members,
+        attachments: Vec::new(),
+        candidates: Vec::new(),
     })
 }

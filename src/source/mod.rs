@@ -4,6 +4,7 @@
 //! old `docker save` format, [`registry`] fetches from a registry; [`blob`] holds the checks every blob passes.
 
 pub mod archive;
+mod attachments;
 pub mod blob;
 pub mod layout;
 pub mod registry;
@@ -19,6 +20,7 @@ use blob::{Bounded, open_in_layout};
 use crate::blobs::BlobSource;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::oci::artifact::{Attachment, Placement};
 use crate::oci::descriptor::Descriptor;
 use crate::oci::document::MAX_DOCUMENT_SIZE;
 use crate::oci::image::{Image, Layer};
@@ -139,6 +141,10 @@ pub struct SourceImage {
     /// Where each blob of the image is stored when not under its digest's name (an old `docker save` archive
     /// names layers by path).
     members: HashMap<Digest, String>,
+    /// SBOMs, provenance and signatures attached to the image, once [`SourceImage::load_attachments`] read them.
+    pub attachments: Vec<Attachment>,
+    /// What a layout's `index.json` lists that may be attached to the image, read by `load_attachments`.
+    candidates: Vec<(Descriptor, Placement)>,
 }
 
 pub fn open(reference: &ImageRef) -> Result<SourceImage> {
@@ -243,6 +249,7 @@ impl BlobSource for SourceImage {
         let descriptor = self
             .image
             .blobs()
+            .chain(self.attachments.iter().flat_map(|a| &a.blobs))
             .find(|d| &d.digest == digest)
             .ok_or_else(|| Error::bad_image(&self.reference, format!("the image has no blob {digest}")))?;
         Ok(Box::new(self.blobs.open_within(&self.member(digest), descriptor, &self.reference)?))

@@ -50,7 +50,7 @@ pub(super) fn open(target: &RegistryRef, options: &ClientOptions, display: &str)
     }
     let manifest = parse_manifest(&reply.body).map_err(|problem| Error::bad_image(display, problem))?;
     let descriptor =
-        Descriptor { media_type, digest, size: reply.body.len() as u64, platform: None, annotations: None };
+        Descriptor::new(media_type, digest, reply.body.len() as u64);
     // containers/image reads configs up to 4 MiB too (`iolimits.MaxConfigBodySize`).
     if manifest.config.size > MAX_DOCUMENT_LEN {
         return Err(client.fail(&format!(
@@ -79,5 +79,7 @@ pub(super) fn open(target: &RegistryRef, options: &ClientOptions, display: &str)
         image,
         blobs,
         members: HashMap::new(),
+        attachments: Vec::new(),
+        candidates: Vec::new(),
     })
 }
