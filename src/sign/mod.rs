@@ -4,5 +4,7 @@
 //! [`attached`] is the shape both images share. Documents and images only: where they are published, and the
 //! registry I/O, belong to the sinks.
 
+pub mod attached;
 pub mod key;
 pub mod payload;
+pub mod signature;
