@@ -8,4 +8,5 @@ pub mod attached;
 pub mod dsse;
 pub mod key;
 pub mod payload;
+pub mod provenance;
 pub mod signature;
