@@ -5,6 +5,7 @@
 //! registry I/O, belong to the sinks.
 
 pub mod attached;
+pub mod attestation;
 pub mod dsse;
 pub mod key;
 pub mod payload;
