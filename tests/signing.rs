@@ -2,6 +2,8 @@
 //! built without sigstore), from the tree scripts/setup-test-env.sh makes, signs an image with the private key
 //! while pushing it to a real docker-registry, and a `sigstoreSigned` policy holding the public key accepts that
 //! image and refuses an unsigned one and one checked against another key.
+//! The signature image the library makes (`sign::signature`) is accepted by that policy, and refused under another
+//! key's.
 #![cfg(feature = "engine-tests")]
 
 mod common;
@@ -128,6 +130,76 @@ fn skopeo_signs_with_a_keygen_key_and_a_policy_with_its_public_key_accepts_only_
     let unsigned = verify("policy.json", "unsigned");
     assert!(!unsigned.status.success() && String::from_utf8_lossy(&unsigned.stderr).contains("no signature exists"));
     let other = verify("policy-other.json", "signed");
+    assert!(
+        !other.status.success() && String::from_utf8_lossy(&other.stderr).contains("invalid signature"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+}
+
+#[test]
+fn skopeo_accepts_the_signature_image_the_library_makes_for_its_key_only() {
+    use imgcraft::blobs::BlobStore;
+    use imgcraft::sign::attached::signature_tag;
+    use imgcraft::sign::key::PrivateKey;
+    use imgcraft::sign::signature::sign_manifest;
+
+    let registry = shared_registry();
+    let t = InTree::new();
+    let repo = format!("{registry}/signing/library-{}", t.name.to_lowercase());
+    let pushed = common::json(&run(bin()
+        .arg(fixtures().join("rootfs-amd64.tar"))
+        .args(["--arch", "amd64", "--json", "-o"])
+        .arg(format!("docker://{repo}:signed"))));
+    let digest: imgcraft::digest::Digest = pushed["manifest_digest"].as_str().unwrap().parse().unwrap();
+
+    // The signature image, as a sink would publish it: here through an OCI layout and skopeo.
+    let (key, other) = (PrivateKey::generate(), PrivateKey::generate());
+    let layout = t.host("layout");
+    let blobs = BlobStore::open(&layout).unwrap();
+    let signatures = sign_manifest(&blobs, None, &key, &format!("{repo}:signed"), &digest).unwrap();
+    let mut descriptor = serde_json::to_value(&signatures.manifest.as_ref().unwrap().descriptor).unwrap();
+    descriptor["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "sig"});
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [descriptor]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--preserve-digests", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:sig", layout.display()))
+        .arg(format!("docker://{repo}:{}", signature_tag(&digest))));
+
+    std::fs::write(t.host("release.pub"), key.public_pem()).unwrap();
+    std::fs::write(t.host("other.pub"), other.public_pem()).unwrap();
+    std::fs::create_dir_all(t.host("registries.d")).unwrap();
+    std::fs::write(
+        t.host("registries.d/local.yaml"),
+        format!("docker:\n  {registry}:\n    use-sigstore-attachments: true\n"),
+    )
+    .unwrap();
+    for (name, key) in [("policy.json", "release.pub"), ("policy-other.json", "other.pub")] {
+        let policy = format!(
+            r#"{{"default": [{{"type": "reject"}}], "transports": {{"docker": {{"{registry}": [{{"type": "sigstoreSigned", "keyPath": "{}"}}]}}}}}}"#,
+            t.inside(key)
+        );
+        std::fs::write(t.host(name), policy).unwrap();
+    }
+    let verify = |policy: &str| {
+        t.skopeo(&[
+            "--policy",
+            &t.inside(policy),
+            "--registries.d",
+            &t.inside("registries.d"),
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--remove-signatures",
+            &format!("docker://{repo}:signed"),
+            &format!("oci:{}:signed", t.inside("out")),
+        ])
+    };
+    let accepted = verify("policy.json");
+    assert!(accepted.status.success(), "skopeo refused our signature: {}", String::from_utf8_lossy(&accepted.stderr));
+    let other = verify("policy-other.json");
     assert!(
         !other.status.success() && String::from_utf8_lossy(&other.stderr).contains("invalid signature"),
         "{}",

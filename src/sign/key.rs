@@ -5,8 +5,14 @@
 //! (`ENCRYPTED COSIGN PRIVATE KEY` before cosign 2) around JSON from secure-systems-lab's `encrypted` package:
 //! the PKCS#8 DER of the key sealed with NaCl's secretbox (XSalsa20-Poly1305, the tag before the ciphertext) under
 //! a key that scrypt derives from the passphrase. The public key is PKIX PEM (`PUBLIC KEY`).
+//!
+//! Signatures are what cosign and containers/image make and check: ECDSA P-256 over the SHA-256 of the message, as
+//! ASN.1 DER. Ours are deterministic (RFC 6979, as RustCrypto's `p256` signs): the same key and message give the same
+//! bytes, so signing the same image again gives the same signature image. Go's signers (cosign, skopeo) randomise
+//! theirs; both verify the same way.
 
-use p256::ecdsa::{SigningKey, VerifyingKey};
+use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::der::pem::{self, LineEnding};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
@@ -14,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crypto_secretbox::XSalsa20Poly1305;
 use crypto_secretbox::aead::{Aead, KeyInit, OsRng, rand_core::RngCore};
 
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 /// The PEM label cosign 2 writes, and the one cosign 1 wrote (both are read).
@@ -119,7 +126,17 @@ impl PrivateKey {
 
     /// The public key as PKIX PEM (`PUBLIC KEY`), what verifiers are given.
     pub fn public_pem(&self) -> String {
-        VerifyingKey::from(&self.key).to_public_key_pem(LineEnding::LF).expect("a P-256 public key encodes")
+        self.public_key().to_pem()
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey { key: VerifyingKey::from(&self.key) }
+    }
+
+    /// The ASN.1 DER ECDSA signature of SHA-256(`message`), deterministic (RFC 6979).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let signature: Signature = self.key.sign(message);
+        signature.to_der().as_bytes().to_vec()
     }
 
     /// Reads a private key from `text` (the file `name`): cosign's encrypted format, opened with `passphrase`, or
@@ -146,10 +163,37 @@ impl PrivateKey {
     }
 }
 
-/// Reads a public key (PKIX PEM `PUBLIC KEY`, P-256) from `text` (the file `name`).
-pub fn public_key_from_pem(text: &str, name: &str) -> Result<VerifyingKey> {
-    VerifyingKey::from_public_key_pem(text)
-        .map_err(|_| Error::BadInput { input: name.to_string(), problem: "not a PEM ECDSA P-256 public key".into() })
+/// A public key: what signatures are checked against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+}
+
+impl PublicKey {
+    /// Reads a public key (PKIX PEM `PUBLIC KEY`, P-256) from `text` (the file `name`).
+    pub fn from_pem(text: &str, name: &str) -> Result<PublicKey> {
+        let key = VerifyingKey::from_public_key_pem(text).map_err(|_| Error::BadInput {
+            input: name.to_string(),
+            problem: "not a PEM ECDSA P-256 public key".into(),
+        })?;
+        Ok(PublicKey { key })
+    }
+
+    /// PKIX PEM (`PUBLIC KEY`), as cosign and skopeo write `.pub` files.
+    pub fn to_pem(&self) -> String {
+        self.key.to_public_key_pem(LineEnding::LF).expect("a P-256 public key encodes")
+    }
+
+    /// Whether `der_signature` is this key's ECDSA signature (ASN.1 DER) of SHA-256(`message`).
+    pub fn verify(&self, message: &[u8], der_signature: &[u8]) -> bool {
+        Signature::from_der(der_signature).is_ok_and(|signature| self.key.verify(message, &signature).is_ok())
+    }
+
+    /// The key's fingerprint for reports: the sha256 of its PKIX DER (what `openssl pkey -pubin -outform DER |
+    /// sha256sum` prints), stable whatever the PEM's line breaks.
+    pub fn fingerprint(&self) -> Digest {
+        Digest::of(self.key.to_public_key_der().expect("a P-256 public key encodes").as_bytes())
+    }
 }
 
 /// Opens a sealed key: the scrypt parameters within bounds, then the secretbox under the derived key.
@@ -229,8 +273,7 @@ mod tests {
         let private = include_bytes!("../../tests/data/keys/skopeo-1.18.private");
         let public = include_str!("../../tests/data/keys/skopeo-1.18.pub");
         let opened = PrivateKey::from_pem(private, Some(b"correct horse battery staple"), "skopeo.private").unwrap();
-        let ours = public_key_from_pem(&opened.public_pem(), "ours").unwrap();
-        assert_eq!(ours, public_key_from_pem(public, "skopeo.pub").unwrap());
+        assert_eq!(opened.public_key(), PublicKey::from_pem(public, "skopeo.pub").unwrap());
     }
 
     #[test]
@@ -241,6 +284,56 @@ mod tests {
         assert_eq!(loaded.public_pem(), key.public_pem());
         let public = PrivateKey::from_pem(key.public_pem().as_bytes(), None, "k.pub").err().unwrap();
         assert!(public.to_string().contains("not a private key"), "{public}");
-        assert!(public_key_from_pem(&key.public_pem(), "k.pub").is_ok());
+        assert_eq!(PublicKey::from_pem(&key.public_pem(), "k.pub").unwrap(), key.public_key());
+        let private = PublicKey::from_pem(&pkcs8, "k.pem").err().unwrap();
+        assert_eq!(private.to_string(), "`k.pem`: not a PEM ECDSA P-256 public key");
+    }
+
+    #[test]
+    fn signatures_are_deterministic_der_and_verify_only_for_their_key_and_message() {
+        let key = PrivateKey::generate();
+        let signature = key.sign(b"payload");
+        assert_eq!(key.sign(b"payload"), signature, "RFC 6979 signatures are the same every time");
+        assert_ne!(key.sign(b"payloaD"), signature);
+        // ASN.1 DER: a SEQUENCE of two INTEGERs, 8 to 72 bytes for P-256.
+        assert_eq!(signature[0], 0x30);
+        assert_eq!(signature[1] as usize, signature.len() - 2);
+        let public = key.public_key();
+        assert!(public.verify(b"payload", &signature));
+        assert!(!public.verify(b"payloaD", &signature));
+        assert!(!PrivateKey::generate().public_key().verify(b"payload", &signature));
+        let mut flipped = signature.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(!public.verify(b"payload", &flipped));
+        assert!(!public.verify(b"payload", b"not DER"));
+    }
+
+    #[test]
+    fn a_skopeo_signature_verifies_with_the_skopeo_key() {
+        // Debian trixie's skopeo 1.18 signed this payload with the key of tests/data/keys/skopeo-1.18.private while
+        // pushing to a registry (tests/data/signatures/README.md); the signature is its layer's annotation.
+        let public = PublicKey::from_pem(include_str!("../../tests/data/keys/skopeo-1.18.pub"), "skopeo.pub").unwrap();
+        let payload = include_bytes!("../../tests/data/signatures/skopeo-1.18/payload.json");
+        let signature = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            "MEQCIHIKIIRxeMkPkSog0At5WHLJPC3cnkLVXIDfgvM2dsMmAiA90cPFQAf4IqL+x0pXV2CGaXTdRB9uNdp3aXi7OPqrIQ==",
+        )
+        .unwrap();
+        assert!(public.verify(payload, &signature));
+        assert!(!public.verify(&payload[1..], &signature));
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_sha256_of_the_der_public_key_as_openssl_prints_it() {
+        // `openssl pkey -pubin -in tests/data/keys/skopeo-1.18.pub -outform DER | sha256sum`
+        const OPENSSL: &str = "540643cae52572c2013f726e167b9f9326175d5d6ef54da4897135dde706010a";
+        let pem = include_str!("../../tests/data/keys/skopeo-1.18.pub");
+        let key = PublicKey::from_pem(pem, "skopeo.pub").unwrap();
+        let der = pem::decode_vec(pem.as_bytes()).unwrap().1;
+        assert_eq!(der.len(), 91);
+        assert_eq!(key.fingerprint(), Digest::of(&der));
+        assert_eq!(key.fingerprint().hex(), OPENSSL);
+        assert_eq!(PublicKey::from_pem(&key.to_pem(), "again").unwrap().fingerprint(), key.fingerprint());
+        assert_ne!(PrivateKey::generate().public_key().fingerprint(), key.fingerprint());
     }
 }
