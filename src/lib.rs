@@ -8,6 +8,7 @@
 //! the distribution API for both; [`sign`] holds the supply chain's keys. [`commands`] wires one pipeline per
 //! subcommand. [`cleanup`] removes a run's temporary paths when a signal ends it, and a dead run's leftovers.
 
+pub mod attach;
 pub mod blobs;
 pub mod cleanup;
 pub mod commands;
@@ -19,6 +20,7 @@ pub mod oci;
 pub mod progress;
 pub mod registry;
 pub mod rootfs;
+pub mod sbom;
 pub mod sign;
 pub mod sink;
 pub mod source;

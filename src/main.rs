@@ -56,6 +56,8 @@ fn main() -> ExitCode {
                     print!("{}", report.to_text());
                 }
             }),
+        Some(Command::Attach(args)) => attach(args),
+        Some(Command::Verify(args)) => verify(args),
         None => settings::resolve(&cli.convert).and_then(|options| {
             let report = convert(&options);
             options.progress.finish();
@@ -78,7 +80,7 @@ fn push(args: &cli::args::PushArgs) -> Result<(), imgcraft::Error> {
             args.destination
         )));
     };
-    let options = settings::sink_options(&args.registry, false)?;
+    let options = signed_sink_options(&args.registry, &args.sign)?;
     let report = push_image(&args.source, target, &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
@@ -89,7 +91,7 @@ fn push(args: &cli::args::PushArgs) -> Result<(), imgcraft::Error> {
 }
 
 fn index(args: &cli::args::IndexArgs) -> Result<(), imgcraft::Error> {
-    let options = settings::sink_options(&args.registry, false)?;
+    let options = signed_sink_options(&args.registry, &args.sign)?;
     let report = build_index(&args.sources, &args.outputs, args.tag.as_ref(), &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
@@ -112,7 +114,7 @@ fn index(args: &cli::args::IndexArgs) -> Result<(), imgcraft::Error> {
 }
 
 fn copy(args: &cli::args::CopyArgs) -> Result<(), imgcraft::Error> {
-    let options = settings::sink_options(&args.registry, false)?;
+    let options = signed_sink_options(&args.registry, &args.sign)?;
     let report = imgcraft::commands::copy::copy_image(&args.source, &args.destinations, args.tag.as_ref(), &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
@@ -125,6 +127,66 @@ fn copy(args: &cli::args::CopyArgs) -> Result<(), imgcraft::Error> {
     }
     for push in &report.pushes {
         print_push(push);
+    }
+    Ok(())
+}
+
+/// Registry settings and the signing key of `--sign-key`.
+fn signed_sink_options(
+    registry: &cli::args::RegistryArgs,
+    sign: &cli::args::SignArgs,
+) -> Result<imgcraft::sink::SinkOptions, imgcraft::Error> {
+    let signer = settings::signer(sign)?;
+    Ok(imgcraft::sink::SinkOptions { signer, ..settings::sink_options(registry, false)? })
+}
+
+fn attach(args: &cli::args::AttachArgs) -> Result<(), imgcraft::Error> {
+    let options = signed_sink_options(&args.registry, &args.sign)?;
+    let mut files = Vec::new();
+    for request in settings::sboms(&args.sbom)? {
+        match request {
+            imgcraft::attach::SbomRequest::File(file) => files.push(file),
+            imgcraft::attach::SbomRequest::Generate(_) => {
+                return Err(imgcraft::Error::Invalid(
+                    "attach cannot --sbom generate: an SBOM is generated while the rootfs is converted".into(),
+                ));
+            }
+        }
+    }
+    let report = imgcraft::commands::attach::attach(&args.image, &files, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+        return Ok(());
+    }
+    println!("manifest  {} (unchanged)", report.manifest_digest);
+    for attachment in &report.attachments {
+        let kind = attachment.artifact_type.as_deref().unwrap_or("signature image");
+        println!("attached  {}  {kind}  ({})", attachment.digest, attachment.placement);
+    }
+    for push in &report.pushes {
+        print_push(push);
+    }
+    Ok(())
+}
+
+fn verify(args: &cli::args::VerifyArgs) -> Result<(), imgcraft::Error> {
+    let options = settings::sink_options(&args.registry, false)?;
+    let key_text = settings::read_key_file(&args.key)?;
+    let key = imgcraft::sign::key::PublicKey::from_pem(
+        &String::from_utf8_lossy(&key_text),
+        &args.key.display().to_string(),
+    )?;
+    let report = imgcraft::commands::verify::verify(&args.image, &key, &options.registry)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+    } else {
+        print!("{}", report.to_text());
+    }
+    if !report.verified {
+        return Err(imgcraft::Error::BadImage {
+            image: args.image.to_string(),
+            problem: format!("no valid signature by the key {} (fingerprint {})", args.key.display(), report.key),
+        });
     }
     Ok(())
 }

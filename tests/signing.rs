@@ -140,7 +140,7 @@ fn skopeo_signs_with_a_keygen_key_and_a_policy_with_its_public_key_accepts_only_
 #[test]
 fn skopeo_accepts_the_signature_image_the_library_makes_for_its_key_only() {
     use imgcraft::blobs::BlobStore;
-    use imgcraft::sign::attached::signature_tag;
+    use imgcraft::oci::artifact::signature_tag;
     use imgcraft::sign::key::PrivateKey;
     use imgcraft::sign::signature::sign_manifest;
 

@@ -43,6 +43,67 @@ pub enum Command {
     Diff(DiffArgs),
     /// Make a signing key pair: PREFIX.key (cosign's encrypted format, which skopeo and cosign read) and PREFIX.pub
     Keygen(KeygenArgs),
+    /// Attach SBOMs (and signatures) to an image written or pushed earlier; its manifest digest does not change
+    Attach(AttachArgs),
+    /// Check an image's signatures against a public key and list its SBOMs and attestations (exit 1 when no valid
+    /// signature by the key is found)
+    Verify(VerifyArgs),
+}
+
+/// Signing what is written or pushed.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SignArgs {
+    /// Sign every image manifest (and the index) written or pushed, as cosign does (a signature image at the tag
+    /// sha256-<hex>.sig that skopeo, podman and cosign verify): a key from `rootfs2image keygen`, cosign or
+    /// `skopeo generate-sigstore-key`, or a PKCS#8 PEM ECDSA P-256 key
+    #[arg(long, value_name = "FILE", help_heading = "Supply chain")]
+    pub sign_key: Option<std::path::PathBuf>,
+    /// The key's passphrase: the file's first line [default: $IMGCRAFT_SIGN_PASSPHRASE]
+    #[arg(long, value_name = "FILE", help_heading = "Supply chain", requires = "sign_key")]
+    pub sign_passphrase_file: Option<std::path::PathBuf>,
+}
+
+/// SBOMs to attach.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SbomArgs {
+    /// Attach an SBOM (repeatable): an SPDX 2.x or 3.0 JSON, a CycloneDX JSON or a Yocto *.spdx.tar.zst,
+    /// recognised by content and attached unchanged as an OCI 1.1 artifact (the image's digest does not change);
+    /// `generate` writes one from the package data and every file's sha256
+    #[arg(long = "sbom", value_name = "FILE|generate", help_heading = "Supply chain")]
+    pub sboms: Vec<String>,
+    /// The format of `--sbom generate`
+    #[arg(long, value_name = "FORMAT", default_value = "spdx", help_heading = "Supply chain",
+          value_parser = ["spdx", "cyclonedx"])]
+    pub sbom_format: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]
+    pub image: ImageRef,
+    #[command(flatten)]
+    pub sbom: SbomArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The image: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF]
+    pub image: ImageRef,
+    /// The public key (PEM) whose signature is required: PREFIX.pub from `rootfs2image keygen`, cosign's or skopeo's
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -84,6 +145,8 @@ pub struct IndexArgs {
     #[arg(short, long, value_name = "NAME[:TAG]")]
     pub tag: Option<ImageName>,
     #[command(flatten)]
+    pub sign: SignArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     /// Print a JSON report on standard output
     #[arg(long)]
@@ -101,6 +164,8 @@ pub struct CopyArgs {
     #[arg(short, long, value_name = "NAME[:TAG]")]
     pub tag: Option<ImageName>,
     #[command(flatten)]
+    pub sign: SignArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     /// Print a JSON report on standard output
     #[arg(long)]
@@ -113,6 +178,8 @@ pub struct PushArgs {
     pub source: ImageRef,
     /// Where to: docker://HOST[:PORT]/REPO[:TAG|@DIGEST]
     pub destination: ImageRef,
+    #[command(flatten)]
+    pub sign: SignArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Print a JSON report on standard output
@@ -283,6 +350,26 @@ pub struct ConvertArgs {
     /// its config (environment, entrypoint, user, ...) is inherited unless an option overrides it
     #[arg(long, value_name = "IMAGE", help_heading = "Layers")]
     pub base: Option<ImageRef>,
+
+    #[command(flatten)]
+    pub sbom: SbomArgs,
+
+    /// Attach an in-toto SLSA provenance statement (the input's sha256, the tool, every option that shapes the
+    /// output), signed too with --sign-key
+    #[arg(long, help_heading = "Supply chain")]
+    pub provenance: bool,
+
+    /// A build parameter the provenance records (repeatable; implies --provenance): MACHINE=qemuarm64, ...
+    #[arg(long = "provenance-param", value_name = "KEY=VALUE", help_heading = "Supply chain")]
+    pub provenance_params: Vec<String>,
+
+    /// A source the build used, at a revision (repeatable; implies --provenance):
+    /// meta=https://git.openembedded.org/openembedded-core@<commit>
+    #[arg(long = "provenance-dependency", value_name = "NAME=URI@REVISION", help_heading = "Supply chain")]
+    pub provenance_dependencies: Vec<String>,
+
+    #[command(flatten)]
+    pub sign: SignArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,

@@ -15,7 +15,12 @@ use imgcraft::rootfs::elf::PlatformOptions;
 use imgcraft::registry::{ClientOptions, Credentials};
 use imgcraft::sink::SinkOptions;
 
-use super::args::{ConvertArgs, RegistryArgs};
+use imgcraft::attach::{AttachOptions, ProvenanceRequest, SbomRequest, Signer};
+use imgcraft::sbom::GeneratedFormat;
+use imgcraft::sign::key::PrivateKey;
+use imgcraft::sign::provenance::Dependency;
+
+use super::args::{ConvertArgs, RegistryArgs, SbomArgs, SignArgs};
 
 pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
     let source_date_epoch = match args.source_date_epoch {
@@ -71,8 +76,9 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
             outputs: args.outputs.clone(),
             default_dir: current_dir(),
             name: args.tag.clone(),
-            sink: sink_options(&args.registry, rootfs == "-")?,
+            sink: SinkOptions { signer: signer(&args.sign)?, ..sink_options(&args.registry, rootfs == "-")? },
         },
+        attach: AttachOptions { sboms: sboms(&args.sbom)?, provenance: provenance(args)? },
         progress: Progress::new(!args.quiet && !args.json),
         rootfs,
     })
@@ -160,6 +166,88 @@ pub fn sign_passphrase(file: Option<&std::path::Path>) -> Result<Vec<u8>, Error>
     }
 }
 
+/// The signing key of `--sign-key`, unsealed with the passphrase of `--sign-passphrase-file` or
+/// `$IMGCRAFT_SIGN_PASSPHRASE` (a PKCS#8 key needs none): read before any work, so that a bad key or passphrase
+/// stops the run before anything is written.
+pub fn signer(args: &SignArgs) -> Result<Option<Signer>, Error> {
+    let Some(path) = &args.sign_key else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let text = read_key_file(path)?;
+    let passphrase = match (&args.sign_passphrase_file, std::env::var_os("IMGCRAFT_SIGN_PASSPHRASE")) {
+        (None, None) => None,
+        _ => Some(sign_passphrase(args.sign_passphrase_file.as_deref())?),
+    };
+    let key = PrivateKey::from_pem(&text, passphrase.as_deref(), &shown)?;
+    Ok(Some(Signer::new(key, shown)))
+}
+
+/// A key file, read up to a bound (a key is a few hundred bytes; a large file is something else).
+pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    use imgcraft::sign::key::MAX_KEY_FILE;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot read the key", path, e))?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut text)
+        .map_err(|e| Error::io("cannot read the key", path, e))?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(Error::BadInput {
+            input: path.display().to_string(),
+            problem: format!("larger than {MAX_KEY_FILE} bytes: not a key"),
+        });
+    }
+    Ok(text)
+}
+
+/// `--sbom` and `--sbom-format`: files recognised now (one line naming a file that is no SBOM), `generate` kept
+/// as a request.
+pub fn sboms(args: &SbomArgs) -> Result<Vec<SbomRequest>, Error> {
+    let format = match args.sbom_format.as_str() {
+        "cyclonedx" => GeneratedFormat::CycloneDx16,
+        _ => GeneratedFormat::Spdx23,
+    };
+    let mut requests = Vec::new();
+    for sbom in &args.sboms {
+        if sbom == "generate" {
+            if requests.iter().any(|r| matches!(r, SbomRequest::Generate(_))) {
+                return Err(Error::Invalid("--sbom generate is given twice".into()));
+            }
+            requests.push(SbomRequest::Generate(format));
+        } else {
+            requests.push(SbomRequest::File(imgcraft::sbom::recognise(std::path::Path::new(sbom))?));
+        }
+    }
+    Ok(requests)
+}
+
+/// `--provenance`, `--provenance-param` and `--provenance-dependency` (either implies the first).
+fn provenance(args: &ConvertArgs) -> Result<Option<ProvenanceRequest>, Error> {
+    if !args.provenance && args.provenance_params.is_empty() && args.provenance_dependencies.is_empty() {
+        return Ok(None);
+    }
+    let parameters = map("--provenance-param", &args.provenance_params)?.unwrap_or_default();
+    let mut dependencies = Vec::new();
+    for text in &args.provenance_dependencies {
+        let invalid = || {
+            Error::Invalid(format!(
+                "--provenance-dependency `{text}`: write NAME=URI@REVISION (URI may be empty, REVISION is a git \
+                 commit)"
+            ))
+        };
+        let (name, rest) = text.split_once('=').filter(|(name, _)| !name.is_empty()).ok_or_else(invalid)?;
+        let (uri, revision) = rest.rsplit_once('@').ok_or_else(invalid)?;
+        if revision.is_empty() || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        let mut dependency = Dependency::git(name, uri, revision);
+        if uri.is_empty() {
+            dependency.uri = None;
+        }
+        dependencies.push(dependency);
+    }
+    Ok(Some(ProvenanceRequest { parameters, dependencies }))
+}
+
 /// Registry settings; `stdin_taken` when the rootfs itself comes from standard input.
 pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOptions, Error> {
     let credentials = match (&args.creds, args.creds_stdin) {
@@ -192,6 +280,7 @@ pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOption
             ..ClientOptions::default()
         },
         mount_from: args.mount_from.clone(),
+        signer: None,
     })
 }
 

@@ -10,7 +10,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::attach::provenance::BuildRecord;
+use crate::attach::sbom::{file_artifact, generated_artifact};
+use crate::attach::{AttachOptions, SbomRequest};
 use crate::blobs::BlobStore;
+use crate::commands::inspect::AttachmentReport;
+use crate::sbom::{FileInventory, SbomSubject};
+use crate::sign::provenance::Dependency;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
@@ -43,6 +49,8 @@ pub struct ConvertOptions {
     pub compression: Compression,
     pub layering: LayeringOptions,
     pub output: OutputOptions,
+    /// SBOMs and provenance to attach (signing is the outputs': [`SinkOptions::signer`]).
+    pub attach: AttachOptions,
     pub progress: Progress,
 }
 
@@ -93,6 +101,9 @@ pub struct ConvertReport {
     /// With `--previous`: what a device holding the previous image must download.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub reuse: Option<Reuse>,
+    /// SBOMs, provenance and attestations attached to the image (signatures are listed with each push).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentReport>,
 }
 
 /// What a new image shares with a previous one.
@@ -129,20 +140,36 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         }
         None => None,
     };
-    // Standard input is read twice when its package database is needed: spooled to a temporary file first.
-    let spool = match layering.layering.reads_rootfs_twice() && options.rootfs == "-" {
+    let sbom_format = options.attach.generated_sbom();
+    let provenance = options.attach.provenance.as_ref();
+    // Standard input is read twice when its package database is needed, and hashed whole for the provenance:
+    // spooled to a temporary file first.
+    let reads_twice = layering.layering.reads_rootfs_twice() || sbom_format.is_some() || provenance.is_some();
+    let spool = match reads_twice && options.rootfs == "-" {
         true => Some(input::spool_stdin(&options.progress)?),
         false => None,
     };
     let rootfs_path = spool.as_ref().map(|f| f.path().to_path_buf()).unwrap_or_else(|| PathBuf::from(&options.rootfs));
     let base_layers = base.as_ref().map(|b| (b.reference.as_str(), b.layers.len()));
     let plan = layering.plan(&rootfs_path, &options.rootfs, previous.as_ref(), base_layers, &options.progress)?;
+    // The input's sha256 for the provenance, hashed beside the conversion (a directory has none).
+    let input_digest = match provenance {
+        Some(_) if rootfs_path.is_file() => Some(hash_in_background(rootfs_path.clone())),
+        _ => None,
+    };
+    let sbom_ownership = match sbom_format {
+        Some(_) if plan.ownership().is_none() => {
+            layering.ownership_for_sbom(&rootfs_path, &options.rootfs, &options.progress)?
+        }
+        _ => None,
+    };
+    let mut inventory = if sbom_format.is_some() { FileInventory::new() } else { FileInventory::disabled() };
     let mut rootfs = match &spool {
         Some(file) => input::open_path(file.path(), "-", &options.progress)?,
         None => input::open(&options.rootfs, &options.progress)?,
     };
 
-    let scan = write_layers(&mut rootfs, &plan, base.as_ref(), options, &staging)?;
+    let scan = write_layers(&mut rootfs, &plan, base.as_ref(), options, &staging, &mut inventory)?;
     options.progress.message("writing outputs");
 
     let fallback = base
@@ -170,7 +197,45 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         }
     });
     let image = Image::assemble(&staging, config, layers.iter().map(WrittenLayer::to_oci).collect(), annotations)?;
-    let publication = sink::Publication::single(image).expect("an assembled image has a manifest");
+    let mut publication = sink::Publication::single(image).expect("an assembled image has a manifest");
+    let subject = publication.top.descriptor.clone();
+    for request in &options.attach.sboms {
+        let attachment = match request {
+            SbomRequest::File(file) => file_artifact(&staging, &subject, file)?,
+            SbomRequest::Generate(format) => {
+                let described = SbomSubject {
+                    name: output.name.as_ref().map(ToString::to_string),
+                    digest: subject.digest.clone(),
+                    created: options.image.source_date_epoch.or(scan.newest_mtime).unwrap_or(0),
+                    platform: platform.clone(),
+                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                };
+                let ownership = plan.ownership().or(sbom_ownership.as_ref());
+                let bytes = crate::sbom::generate(*format, &described, &inventory, ownership);
+                generated_artifact(&staging, &subject, *format, &bytes)?
+            }
+        };
+        publication.attachments.push(attachment);
+    }
+    if let Some(request) = provenance {
+        let mut inputs = Vec::new();
+        let input_name = if options.rootfs == "-" { "-".to_string() } else { options.rootfs.clone() };
+        match input_digest {
+            Some(digest) => inputs.push(Dependency::file(&input_name, &Joined::join(digest)?)),
+            None => inputs.push(Dependency { name: Some(input_name), uri: None, digest: Default::default() }),
+        }
+        if let Some((base, digest)) = base.as_ref().and_then(|b| Some((b, b.manifest_digest.as_ref()?))) {
+            inputs.push(Dependency::image(&base.reference, digest));
+        }
+        let record = BuildRecord {
+            subject_name: output.name.as_ref().map(ToString::to_string).unwrap_or_else(|| rootfs.stem.clone()),
+            options: recorded_options(options),
+            inputs,
+            created: Some(created.clone()),
+        };
+        let signer = output.sink.signer.as_ref();
+        publication.attachments.extend(crate::attach::provenance::attach(&staging, &subject, &record, request, signer)?);
+    }
 
     let outputs = if output.outputs.is_empty() {
         let file = output.default_dir.join(format!("{}-{}.oci.tar", rootfs.stem, platform.file_stem()));
@@ -202,6 +267,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         .into(),
         ownership: plan.ownership_source().map(str::to_string),
         reuse,
+        attachments: publication.attachments.iter().map(AttachmentReport::of).collect(),
     })
 }
 
@@ -220,6 +286,7 @@ fn write_layers(
     base: Option<&BaseImage>,
     options: &ConvertOptions,
     staging: &BlobStore,
+    inventory: &mut FileInventory,
 ) -> Result<Scan> {
     let mut normalizer = Normalizer::new(&rootfs.name, options.image.source_date_epoch);
     let mut census = ElfCensus::default();
@@ -236,10 +303,13 @@ fn write_layers(
         has_bin_sh |= entry.path == b"bin/sh";
         let size = matches!(entry.kind, EntryKind::File { .. }).then(|| entry.size());
         let mut data = ElfSniffer::new(rootfs.entries.data(), &census, size);
-        layers.append(&entry, &mut data).map_err(|e| match input_fault(&e) {
+        let fault = |e: std::io::Error| match input_fault(&e) {
             Some(problem) => Error::BadInput { input: rootfs.name.clone(), problem: problem.to_string() },
             None => Error::io("cannot write a layer in", staging.root(), e),
-        })?;
+        };
+        let mut hashed = inventory.hashing(&entry, &mut data);
+        layers.append(&entry, &mut hashed).map_err(fault)?;
+        hashed.finish().map_err(fault)?;
         let (head, whole) = data.into_captured();
         census.observe(&entry.path, &head);
         if let Some(whole) = whole {
@@ -281,6 +351,52 @@ fn image_config(
         rootfs: RootFs { kind: "layers".into(), diff_ids: vec![] },
         history,
     }
+}
+
+/// The sha256 of the file at `path`, read on its own thread while the conversion runs.
+fn hash_in_background(path: PathBuf) -> std::thread::JoinHandle<Result<Digest>> {
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        let mut reader = crate::digest::DigestReader::new(std::io::BufReader::with_capacity(1 << 20, file));
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io("cannot read", &path, e))?;
+        Ok(reader.finish().0)
+    })
+}
+
+/// Waiting for a background hash.
+trait Joined {
+    fn join(self) -> Result<Digest>;
+}
+
+impl Joined for std::thread::JoinHandle<Result<Digest>> {
+    fn join(self) -> Result<Digest> {
+        std::thread::JoinHandle::join(self).unwrap_or_else(|_| Err(Error::Invalid("the input hash failed".into())))
+    }
+}
+
+/// Every option that shapes the output, as the provenance records it (threads and progress do not).
+fn recorded_options(options: &ConvertOptions) -> BTreeMap<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let layering = &options.layering;
+    let mut recorded = BTreeMap::new();
+    let mut put = |key: &str, value: Value| {
+        if !value.is_null() {
+            recorded.insert(key.to_string(), value);
+        }
+    };
+    put("arch", json!(options.platform.requested.as_ref().map(ToString::to_string)));
+    put("compression", json!(options.compression.algorithm.to_string()));
+    put("compressionLevel", json!(options.compression.level));
+    put("layers", json!(layering.layering.describe()));
+    put("maxLayers", json!(layering.max_layers));
+    put("previous", json!(layering.previous.as_ref().map(ToString::to_string)));
+    put("base", json!(layering.base.as_ref().map(ToString::to_string)));
+    put("config", serde_json::to_value(&options.image.config).unwrap_or(Value::Null));
+    put("author", json!(options.image.author));
+    put("annotations", json!(options.image.annotations));
+    put("sourceDateEpoch", json!(options.image.source_date_epoch));
+    put("tag", json!(options.output.name.as_ref().map(ToString::to_string)));
+    recorded
 }
 
 /// Default directory for outputs when none is given.

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::oci::artifact::{ANNOTATION_TITLE, Attachment, Placement};
 use crate::oci::config::ContainerConfig;
 use crate::oci::reference::ImageRef;
 use crate::registry::ClientOptions;
@@ -25,8 +26,58 @@ pub struct InspectReport {
     pub config: ContainerConfig,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub layers: Vec<VerifiedLayer>,
+    /// SBOMs, provenance, signatures and attestations attached to the image.
+    pub attachments: Vec<AttachmentReport>,
     /// Every blob's size and digest (and every layer's diff_id) were checked.
     pub verified: bool,
+}
+
+/// One attachment as reports list it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttachmentReport {
+    /// The digest of its manifest.
+    pub digest: Digest,
+    /// `referrer` (an OCI 1.1 artifact) or the tag it is stored at (`sha256-<hex>.sig`, `.att`).
+    pub placement: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Its blobs: the SBOM, the statement, the signed payloads.
+    pub layers: Vec<AttachedBlob>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AttachedBlob {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// The file it was made from (`org.opencontainers.image.title`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+impl AttachmentReport {
+    pub fn of(attachment: &Attachment) -> AttachmentReport {
+        let layers = attachment
+            .blobs
+            .iter()
+            .skip(1)
+            .map(|d| AttachedBlob {
+                media_type: d.media_type.to_string(),
+                digest: d.digest.clone(),
+                size: d.size,
+                title: d.annotations.as_ref().and_then(|a| a.get(ANNOTATION_TITLE)).cloned(),
+            })
+            .collect();
+        AttachmentReport {
+            digest: attachment.manifest.descriptor.digest.clone(),
+            placement: match &attachment.placement {
+                Placement::Referrer => "referrer".into(),
+                Placement::Tag(tag) => tag.clone(),
+            },
+            artifact_type: attachment.artifact_type().map(str::to_string),
+            layers,
+        }
+    }
 }
 
 pub fn inspect(reference: &ImageRef) -> Result<InspectReport> {
@@ -35,8 +86,10 @@ pub fn inspect(reference: &ImageRef) -> Result<InspectReport> {
 
 /// Inspects an image; `registry` says how to reach a `docker://` one.
 pub fn inspect_with(reference: &ImageRef, registry: &ClientOptions) -> Result<InspectReport> {
-    let source = source::open_with(reference, registry)?;
+    let mut source = source::open_with(reference, registry)?;
     let layers = source.verify_layers()?;
+    source.load_attachments()?;
+    source.verify_attachments()?;
     let image = &source.image;
     Ok(InspectReport {
         reference: source.reference.clone(),
@@ -51,6 +104,7 @@ pub fn inspect_with(reference: &ImageRef, registry: &ClientOptions) -> Result<In
         config: image.config.config.clone(),
         annotations: image.annotations.clone(),
         layers,
+        attachments: source.attachments.iter().map(AttachmentReport::of).collect(),
         verified: true,
     })
 }
@@ -112,6 +166,14 @@ impl InspectReport {
                 human_size(layer.uncompressed_size),
                 layer.media_type
             );
+        }
+        for attachment in &self.attachments {
+            let kind = attachment.artifact_type.as_deref().unwrap_or("signature image");
+            let _ = writeln!(out, "Attached:     {}  {kind}  ({})", attachment.digest, attachment.placement);
+            for blob in &attachment.layers {
+                let title = blob.title.as_deref().map(|t| format!("  {t}")).unwrap_or_default();
+                let _ = writeln!(out, "  {}  {}  {}{title}", blob.digest, human_size(blob.size), blob.media_type);
+            }
         }
         let _ = writeln!(out, "Verified:     every blob matches its digest and size; every layer its diff_id");
         out

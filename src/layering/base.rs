@@ -53,6 +53,8 @@ pub enum Comparison {
 
 pub struct BaseImage {
     pub reference: String,
+    /// The digest of its manifest, which the provenance names (`None` for an old `docker save` archive).
+    pub manifest_digest: Option<crate::digest::Digest>,
     pub config: ImageConfig,
     /// The base's layers, their blobs already in the staging store.
     pub layers: Vec<BaseLayer>,
@@ -89,7 +91,8 @@ impl BaseImage {
                 annotations: source_layer.descriptor.annotations.clone().unwrap_or_default(),
             });
         }
-        Ok(BaseImage { reference: shown, config: image.image.config.clone(), layers, tree })
+        let manifest_digest = image.image.manifest.as_ref().map(|m| m.descriptor.digest.clone());
+        Ok(BaseImage { reference: shown, manifest_digest, config: image.image.config.clone(), layers, tree })
     }
 
     /// How the base's entry at `entry.path` compares with `entry`.

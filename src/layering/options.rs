@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Remedy, Result};
-use crate::layering::packages::{database, pkgdata};
+use crate::layering::packages::{Ownership, database, pkgdata};
 use crate::layering::plan::{
     ANNOTATION_CONTENT, ANNOTATION_PACKAGES, DEFAULT_MAX_LAYERS, LayerPlan, PathRule, PreviousLayers,
 };
@@ -29,6 +29,22 @@ pub enum Layering {
 }
 
 impl Layering {
+    /// The layering as a record says it: `single`, `paths NAME=GLOB,...`, `pkgdata DIR`, `packages`.
+    pub fn describe(&self) -> String {
+        match self {
+            Layering::Single => "single".into(),
+            Layering::Paths(rules) => {
+                let rules: Vec<String> = rules.iter().map(|r| format!("{}={}", r.name, r.patterns.join(","))).collect();
+                format!("paths {}", rules.join(" "))
+            }
+            Layering::PackageData { dir, manifest } => match manifest {
+                Some(manifest) => format!("pkgdata {} manifest {}", dir.display(), manifest.display()),
+                None => format!("pkgdata {}", dir.display()),
+            },
+            Layering::Database { .. } => "packages".into(),
+        }
+    }
+
     /// Whether the rootfs is read twice (its database first), so that standard input must be spooled.
     pub fn reads_rootfs_twice(&self) -> bool {
         matches!(self, Layering::Database { .. })
@@ -102,6 +118,17 @@ impl LayeringOptions {
             }
             .with_remedy(Remedy::GivePackageData)),
             None => Ok(LayerPlan::single()),
+        }
+    }
+}
+
+impl LayeringOptions {
+    /// The package ownership an SBOM lists when the layer plan holds none (one layer, path rules, or too few layers
+    /// to split): Yocto's pkgdata when given, else the rootfs's own dpkg or opkg database, if it has one.
+    pub fn ownership_for_sbom(&self, rootfs: &Path, name: &str, progress: &Progress) -> Result<Option<Ownership>> {
+        match &self.layering {
+            Layering::PackageData { dir, manifest } => Ok(Some(pkgdata::load(dir, manifest.as_deref())?)),
+            _ => database::read(rootfs, name, progress),
         }
     }
 }

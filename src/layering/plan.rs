@@ -190,6 +190,11 @@ impl LayerPlan {
         &self.rules[rule].name
     }
 
+    /// The package ownership the plan routes by, if it routes by packages.
+    pub fn ownership(&self) -> Option<&Ownership> {
+        self.ownership.as_ref()
+    }
+
     /// Where the ownership came from, for the summary.
     pub fn ownership_source(&self) -> Option<&str> {
         self.ownership.as_ref().map(|o| o.source.as_str())

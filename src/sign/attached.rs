@@ -19,16 +19,6 @@ use crate::oci::media_type::MediaType;
 /// is empty, its signature being inside the DSSE envelope).
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
-/// The tag of the signature image of the manifest `digest`.
-pub fn signature_tag(digest: &Digest) -> String {
-    format!("sha256-{}.sig", digest.hex())
-}
-
-/// The tag of the attestation image of the manifest `digest`.
-pub fn attestation_tag(digest: &Digest) -> String {
-    format!("sha256-{}.att", digest.hex())
-}
-
 /// `existing` (the image already at the tag, if any) with one more layer: `bytes` stored in `blobs` as a
 /// `media_type` blob carrying `annotations`. The config and manifest are written to `blobs` as skopeo writes them:
 /// `{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[...]}}` and an OCI manifest with no
@@ -44,7 +34,7 @@ pub(crate) fn append(
     annotations: BTreeMap<String, String>,
 ) -> Result<Image> {
     let (digest, size) = blobs.put(bytes)?;
-    let descriptor = Descriptor { media_type, digest, size, platform: None, annotations: Some(annotations) };
+    let descriptor = Descriptor { annotations: Some(annotations), ..Descriptor::new(media_type, digest, size) };
     let mut layers: Vec<Layer> = existing
         .map(|image| {
             image
@@ -142,28 +132,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_follow_cosigns_scheme() {
-        let digest: Digest = "sha256:f0d9e3da4745df470c08f2f46cd505ef75b33f509881e6b8c379cdfb1c3edaec".parse().unwrap();
-        assert_eq!(
-            signature_tag(&digest),
-            "sha256-f0d9e3da4745df470c08f2f46cd505ef75b33f509881e6b8c379cdfb1c3edaec.sig"
-        );
-        assert_eq!(
-            attestation_tag(&digest),
-            "sha256-f0d9e3da4745df470c08f2f46cd505ef75b33f509881e6b8c379cdfb1c3edaec.att"
-        );
-    }
-
-    #[test]
     fn a_layer_is_refused_when_too_large_unreadable_or_not_the_named_blob() {
         let bytes = b"payload".to_vec();
-        let layer = Descriptor {
-            media_type: MediaType::from("application/x"),
-            digest: Digest::of(&bytes),
-            size: bytes.len() as u64,
-            platform: None,
-            annotations: None,
-        };
+        let layer = Descriptor::new(MediaType::from("application/x"), Digest::of(&bytes), bytes.len() as u64);
         let served = |b: Vec<u8>| move |_: &Descriptor| -> Result<Vec<u8>> { Ok(b.clone()) };
         assert_eq!(read_layer(&layer, &served(bytes.clone()), 7).unwrap(), bytes);
         assert_eq!(read_layer(&layer, &served(bytes.clone()), 6), Err(Refusal::TooLarge { size: 7, max: 6 }));

@@ -24,7 +24,7 @@ pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// The layer annotation naming the statement's predicate type, which cosign filters attestations by.
 pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
 
-/// The attestation image `existing` (the one at [`attached::attestation_tag`], if there is one) with `envelope`
+/// The attestation image `existing` (the one at [`crate::oci::artifact::attestation_tag`], if there is one) with `envelope`
 /// added as a layer for a statement of `predicate_type`; its blobs (envelope, config, manifest) are written to
 /// `blobs`. Returned as an [`Image`] for a sink to publish at the attestation tag.
 pub fn add_attestation(

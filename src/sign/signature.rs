@@ -28,7 +28,7 @@ use crate::oci::media_type::MediaType;
 /// The media type of a signature layer (cosign's `types.SimpleSigningMediaType`).
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 
-/// The signature image `existing` (the one at [`attached::signature_tag`], if there is one) with the signature
+/// The signature image `existing` (the one at [`crate::oci::artifact::signature_tag`], if there is one) with the signature
 /// `signature` (ASN.1 DER) of `payload` (its exact bytes) added as a layer; its blobs (payload, config, manifest) are
 /// written to `blobs`. Returned as an [`Image`] for a sink to publish at the signature tag.
 pub fn add_signature(blobs: &BlobStore, existing: Option<&Image>, payload: &[u8], signature: &[u8]) -> Result<Image> {

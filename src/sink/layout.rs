@@ -102,7 +102,11 @@ fn update_index(dir: &Path, entries: &[Descriptor]) -> Result<()> {
     let tag_of = |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).cloned();
     for entry in entries {
         match tag_of(entry) {
-            Some(tag) => index.manifests.retain(|m| tag_of(m).as_deref() != Some(tag.as_str())),
+            // The same manifest listed without a tag is the one now tagged: listed once.
+            Some(tag) => index.manifests.retain(|m| match tag_of(m) {
+                Some(other) => other != tag,
+                None => m.digest != entry.digest || m.artifact_type.is_some(),
+            }),
             None => index.manifests.retain(|m| tag_of(m).is_some() || m.digest != entry.digest),
         }
         index.manifests.push(entry.clone());

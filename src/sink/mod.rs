@@ -9,6 +9,7 @@ pub mod registry;
 
 use std::collections::BTreeMap;
 
+use crate::attach::Signer;
 use crate::blobs::{BlobSource, BlobStore};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -173,6 +174,8 @@ pub struct SinkOptions {
     pub registry: ClientOptions,
     /// A repository on the same registry to mount blobs from (`--mount-from`).
     pub mount_from: Option<String>,
+    /// Sign every manifest published (`--sign-key`).
+    pub signer: Option<Signer>,
 }
 
 /// Prepares `publication` for `output`. `name` is the image's name (`--tag`), used where the reference names none.
@@ -183,6 +186,14 @@ pub fn prepare(
     name: Option<&ImageName>,
     options: &SinkOptions,
 ) -> Result<Box<dyn PreparedOutput>> {
+    let signed;
+    let image = match &options.signer {
+        Some(signer) => {
+            signed = with_signatures(output, image, staging, name, signer, options)?;
+            &signed
+        }
+        None => image,
+    };
     match output {
         ImageRef::Registry(target) => registry::prepare(target, image, staging, options),
         ImageRef::Layout { dir, tag } => {
@@ -200,6 +211,48 @@ pub fn prepare(
             archive::prepare(file, name.map(ToString::to_string).as_deref(), name, image, staging)
         }
     }
+}
+
+/// `publication` with a signature of each of its manifests for `output`, under the name it has there: the registry
+/// reference, or the image's name (`--tag`) in a layout or an archive. A registry's signatures already there are
+/// kept, the new one added beside them.
+fn with_signatures(
+    output: &ImageRef,
+    publication: &Publication,
+    staging: &BlobStore,
+    name: Option<&ImageName>,
+    signer: &Signer,
+    options: &SinkOptions,
+) -> Result<Publication> {
+    let reference = match output {
+        ImageRef::Registry(target) => target.to_string(),
+        _ => match name {
+            Some(name) => name.to_string(),
+            None => {
+                return Err(Error::Invalid(format!(
+                    "cannot sign `{output}`: a signature names the image it vouches for; give it a name with --tag \
+                     NAME[:TAG] (as it will be pushed: registry.example.com/team/app:1.0)"
+                )));
+            }
+        },
+    };
+    let mut manifests: Vec<&Digest> = vec![&publication.top.descriptor.digest];
+    if publication.is_index() {
+        manifests.extend(publication.manifests().map(|m| &m.descriptor.digest));
+    }
+    let existing = |digest: &Digest| -> Result<Option<Image>> {
+        let ImageRef::Registry(target) = output else {
+            return Ok(None);
+        };
+        registry::existing_signature(target, digest, &options.registry)
+    };
+    let mut signed = publication.clone();
+    // Signatures made for another destination (read with the image) stay; one of ours for the same manifest
+    // replaces its tag's entry.
+    let ours = crate::attach::signature::sign(staging, &manifests, &reference, signer, existing)?;
+    signed.attachments.retain(|a| !ours.iter().any(|o| o.placement == a.placement));
+    signed.attachments.extend(ours);
+    Ok(signed)
 }
 
 /// Checks, before any work, that `output` can be written: a layout is a directory (new, empty or a layout), an

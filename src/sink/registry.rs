@@ -7,17 +7,28 @@ use super::{PreparedOutput, Publication, SinkOptions};
 use crate::blobs::BlobSource;
 use crate::error::{Error, Result};
 use crate::digest::Digest;
-use crate::oci::artifact::{Attachment, Placement};
+use crate::oci::artifact::{Attachment, Placement, signature_tag};
 use crate::oci::image::Image;
 use crate::oci::media_type::MediaType;
-use crate::oci::reference::{RegistryRef, RegistryTarget};
+use crate::oci::reference::{ImageRef, RegistryRef, RegistryTarget};
 use crate::registry::push::{BlobToPush, push_blobs, put_manifest};
-use crate::registry::referrers::{ReferrersSupport, add_to_fallback_index, list_referrers};
-use crate::registry::{PushReport, RegistryClient};
+use crate::registry::referrers::{ReferrersSupport, add_to_fallback_index, get_manifest, list_referrers};
+use crate::registry::{ClientOptions, PushReport, RegistryClient};
 
 /// Whether a push of `image` to `target` mounts every blob from the repository the image was read from.
 pub fn mounts_from_origin(image: &Image, target: &RegistryRef) -> bool {
     image.origin.as_ref().is_some_and(|origin| origin.host == target.api_host())
+}
+
+/// The signature image already at `digest`'s signature tag on `target`'s repository, to add a signature to.
+pub fn existing_signature(target: &RegistryRef, digest: &Digest, options: &ClientOptions) -> Result<Option<Image>> {
+    let mut at_tag = target.clone();
+    at_tag.target = RegistryTarget::Tag(signature_tag(digest));
+    let client = RegistryClient::connect_for_pull(&at_tag, options.clone())?;
+    if get_manifest(&client, &at_tag.manifest_reference())?.is_none() {
+        return Ok(None);
+    }
+    crate::source::open_with(&ImageRef::Registry(at_tag), options).map(|source| Some(source.image))
 }
 
 /// The repository of the registry at `host` to mount `image`'s blobs from: the one it was read from when that is on

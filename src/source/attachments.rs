@@ -4,7 +4,8 @@
 //! `subject` is another manifest is skipped.
 
 use super::{Blobs, SourceImage};
-use crate::digest::Digest;
+use crate::blobs::BlobSource;
+use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::oci::artifact::{Attachment, Placement, attestation_tag, signature_tag};
 use crate::oci::descriptor::Descriptor;
@@ -48,6 +49,20 @@ impl SourceImage {
         for (descriptor, bytes, placement) in found {
             if let Some(attachment) = self.read_attachment(descriptor, bytes, placement, &subject)? {
                 self.attachments.push(attachment);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every blob of the attachments once, checking its size and digest.
+    pub fn verify_attachments(&self) -> Result<()> {
+        for blob in self.attachments.iter().flat_map(|a| &a.blobs) {
+            let mut reader = DigestReader::new(self.open_blob(&blob.digest)?);
+            std::io::copy(&mut reader, &mut std::io::sink())
+                .map_err(|e| Error::bad_image(&self.reference, format!("attached blob {}: {e}", blob.digest)))?;
+            let (digest, _) = reader.finish();
+            if digest != blob.digest {
+                return Err(Error::bad_image(&self.reference, format!("attached blob {} is corrupt", blob.digest)));
             }
         }
         Ok(())
