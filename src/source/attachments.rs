@@ -90,9 +90,15 @@ impl SourceImage {
             // An index among the referrers (a nested attestation index) is not something this tool copies.
             return Ok(None);
         }
-        let bytes = match bytes {
-            Some(bytes) => bytes,
-            None => self.blobs.read_verified(&descriptor, &self.reference)?,
+        let bytes = match (bytes, &self.blobs) {
+            (Some(bytes), _) => bytes,
+            (None, Blobs::Registry { client, .. }) => {
+                let fetched = get_manifest(client, &descriptor.digest.to_string())?.ok_or_else(|| {
+                    client.fail(&format!("the referrer {} is listed but the registry has no such manifest", descriptor.digest))
+                })?;
+                fetched.bytes
+            }
+            (None, _) => self.blobs.read_verified(&descriptor, &self.reference)?,
         };
         let manifest: Manifest = parse_manifest(&bytes).map_err(|problem| {
             Error::bad_image(&self.reference, format!("attached manifest {}: {problem}", descriptor.digest))
