@@ -123,6 +123,7 @@ fn check_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::image::Layer;
 
     const SKOPEO_MANIFEST: &[u8] = include_bytes!("../../tests/data/signatures/skopeo-1.18/manifest.json");
     const SKOPEO_AFTER_4: &[u8] =
@@ -211,15 +212,15 @@ mod tests {
     fn signatures_are_appended_as_skopeo_appends_them() {
         // skopeo's image after four signatures, rebuilt from its first one by adding the three later layers.
         let (_dir, blobs) = store();
-        let first = crate::oci::manifest::parse_manifest(SKOPEO_MANIFEST).unwrap();
-        let after = crate::oci::manifest::parse_manifest(SKOPEO_AFTER_4).unwrap();
+        let first = parse_manifest(SKOPEO_MANIFEST).unwrap();
+        let after = parse_manifest(SKOPEO_AFTER_4).unwrap();
         let signature =
             |layer: &Descriptor| STANDARD.decode(&layer.annotations.as_ref().unwrap()[SIGNATURE_ANNOTATION]);
         let mut image = add_signature(&blobs, None, SKOPEO_PAYLOAD, &signature(&first.layers[0]).unwrap()).unwrap();
         for later in &after.layers[1..] {
             // The later payloads were not kept: append their descriptors as a registry would show them.
             let mut layers = image.layers.clone();
-            layers.push(crate::oci::image::Layer { descriptor: later.clone(), diff_id: Some(later.digest.clone()) });
+            layers.push(Layer { descriptor: later.clone(), diff_id: Some(later.digest.clone()) });
             let mut config = image.config.clone();
             config.rootfs.diff_ids.clear();
             image = Image::assemble(&blobs, config, layers, BTreeMap::new()).unwrap();
