@@ -172,10 +172,8 @@ fn attach(args: &cli::args::AttachArgs) -> Result<(), imgcraft::Error> {
 fn verify(args: &cli::args::VerifyArgs) -> Result<(), imgcraft::Error> {
     let options = settings::sink_options(&args.registry, false)?;
     let key_text = settings::read_key_file(&args.key)?;
-    let key = imgcraft::sign::key::PublicKey::from_pem(
-        &String::from_utf8_lossy(&key_text),
-        &args.key.display().to_string(),
-    )?;
+    let key =
+        imgcraft::sign::key::PublicKey::from_pem(&String::from_utf8_lossy(&key_text), &args.key.display().to_string())?;
     let report = imgcraft::commands::verify::verify(&args.image, &key, &options.registry)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));

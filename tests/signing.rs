@@ -3,51 +3,18 @@
 //! while pushing it to a real docker-registry, and a `sigstoreSigned` policy holding the public key accepts that
 //! image and refuses an unsigned one and one checked against another key.
 //! The signature image the library makes (`sign::signature`) is accepted by that policy, and refused under another
-//! key's.
+//! key's. `rootfs2image verify` accepts skopeo's signature. An image rootfs2image signs while pushing it, with its SBOM
+//! and provenance attached, is accepted by skopeo and by `verify`; an unsigned one, another key's and a tag moved to
+//! another manifest are refused by both.
 #![cfg(feature = "engine-tests")]
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::trixie::InTree;
 use common::{bin, fixtures, run, shared_registry};
-
-/// A directory inside the trixie tree (its skopeo sees only the tree), removed when dropped.
-struct InTree {
-    tree: PathBuf,
-    name: String,
-}
-
-impl InTree {
-    fn new() -> InTree {
-        let tree = PathBuf::from(std::env::var("IMGCRAFT_TRIXIE").expect("IMGCRAFT_TRIXIE: source env.sh"));
-        let dir = tempfile::Builder::new().prefix("imgcraft-signing-").tempdir_in(tree.join("tmp")).unwrap();
-        let name = dir.path().file_name().unwrap().to_string_lossy().into_owned();
-        std::mem::forget(dir);
-        InTree { tree, name }
-    }
-
-    /// The path on the host of `file` inside this directory.
-    fn host(&self, file: &str) -> PathBuf {
-        self.tree.join("tmp").join(&self.name).join(file)
-    }
-
-    /// The path the tree's skopeo sees.
-    fn inside(&self, file: &str) -> String {
-        format!("/tmp/{}/{file}", self.name)
-    }
-
-    fn skopeo(&self, args: &[&str]) -> Output {
-        Command::new("chroot").arg(&self.tree).arg("skopeo").args(args).output().unwrap()
-    }
-}
-
-impl Drop for InTree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.tree.join("tmp").join(&self.name));
-    }
-}
 
 fn image(dir: &Path, label: &str) -> PathBuf {
     let archive = dir.join(format!("{label}.tar"));
@@ -135,6 +102,22 @@ fn skopeo_signs_with_a_keygen_key_and_a_policy_with_its_public_key_accepts_only_
         "{}",
         String::from_utf8_lossy(&other.stderr)
     );
+
+    // rootfs2image verify reads skopeo's signature as skopeo does.
+    let report = common::json(&run(bin()
+        .args(["verify", "--json", "--key"])
+        .arg(t.host("release.pub"))
+        .arg(format!("docker://{repo}:signed"))));
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["signatures"][0]["docker_reference"], format!("{repo}:signed"));
+    common::assert_refused(&[], &["no valid signature", "other.pub"], || {
+        bin()
+            .args(["verify", "--key"])
+            .arg(t.host("other.pub"))
+            .arg(format!("docker://{repo}:signed"))
+            .output()
+            .unwrap()
+    });
 }
 
 #[test]
@@ -206,3 +189,101 @@ fn skopeo_accepts_the_signature_image_the_library_makes_for_its_key_only() {
         String::from_utf8_lossy(&other.stderr)
     );
 }
+
+#[test]
+fn what_rootfs2image_signs_while_pushing_is_accepted_by_skopeo_and_verify_and_nothing_else_is() {
+    let registry = shared_registry();
+    let t = InTree::new();
+    std::fs::write(t.host("pass"), "correct horse\n").unwrap();
+    for prefix in ["release", "other"] {
+        run(bin().current_dir(t.host("")).args([
+            "keygen",
+            "--output-prefix",
+            prefix,
+            "--sign-passphrase-file",
+            "pass",
+        ]));
+    }
+    t.trust(&registry, &["release.pub", "other.pub"]);
+    let sbom = t.host("core-image-minimal.rootfs.spdx.json");
+    std::fs::write(&sbom, SPDX).unwrap();
+    let repo = format!("{registry}/signing/cli-{}", t.name.to_lowercase());
+    let convert = |label: &str, destination: &str, signed: bool| {
+        let mut command = bin();
+        command.arg(fixtures().join("rootfs-amd64.tar")).args(["--arch", "amd64", "--json", "--label"]);
+        command.arg(format!("test={label}")).arg("-o").arg(destination);
+        if signed {
+            command.arg("--sbom").arg(&sbom).args(["--provenance-param", "MACHINE=qemux86-64", "--sign-key"]);
+            command.arg(t.host("release.key")).arg("--sign-passphrase-file").arg(t.host("pass"));
+        }
+        common::json(&run(&mut command))["manifest_digest"].as_str().unwrap().to_string()
+    };
+    let digest = convert("signed", &format!("docker://{repo}:signed"), true);
+    // Attaching changes nothing in the image itself.
+    let plain = convert("signed", &format!("oci-archive:{}", t.host("plain.tar").display()), false);
+    assert_eq!(digest, plain);
+    convert("unsigned", &format!("docker://{repo}:unsigned"), false);
+
+    let pulled = |key: &str, tag: &str| t.pull_verified(key, &format!("docker://{repo}:{tag}"));
+    let accepted = pulled("release.pub", "signed");
+    assert!(accepted.status.success(), "skopeo refused: {}", String::from_utf8_lossy(&accepted.stderr));
+    let unsigned = pulled("release.pub", "unsigned");
+    assert!(String::from_utf8_lossy(&unsigned.stderr).contains("no signature exists"), "{unsigned:?}");
+    let other = pulled("other.pub", "signed");
+    assert!(String::from_utf8_lossy(&other.stderr).contains("invalid signature"), "{other:?}");
+
+    let verify = |key: &str, tag: &str| {
+        bin()
+            .args(["verify", "--json", "--key"])
+            .arg(t.host(key))
+            .arg(format!("docker://{repo}:{tag}"))
+            .output()
+            .unwrap()
+    };
+    let report = common::json(&String::from_utf8(verify("release.pub", "signed").stdout).unwrap());
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["manifest_digest"], digest.as_str());
+    assert_eq!(report["signatures"][0]["docker_reference"], format!("{repo}:signed"));
+    assert_eq!(report["attestations"][0]["valid"], true, "{report}");
+    assert_eq!(report["attestations"][0]["predicate_type"], "https://slsa.dev/provenance/v1");
+    let types: Vec<&str> =
+        report["referrers"].as_array().unwrap().iter().map(|r| r["artifact_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["application/spdx+json", "application/vnd.in-toto+json"], "{report}");
+    for (key, tag) in [("other.pub", "signed"), ("release.pub", "unsigned")] {
+        let out = verify(key, tag);
+        assert_eq!(out.status.code(), Some(1), "verify {tag} with {key}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no valid signature"));
+    }
+
+    // distribution 2.8 has no referrers API: the fallback tag's index lists the SBOM and the provenance, and the SBOM
+    // comes back byte for byte.
+    let hex = digest.trim_start_matches("sha256:");
+    let listed = common::json(&run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{repo}:sha256-{hex}"))));
+    assert_eq!(listed["manifests"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["manifests"][0]["artifactType"], "application/spdx+json");
+    let sbom_blob = report["referrers"][0]["layers"][0]["digest"].as_str().unwrap();
+    let fetched = run(Command::new("curl")
+        .args(["-sf"])
+        .arg(format!("http://{registry}/v2/{}/blobs/{sbom_blob}", repo.split_once('/').unwrap().1)));
+    assert_eq!(fetched.as_bytes(), SPDX.as_bytes());
+
+    // The tag moved to another manifest: its signature does not follow.
+    convert("moved", &format!("docker://{repo}:signed"), false);
+    let moved = pulled("release.pub", "signed");
+    assert!(String::from_utf8_lossy(&moved.stderr).contains("no signature exists"), "{moved:?}");
+    assert_eq!(verify("release.pub", "signed").status.code(), Some(1));
+}
+
+/// An SPDX 2.3 document as OE-core writes one for an image (trimmed).
+const SPDX: &str = r#"{
+  "SPDXID": "SPDXRef-DOCUMENT",
+  "creationInfo": {"created": "2026-11-01T00:00:00Z", "creators": ["Tool: OpenEmbedded Core create-spdx.bbclass"]},
+  "dataLicense": "CC0-1.0",
+  "documentNamespace": "http://spdx.org/spdxdoc/core-image-minimal-qemux86-64-0123",
+  "name": "core-image-minimal-qemux86-64",
+  "packages": [{"SPDXID": "SPDXRef-Image-core-image-minimal", "downloadLocation": "NOASSERTION", "name": "core-image-minimal"}],
+  "spdxVersion": "SPDX-2.3"
+}
+"#;

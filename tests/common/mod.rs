@@ -14,6 +14,7 @@ pub mod refusal;
 pub mod registry;
 pub mod tar;
 pub mod tree;
+pub mod trixie;
 pub mod workspace;
 
 pub use command::{bin, json, run, run_failing, run_within};
