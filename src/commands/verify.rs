@@ -82,7 +82,8 @@ pub fn verify(reference: &ImageRef, key: &PublicKey, registry: &ClientOptions) -
                 predicate_type: None,
                 problem: check.outcome.as_ref().err().map(ToString::to_string),
             };
-            if let (true, Some(named), ImageRef::Registry(target)) = (report.valid, &report.docker_reference, reference) {
+            if let (true, Some(named), ImageRef::Registry(target)) = (report.valid, &report.docker_reference, reference)
+            {
                 // containers/image's default identity rule (matchRepoDigestOrExact) for an image pulled by digest,
                 // which also holds for one pulled by tag: the signature must name this repository.
                 let repository = format!("{}/{}", target.domain, target.repository);
@@ -134,7 +135,10 @@ fn read_bounded(source: &SourceImage, descriptor: &Descriptor) -> Result<Vec<u8>
     if descriptor.size > MAX_PAYLOAD_SIZE {
         return Err(Error::bad_image(
             &source.reference,
-            format!("blob {} is {} bytes, more than a signature's {MAX_PAYLOAD_SIZE}", descriptor.digest, descriptor.size),
+            format!(
+                "blob {} is {} bytes, more than a signature's {MAX_PAYLOAD_SIZE}",
+                descriptor.digest, descriptor.size
+            ),
         ));
     }
     let mut bytes = Vec::new();

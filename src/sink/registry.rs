@@ -5,8 +5,8 @@
 
 use super::{PreparedOutput, Publication, SinkOptions};
 use crate::blobs::{BlobSource, BlobStore, Overlay};
-use crate::error::{Error, Result};
 use crate::digest::Digest;
+use crate::error::{Error, Result};
 use crate::oci::artifact::{Attachment, Placement, signature_tag};
 use crate::oci::image::Image;
 use crate::oci::media_type::MediaType;
