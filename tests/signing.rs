@@ -287,3 +287,46 @@ const SPDX: &str = r#"{
   "spdxVersion": "SPDX-2.3"
 }
 "#;
+
+#[test]
+fn an_index_pushed_with_a_key_is_signed_with_each_of_its_images() {
+    let registry = shared_registry();
+    let t = InTree::new();
+    std::fs::write(t.host("pass"), "an index passphrase\n").unwrap();
+    run(bin().current_dir(t.host("")).args(["keygen", "--output-prefix", "release", "--sign-passphrase-file", "pass"]));
+    t.trust(&registry, &["release.pub"]);
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let archive = t.host(&format!("{arch}.tar"));
+        let report = common::json(&run(bin()
+            .arg(fixtures().join("rootfs-amd64.tar"))
+            .args(["--arch", arch, "--no-arch-check", "--sbom", "generate", "--json", "-o"])
+            .arg(format!("oci-archive:{}", archive.display()))));
+        children.push(report["manifest_digest"].as_str().unwrap().to_string());
+    }
+    let repo = format!("{registry}/signing/index-{}", t.name.to_lowercase());
+    let index = common::json(&run(bin()
+        .args(["index", "--json", "--sign-key"])
+        .arg(t.host("release.key"))
+        .arg("--sign-passphrase-file")
+        .arg(t.host("pass"))
+        .arg(format!("oci-archive:{}", t.host("amd64.tar").display()))
+        .arg(format!("oci-archive:{}", t.host("arm64.tar").display()))
+        .arg("-o")
+        .arg(format!("docker://{repo}:1"))));
+    let verify = |reference: &str| {
+        common::json(&run(bin().args(["verify", "--json", "--key"]).arg(t.host("release.pub")).arg(reference)))
+    };
+    let top = verify(&format!("docker://{repo}:1"));
+    assert_eq!(top["verified"], true, "{top}");
+    assert_eq!(top["manifest_digest"], index["index_digest"]);
+    for child in &children {
+        let report = verify(&format!("docker://{repo}@{child}"));
+        assert_eq!(report["verified"], true, "{report}");
+        assert_eq!(report["signatures"][0]["docker_reference"], format!("{repo}:1"));
+        // Each image's generated SBOM came along into the index's repository.
+        assert_eq!(report["referrers"][0]["artifact_type"], "application/spdx+json", "{report}");
+    }
+    let pulled = t.pull_verified("release.pub", &format!("docker://{repo}:1"));
+    assert!(pulled.status.success(), "skopeo refused the signed index: {}", String::from_utf8_lossy(&pulled.stderr));
+}

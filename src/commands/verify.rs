@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::oci::artifact::{Placement, attestation_tag, signature_tag};
 use crate::oci::descriptor::Descriptor;
 use crate::oci::reference::ImageRef;
-use crate::registry::ClientOptions;
+use crate::registry::referrers::{get_manifest, list_referrers};
+use crate::registry::{ClientOptions, RegistryClient};
 use crate::sign::attestation::check_attestations;
 use crate::sign::key::PublicKey;
 use crate::sign::payload::MAX_PAYLOAD_SIZE;
@@ -55,6 +56,12 @@ pub struct SignatureReport {
 
 /// Verifies the image `reference` names against `key`.
 pub fn verify(reference: &ImageRef, key: &PublicKey, registry: &ClientOptions) -> Result<VerifyReport> {
+    if let ImageRef::Registry(target) = reference {
+        let client = RegistryClient::connect_for_pull(target, registry.clone())?;
+        if let Some(top) = get_manifest(&client, &target.manifest_reference())?.filter(|m| m.media_type.is_index()) {
+            return verify_index(reference, &client, &top.digest, key);
+        }
+    }
     let mut opened = source::open_with(reference, registry)?;
     opened.load_attachments()?;
     let manifest_digest = opened
@@ -67,40 +74,19 @@ pub fn verify(reference: &ImageRef, key: &PublicKey, registry: &ClientOptions) -
         opened.attachments.iter().find(|a| a.placement == Placement::Tag(tag.to_string())).map(|a| &a.manifest)
     };
     let read_blob = |descriptor: &Descriptor| read_bounded(&opened, descriptor);
-    let unusable =
-        |tag: String, problem: String| Error::bad_image(reference, format!("the signature image {tag}: {problem}"));
 
-    let mut signatures = Vec::new();
-    if let Some(document) = tag_bytes(&signature_tag(&manifest_digest)) {
-        let checks = check_signatures(&document.bytes, read_blob, &manifest_digest, key)
-            .map_err(|problem| unusable(signature_tag(&manifest_digest), problem))?;
-        for check in checks {
-            let mut report = SignatureReport {
-                layer: check.layer.clone(),
-                valid: check.is_valid(),
-                docker_reference: check.docker_reference().map(str::to_string),
-                predicate_type: None,
-                problem: check.outcome.as_ref().err().map(ToString::to_string),
-            };
-            if let (true, Some(named), ImageRef::Registry(target)) = (report.valid, &report.docker_reference, reference)
-            {
-                // containers/image's default identity rule (matchRepoDigestOrExact) for an image pulled by digest,
-                // which also holds for one pulled by tag: the signature must name this repository.
-                let repository = format!("{}/{}", target.domain, target.repository);
-                let named_repository = named.split('@').next().unwrap_or(named);
-                let named_repository = strip_tag(named_repository);
-                if named_repository != repository {
-                    report.valid = false;
-                    report.problem = Some(format!("signed for `{named}`, not for the repository {repository}"));
-                }
-            }
-            signatures.push(report);
-        }
-    }
+    let signatures = match tag_bytes(&signature_tag(&manifest_digest)) {
+        Some(document) => check(&document.bytes, read_blob, &manifest_digest, key, reference)?,
+        None => Vec::new(),
+    };
     let mut attestations = Vec::new();
     if let Some(document) = tag_bytes(&attestation_tag(&manifest_digest)) {
-        let checks = check_attestations(&document.bytes, read_blob, &manifest_digest, key)
-            .map_err(|problem| unusable(attestation_tag(&manifest_digest), problem))?;
+        let checks = check_attestations(&document.bytes, read_blob, &manifest_digest, key).map_err(|problem| {
+            Error::bad_image(
+                reference,
+                format!("the attestation image {}: {problem}", attestation_tag(&manifest_digest)),
+            )
+        })?;
         attestations.extend(checks.into_iter().map(|check| SignatureReport {
             layer: check.layer.clone(),
             valid: check.is_valid(),
@@ -118,6 +104,87 @@ pub fn verify(reference: &ImageRef, key: &PublicKey, registry: &ClientOptions) -
         key: key.fingerprint(),
         signatures,
         attestations,
+        referrers,
+    })
+}
+
+/// Each layer of the signature image `bytes`, checked against `key` and `digest`, and a valid one's name against
+/// the repository of `reference` when it is a registry's.
+fn check(
+    bytes: &[u8],
+    read_blob: impl Fn(&Descriptor) -> Result<Vec<u8>>,
+    digest: &Digest,
+    key: &PublicKey,
+    reference: &ImageRef,
+) -> Result<Vec<SignatureReport>> {
+    let checks = check_signatures(bytes, read_blob, digest, key).map_err(|problem| {
+        Error::bad_image(reference, format!("the signature image {}: {problem}", signature_tag(digest)))
+    })?;
+    let mut reports = Vec::new();
+    for check in checks {
+        let mut report = SignatureReport {
+            layer: check.layer.clone(),
+            valid: check.is_valid(),
+            docker_reference: check.docker_reference().map(str::to_string),
+            predicate_type: None,
+            problem: check.outcome.as_ref().err().map(ToString::to_string),
+        };
+        if let (true, Some(named), ImageRef::Registry(target)) = (report.valid, &report.docker_reference, reference) {
+            // containers/image's default identity rule (matchRepoDigestOrExact) for an image pulled by digest,
+            // which also holds for one pulled by tag: the signature must name this repository.
+            let repository = format!("{}/{}", target.domain, target.repository);
+            let named_repository = strip_tag(named.split('@').next().unwrap_or(named));
+            if named_repository != repository {
+                report.valid = false;
+                report.problem = Some(format!("signed for `{named}`, not for the repository {repository}"));
+            }
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// A multi-platform index on a registry: its own signature (each image's is checked by its digest), and what
+/// refers to it.
+fn verify_index(
+    reference: &ImageRef,
+    client: &RegistryClient,
+    digest: &Digest,
+    key: &PublicKey,
+) -> Result<VerifyReport> {
+    let read_blob = |descriptor: &Descriptor| {
+        if descriptor.size > MAX_PAYLOAD_SIZE {
+            return Err(client.fail(&format!("blob {} is larger than a signature may be", descriptor.digest)));
+        }
+        let mut bytes = Vec::new();
+        client
+            .open_blob(&descriptor.digest, descriptor.size)?
+            .take(MAX_PAYLOAD_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| client.fail(&format!("blob {}: {e}", descriptor.digest)))?;
+        Ok(bytes)
+    };
+    let signatures = match get_manifest(client, &signature_tag(digest))? {
+        Some(signature) => check(&signature.bytes, read_blob, digest, key, reference)?,
+        None => Vec::new(),
+    };
+    let (_, listed) = list_referrers(client, digest)?;
+    let referrers = listed
+        .into_iter()
+        .map(|d| AttachmentReport {
+            digest: d.digest,
+            placement: "referrer".into(),
+            artifact_type: d.artifact_type,
+            layers: Vec::new(),
+        })
+        .collect();
+    Ok(VerifyReport {
+        reference: reference.to_string(),
+        verified: signatures.iter().any(|s| s.valid),
+        manifest_digest: digest.clone(),
+        key: key.fingerprint(),
+        signatures,
+        attestations: Vec::new(),
         referrers,
     })
 }
