@@ -129,6 +129,32 @@ impl<R: Read> Read for DigestReader<R> {
     }
 }
 
+/// The sha256 of a whole file, read on its own thread while the caller does other work (the provenance's digest of
+/// an input that is being converted at the same time).
+pub struct FileHash {
+    path: std::path::PathBuf,
+    thread: std::thread::JoinHandle<std::io::Result<Digest>>,
+}
+
+impl FileHash {
+    pub fn start(path: std::path::PathBuf) -> FileHash {
+        let reading = path.clone();
+        let thread = std::thread::spawn(move || {
+            let file = std::fs::File::open(&reading)?;
+            let mut reader = DigestReader::new(std::io::BufReader::with_capacity(1 << 20, file));
+            std::io::copy(&mut reader, &mut std::io::sink())?;
+            Ok(reader.finish().0)
+        });
+        FileHash { path, thread }
+    }
+
+    /// Waits for the digest.
+    pub fn finish(self) -> crate::error::Result<Digest> {
+        let outcome = self.thread.join().unwrap_or_else(|_| Err(std::io::Error::other("the hashing thread failed")));
+        outcome.map_err(|e| crate::error::Error::io("cannot read", &self.path, e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use crate::attach::sbom::{file_artifact, generated_artifact};
 use crate::attach::{AttachOptions, SbomRequest};
 use crate::blobs::BlobStore;
 use crate::commands::inspect::AttachmentReport;
-use crate::digest::Digest;
+use crate::digest::{Digest, FileHash};
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::layer::set::LayerSet;
@@ -154,7 +154,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let plan = layering.plan(&rootfs_path, &options.rootfs, previous.as_ref(), base_layers, &options.progress)?;
     // The input's sha256 for the provenance, hashed beside the conversion (a directory has none).
     let input_digest = match provenance {
-        Some(_) if rootfs_path.is_file() => Some(hash_in_background(rootfs_path.clone())),
+        Some(_) if rootfs_path.is_file() => Some(FileHash::start(rootfs_path.clone())),
         _ => None,
     };
     let sbom_ownership = match sbom_format {
@@ -221,7 +221,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         let mut inputs = Vec::new();
         let input_name = if options.rootfs == "-" { "-".to_string() } else { options.rootfs.clone() };
         match input_digest {
-            Some(digest) => inputs.push(Dependency::file(&input_name, &Joined::join(digest)?)),
+            Some(digest) => inputs.push(Dependency::file(&input_name, &digest.finish()?)),
             None => inputs.push(Dependency { name: Some(input_name), uri: None, digest: Default::default() }),
         }
         if let Some((base, digest)) = base.as_ref().and_then(|b| Some((b, b.manifest_digest.as_ref()?))) {
@@ -352,27 +352,6 @@ fn image_config(
         config: config.with_defaults(has_bin_sh),
         rootfs: RootFs { kind: "layers".into(), diff_ids: vec![] },
         history,
-    }
-}
-
-/// The sha256 of the file at `path`, read on its own thread while the conversion runs.
-fn hash_in_background(path: PathBuf) -> std::thread::JoinHandle<Result<Digest>> {
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-        let mut reader = crate::digest::DigestReader::new(std::io::BufReader::with_capacity(1 << 20, file));
-        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io("cannot read", &path, e))?;
-        Ok(reader.finish().0)
-    })
-}
-
-/// Waiting for a background hash.
-trait Joined {
-    fn join(self) -> Result<Digest>;
-}
-
-impl Joined for std::thread::JoinHandle<Result<Digest>> {
-    fn join(self) -> Result<Digest> {
-        std::thread::JoinHandle::join(self).unwrap_or_else(|_| Err(Error::Invalid("the input hash failed".into())))
     }
 }
 

@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer as _};
 
-use super::generate::{Bill, BillPackage, Lazy, shown_path};
+use super::bill::{Bill, BillPackage, Lazy, shown_path};
 use super::inventory::InventoryFile;
 use super::license::Declared;
 use crate::oci::config::rfc3339;

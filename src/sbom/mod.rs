@@ -5,6 +5,7 @@
 //! Attaching them as OCI 1.1 referrers of the image is the sinks' part.
 
 pub mod attached;
+pub mod bill;
 mod cyclonedx;
 pub mod generate;
 mod head;
@@ -14,5 +15,6 @@ pub mod purl;
 mod spdx;
 
 pub use attached::{SbomFile, SbomFormat, recognise};
-pub use generate::{GeneratedFormat, SbomSubject, generate};
+pub use bill::{GeneratedFormat, SbomSubject};
+pub use generate::generate;
 pub use inventory::{FileInventory, Hashing};

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer as _};
 use sha1::{Digest as _, Sha1};
 
-use super::generate::{Bill, Lazy, shown_path};
+use super::bill::{Bill, Lazy, shown_path};
 use super::license::Declared;
 use crate::digest::Digest;
 use crate::oci::config::rfc3339;
