@@ -113,7 +113,7 @@ fn main() {
     measure("one added (small)", &|s: &mut Set, i: usize| {
         let name = format!("new-package-{i}");
         s.push((
-            Package { name: name.clone(), size: 10_000, depends: vec![] },
+            Package { name: name.clone(), size: 10_000, ..Package::default() },
             vec![format!("opt/{name}").into_bytes()],
         ));
         name
@@ -121,7 +121,7 @@ fn main() {
     measure("one added (8 MiB)", &|s: &mut Set, i: usize| {
         let name = format!("new-package-{i}");
         s.push((
-            Package { name: name.clone(), size: 8 << 20, depends: vec![] },
+            Package { name: name.clone(), size: 8 << 20, ..Package::default() },
             vec![format!("opt/{name}").into_bytes()],
         ));
         name

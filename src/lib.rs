@@ -5,8 +5,9 @@
 //! -> [`layer`] (canonical tar -> [`digest`] -> compression -> [`blobs`]), split by [`layering`]
 //! -> [`oci`] (the image model and its documents) -> [`sink`] (layout, archive, registry).
 //! [`source`] reads images back into the same model, every blob confined, bounded and verified; [`registry`] speaks
-//! the distribution API for both; [`sign`] holds the supply chain's keys. [`commands`] wires one pipeline per
-//! subcommand. [`cleanup`] removes a run's temporary paths when a signal ends it, and a dead run's leftovers.
+//! the distribution API for both; [`sign`] holds the supply chain's keys and [`sbom`] its bills of materials.
+//! [`commands`] wires one pipeline per subcommand. [`cleanup`] removes a run's temporary paths when a signal ends it,
+//! and a dead run's leftovers.
 
 pub mod attach;
 pub mod blobs;

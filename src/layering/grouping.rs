@@ -130,6 +130,7 @@ pub(crate) mod tests {
                 name: name.to_string(),
                 size,
                 depends: depends.iter().map(|d| d.to_string()).collect(),
+                ..Package::default()
             });
             ownership.add_path(format!("usr/share/{name}/file").as_bytes(), index);
         }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ownership, Stanza, StatusDatabase, field, parse_status};
+use super::{Ownership, PackageData, Stanza, StatusDatabase, field, parse_status};
 use crate::error::Error;
 
 /// Package states in which a package's files are on disk (dpkg-query(1) `db:Status-Status`).
@@ -21,6 +21,7 @@ pub fn parse(status_path: &str, status: &[u8], lists: &BTreeMap<String, Vec<u8>>
     };
     let db = StatusDatabase {
         tool: "dpkg",
+        data: PackageData::Dpkg,
         present: |state| PRESENT_STATES.contains(&state),
         // Installed-Size is in KiB (deb-control(5)).
         size_unit: 1024,
@@ -35,6 +36,7 @@ mod tests {
     use super::*;
 
     const STATUS: &str = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nMulti-Arch: same\n\
+        Version: 2.36-9+deb12u4\n\
         Installed-Size: 12000\nDepends: libgcc-s1\n\n\
         Package: hello\nStatus: install ok installed\nArchitecture: amd64\nInstalled-Size: 100\n\
         Pre-Depends: dpkg (>= 1.15)\nDepends: libc6 (>= 2.34)\n\n\
@@ -55,6 +57,9 @@ mod tests {
         assert_eq!(ownership.package(libc).size, 12000 * 1024);
         let hello = ownership.owner(b"usr/bin/hello").unwrap();
         assert_eq!(ownership.package(hello).depends, ["dpkg", "libc6"]);
+        assert_eq!(ownership.package(libc).version.as_deref(), Some("2.36-9+deb12u4"));
+        assert_eq!(ownership.package(libc).architecture.as_deref(), Some("amd64"));
+        assert_eq!(ownership.package(hello).version, None);
         assert_eq!(ownership.owner(b"etc/gone.conf"), None);
     }
 

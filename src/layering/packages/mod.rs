@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::Error;
 
-/// One installed package.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One installed package. Only `name`, `size` and `depends` decide layers; the rest describes the package in an SBOM
+/// (see [`crate::sbom`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Package {
     /// The name it is installed under (after any renaming).
     pub name: String,
@@ -22,6 +23,35 @@ pub struct Package {
     pub size: u64,
     /// Names of the packages it depends on (runtime dependencies), alternatives included.
     pub depends: Vec<String>,
+    /// The version as the package manager spells it (`1:2.36-9+deb12u4`, `1.36.1-r0`).
+    pub version: Option<String>,
+    /// The package's architecture as its source names it (`amd64`, `all`, `cortexa57`, `core2-64`).
+    pub architecture: Option<String>,
+    /// The licence as the source writes it: a Yocto `LICENSE` (`GPL-2.0-only & MIT`) or an opkg `License` field.
+    pub license: Option<String>,
+    /// The Yocto recipe the package was built from, when the source knows it (pkgdata's `PN` and `PV`).
+    pub recipe: Option<Recipe>,
+}
+
+/// A Yocto recipe: its name (`PN`) and version (`PV`), what OE-core's package URLs (`pkg:yocto/...`) name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recipe {
+    pub name: String,
+    pub version: String,
+}
+
+impl Package {
+    /// What keeping this package costs in memory, counted against [`MAX_OWNERSHIP_BYTES`].
+    fn held(&self) -> u64 {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() as u64);
+        PATH_OVERHEAD
+            + self.name.len() as u64
+            + self.depends.iter().map(|d| d.len() as u64 + PATH_OVERHEAD).sum::<u64>()
+            + text(&self.version)
+            + text(&self.architecture)
+            + text(&self.license)
+            + self.recipe.as_ref().map_or(0, |r| (r.name.len() + r.version.len()) as u64)
+    }
 }
 
 /// The most bytes the owned paths of all packages may take in memory, each path counted with
@@ -32,11 +62,23 @@ pub const MAX_OWNERSHIP_BYTES: u64 = 48 << 20;
 /// What keeping one owned path costs beyond its bytes: the map slot, the allocation's header and rounding.
 const PATH_OVERHEAD: u64 = 64;
 
+/// Which kind of package data an ownership was read from: it decides how an SBOM identifies the packages (their
+/// package URLs, see [`crate::sbom`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackageData {
+    Dpkg,
+    Opkg,
+    /// A Yocto build's pkgdata.
+    Pkgdata,
+}
+
 /// Installed packages and the paths each owns.
 #[derive(Clone, Debug, Default)]
 pub struct Ownership {
     /// Where the ownership came from, for messages and the summary (`pkgdata tmp/pkgdata/qemuarm64`).
     pub source: String,
+    /// What kind of package data that was (`None`: made up, as tests do).
+    pub data: Option<PackageData>,
     packages: Vec<Package>,
     /// Rootfs path (normal form: no leading `/`) -> index into `packages`.
     owners: HashMap<Vec<u8>, u32>,
@@ -54,9 +96,7 @@ impl Ownership {
         if let Some(i) = self.packages.iter().position(|p| p.name == package.name) {
             return i as u32;
         }
-        self.held += PATH_OVERHEAD
-            + package.name.len() as u64
-            + package.depends.iter().map(|d| d.len() as u64 + PATH_OVERHEAD).sum::<u64>();
+        self.held += package.held();
         self.packages.push(package);
         (self.packages.len() - 1) as u32
     }
@@ -193,6 +233,7 @@ pub type Stanza = [(String, String)];
 pub(crate) struct StatusDatabase<'a> {
     /// `dpkg` or `opkg`, for messages and the ownership's source.
     pub tool: &'static str,
+    pub data: PackageData,
     /// Whether a package in this `Status` state (its third word) has its files on disk.
     pub present: fn(&str) -> bool,
     /// Bytes per unit of `Installed-Size`.
@@ -226,7 +267,15 @@ pub(crate) fn parse_status(status_path: &str, status: &[u8], db: &StatusDatabase
             }
         }
         // Installed-Size is the package's word: a huge one saturates rather than wraps into a small package.
-        let package = Package { name: name.to_string(), size: size.saturating_mul(db.size_unit), depends };
+        let package = Package {
+            name: name.to_string(),
+            size: size.saturating_mul(db.size_unit),
+            depends,
+            version: field(stanza, "Version").map(str::to_string),
+            architecture: field(stanza, "Architecture").map(str::to_string),
+            license: field(stanza, "License").map(str::to_string),
+            recipe: None,
+        };
         installed.push((package, (db.list)(name, stanza)));
     }
     if installed.is_empty() {
@@ -234,6 +283,7 @@ pub(crate) fn parse_status(status_path: &str, status: &[u8], db: &StatusDatabase
     }
     installed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let mut ownership = Ownership::new(format!("{tool} database {status_path}"));
+    ownership.data = Some(db.data);
     for (package, list) in installed {
         let index = ownership.add_package(package);
         for line in list.map(|l| l.split(|&b| b == b'\n')).into_iter().flatten() {
@@ -280,10 +330,18 @@ mod tests {
     }
 
     #[test]
+    fn what_describes_a_package_counts_against_the_memory_limit() {
+        let mut ownership = Ownership::new("test");
+        let license = "MIT & ".repeat(MAX_OWNERSHIP_BYTES as usize / 6 + 1);
+        ownership.add_package(Package { name: "a".into(), license: Some(license), ..Package::default() });
+        assert!(ownership.over_limit());
+    }
+
+    #[test]
     fn a_path_listed_twice_stays_with_its_first_owner() {
         let mut ownership = Ownership::new("test");
-        let a = ownership.add_package(Package { name: "a".into(), size: 0, depends: vec![] });
-        let b = ownership.add_package(Package { name: "b".into(), size: 0, depends: vec![] });
+        let a = ownership.add_package(Package { name: "a".into(), ..Package::default() });
+        let b = ownership.add_package(Package { name: "b".into(), ..Package::default() });
         ownership.add_path(b"/bin/x", a);
         ownership.add_path(b"bin/x", b);
         assert_eq!(ownership.owner(b"bin/x"), Some(a));

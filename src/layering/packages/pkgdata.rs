@@ -1,13 +1,15 @@
 //! A Yocto build's package data (`PKGDATA_DIR`, OE-core `meta/lib/oe/packagedata.py`): `runtime/<pkg>` holds lines
 //! `VAR:<pkg>: value` with the value escaped by Python's `unicode_escape`, among them `PKG` (the final, possibly
 //! renamed, package name), `FILES_INFO` (a JSON object whose keys are the package's absolute paths), `RDEPENDS` and
-//! `PKGSIZE`; `runtime-reverse/<final name>` links back to the `runtime/<pkg>` file. The image's manifest
-//! (`IMAGE_MANIFEST`: lines `name arch version`) names what is installed.
+//! `PKGSIZE`, and what an SBOM tells of the package: `PN` and `PV` (its recipe), `PKGE`, `PKGV` and `PKGR` (its
+//! version), `LICENSE`; `runtime-reverse/<final name>` links back to the `runtime/<pkg>` file. The image's manifest
+//! (`IMAGE_MANIFEST`: lines `name arch version`) names what is installed, with each package's `PACKAGE_ARCH`, which
+//! the runtime files do not hold.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::{Ownership, Package, dependency_names};
+use super::{Ownership, Package, Recipe, dependency_names};
 use crate::error::Error;
 
 /// The largest `runtime/<pkg>` file read: its FILES_INFO lists every file of the package, and the largest real
@@ -27,7 +29,7 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
             "no such directory (give PKGDATA_DIR, e.g. tmp/pkgdata/MACHINE)".into()
         }));
     }
-    let files: Vec<std::path::PathBuf> = match manifest {
+    let files: Vec<(std::path::PathBuf, Option<Listed>)> = match manifest {
         Some(manifest) => installed_from_manifest(dir, manifest)?,
         None => {
             let mut files = Vec::new();
@@ -37,16 +39,16 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
                 if !entry.path().is_file() || entry.file_name().to_string_lossy().ends_with(".packaged") {
                     continue;
                 }
-                files.push(entry.path());
+                files.push((entry.path(), None));
             }
-            files.sort();
+            files.sort_by(|a, b| a.0.cmp(&b.0));
             files
         }
     };
 
     let mut packages = Vec::new();
     let mut collected = 0u64;
-    for file in &files {
+    for (file, listed) in &files {
         let text = super::read_bounded(file, MAX_RUNTIME_FILE)?;
         let pkg = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let vars = parse_pkgdata_file(&text).map_err(|problem| Error::BadInput {
@@ -57,6 +59,13 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
         let name = get("PKG").cloned().unwrap_or_else(|| pkg.clone());
         let size = get("PKGSIZE").and_then(|s| s.trim().parse().ok()).unwrap_or(0);
         let depends = get("RDEPENDS").map(|d| dependency_names(d)).unwrap_or_default();
+        let version = extended_version(&get).or_else(|| listed.as_ref().and_then(|l| l.version.clone()));
+        let architecture = get("PACKAGE_ARCH").cloned().or_else(|| listed.as_ref().map(|l| l.architecture.clone()));
+        let recipe = match (get("PN"), get("PV")) {
+            (Some(name), Some(version)) => Some(Recipe { name: name.clone(), version: version.clone() }),
+            _ => None,
+        };
+        let license = get("LICENSE").cloned();
         let paths: Vec<String> = match get("FILES_INFO") {
             Some(json) => {
                 let object: serde_json::Map<String, serde_json::Value> =
@@ -76,7 +85,7 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
                 super::MAX_OWNERSHIP_BYTES >> 20
             )));
         }
-        packages.push((pkg, Package { name, size, depends }, paths));
+        packages.push((pkg, Package { name, size, depends, version, architecture, license, recipe }, paths));
     }
     if packages.is_empty() {
         return Err(bad("the pkgdata directory describes no package (runtime/ is empty)".into()));
@@ -86,6 +95,7 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
     let renamed: HashMap<String, String> = packages.iter().map(|(pkg, p, _)| (pkg.clone(), p.name.clone())).collect();
     packages.sort_by(|a, b| a.1.name.cmp(&b.1.name));
     let mut ownership = Ownership::new(format!("pkgdata {shown}"));
+    ownership.data = Some(super::PackageData::Pkgdata);
     for (_, mut package, paths) in packages {
         for dep in &mut package.depends {
             if let Some(name) = renamed.get(dep) {
@@ -106,8 +116,29 @@ pub fn load(dir: &Path, manifest: Option<&Path>) -> Result<Ownership, Error> {
     Ok(ownership)
 }
 
-/// The `runtime/<pkg>` files of the packages an image manifest names, through `runtime-reverse/<name>`.
-fn installed_from_manifest(dir: &Path, manifest: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
+/// The package version as Yocto writes it in package feeds and the image manifest (bitbake.conf `EXTENDPKGV`):
+/// `[PKGE:]PKGV-PKGR`, from whichever of those the runtime file holds (`PV` when it has no `PKGV`).
+fn extended_version<'a>(get: &impl Fn(&str) -> Option<&'a String>) -> Option<String> {
+    let set = |var: &str| get(var).filter(|v| !v.trim().is_empty());
+    let pkgv = set("PKGV").or_else(|| set("PV"))?;
+    let mut version = set("PKGE").map(|e| format!("{e}:")).unwrap_or_default();
+    version.push_str(pkgv);
+    if let Some(pkgr) = set("PKGR").or_else(|| set("PR")) {
+        version.push('-');
+        version.push_str(pkgr);
+    }
+    Some(version)
+}
+
+/// What an image manifest line says of a package besides its name.
+struct Listed {
+    architecture: String,
+    version: Option<String>,
+}
+
+/// The `runtime/<pkg>` files of the packages an image manifest names, through `runtime-reverse/<name>`, each with
+/// what its manifest line says.
+fn installed_from_manifest(dir: &Path, manifest: &Path) -> Result<Vec<(std::path::PathBuf, Option<Listed>)>, Error> {
     let shown = manifest.display().to_string();
     let text = std::fs::read_to_string(manifest).map_err(|e| Error::BadInput {
         input: shown.clone(),
@@ -120,12 +151,13 @@ fn installed_from_manifest(dir: &Path, manifest: &Path) -> Result<Vec<std::path:
     for (number, line) in text.lines().enumerate() {
         let mut words = line.split_whitespace();
         let Some(name) = words.next() else { continue };
-        if words.next().is_none() || name.contains('/') {
+        let Some(architecture) = words.next().filter(|_| !name.contains('/')) else {
             return Err(Error::BadInput {
                 input: shown,
                 problem: format!("line {}: not an image manifest line `NAME ARCH VERSION`", number + 1),
             });
-        }
+        };
+        let version = words.next().map(str::to_string);
         let reverse = dir.join("runtime-reverse").join(name);
         let file = std::fs::canonicalize(&reverse).map_err(|_| Error::BadInput {
             input: shown.clone(),
@@ -134,7 +166,7 @@ fn installed_from_manifest(dir: &Path, manifest: &Path) -> Result<Vec<std::path:
                 dir.display()
             ),
         })?;
-        files.push(file);
+        files.push((file, Some(Listed { architecture: architecture.to_string(), version })));
     }
     if files.is_empty() {
         return Err(Error::BadInput { input: shown, problem: "the package manifest names no package".into() });
@@ -226,7 +258,9 @@ FILES_INFO:glibc: {"/lib/libc.so.6": 1000, "/usr/share/caf\\u00e9": 3}
         std::fs::create_dir_all(root.join("runtime-reverse")).unwrap();
         std::fs::write(
             root.join("runtime/glibc"),
-            "PKG:glibc: libc6\nPKGSIZE:glibc: 4096\nFILES_INFO:glibc: {\"/lib/libc.so.6\": 4096}\n",
+            "PN: glibc\nPE: 1\nPV: 2.39+git\nPR: r0\nPKGE: 1\nPKGV: 2.39+git0+abc\nPKGR: r0\n\
+             LICENSE:glibc: GPL-2.0-only & LGPL-2.1-or-later\n\
+             PKG:glibc: libc6\nPKGSIZE:glibc: 4096\nFILES_INFO:glibc: {\"/lib/libc.so.6\": 4096}\n",
         )
         .unwrap();
         std::fs::write(
@@ -246,7 +280,14 @@ FILES_INFO:glibc: {"/lib/libc.so.6": 1000, "/usr/share/caf\\u00e9": 3}
         let hello = ownership.owner(b"usr/bin/hello").unwrap();
         assert_eq!(ownership.package(hello).depends, ["libc6"]);
         assert_eq!(ownership.owner(b"usr/bin/unused"), None);
-        assert_eq!(ownership.package(ownership.owner(b"lib/libc.so.6").unwrap()).size, 4096);
+        let libc = ownership.package(ownership.owner(b"lib/libc.so.6").unwrap());
+        assert_eq!(libc.size, 4096);
+        assert_eq!(libc.version.as_deref(), Some("1:2.39+git0+abc-r0"));
+        assert_eq!(libc.architecture.as_deref(), Some("core2-64"), "PACKAGE_ARCH from the manifest");
+        assert_eq!(libc.license.as_deref(), Some("GPL-2.0-only & LGPL-2.1-or-later"));
+        assert_eq!(libc.recipe, Some(Recipe { name: "glibc".into(), version: "2.39+git".into() }));
+        let hello = ownership.package(hello);
+        assert_eq!((hello.version.as_deref(), hello.recipe.as_ref()), (Some("1.0"), None), "the manifest's version");
 
         std::fs::write(&manifest, "hello core2-64 1.0\nmissing core2-64 1\n").unwrap();
         let err = load(root, Some(&manifest)).unwrap_err().to_string();
