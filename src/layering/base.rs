@@ -338,6 +338,7 @@ mod tests {
     fn whiteouts_name_the_topmost_missing_path_or_make_a_directory_opaque() {
         let base = BaseImage {
             reference: "base".into(),
+            manifest_digest: None,
             config: serde_json::from_str(
                 r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
             )
