@@ -50,8 +50,12 @@ export DOCKER_HOST
 PACKAGES=(docker.io podman skopeo umoci oci-image-tool docker-registry qemu-user-static
   busybox-static pigz pbzip2 zstd xz-utils bzip2 debootstrap apache2-utils runc
   libcap2-bin attr fuse-overlayfs uidmap containernetworking-plugins
-  curl openssl pseudo python3 python3-venv)  # curl: health checks here; openssl: fixture noise in make-fixtures.sh;
-  # pseudo: BitBake tests; python3: package fixtures, BitBake tests (bitbake-setup in a venv)
+  curl openssl pseudo python3 python3-venv python3-pip)  # curl: health checks here; openssl: fixture noise in
+  # make-fixtures.sh; pseudo: BitBake tests; python3: package fixtures, BitBake tests (bitbake-setup in a venv);
+  # python3-pip: the SBOM validators below
+# The reference SBOM validators from PyPI that tests/sbom.rs runs through `python3`: spdx-tools (pyspdxtools) and
+# cyclonedx-python-lib with its JSON schema validation.
+PYPI_PACKAGES=(spdx-tools 'cyclonedx-python-lib[json-validation]')
 # Emulated architectures the tests may use; every other qemu-*.conf is registered too.
 REQUIRED_BINFMT=(aarch64 arm riscv64)
 # Debian architectures whose busybox-static .deb we fetch, with what `uname -m` says under qemu.
@@ -104,6 +108,19 @@ if ((${#missing[@]})); then
   step_done "packages: installed ${#missing[@]}"
 else
   step_done "packages: all ${#PACKAGES[@]} already installed"
+fi
+
+# --- SBOM validators from PyPI ----------------------------------------------------
+step_start
+if python3 -c 'import spdx_tools.spdx.clitools.pyspdxtools, cyclonedx.validation.json, jsonschema' 2>/dev/null; then
+  step_done "SBOM validators: already installed for $(command -v python3)"
+else
+  say "python3 -m pip install ${PYPI_PACKAGES[*]}"
+  # Debian's python3 is externally managed (PEP 668): this machine exists to run the tests.
+  python3 -m pip install -q --break-system-packages "${PYPI_PACKAGES[@]}"
+  python3 -c 'import spdx_tools.spdx.clitools.pyspdxtools, cyclonedx.validation.json, jsonschema' ||
+    die "the SBOM validators do not import after pip install"
+  step_done "SBOM validators: installed ${PYPI_PACKAGES[*]} for $(command -v python3)"
 fi
 
 # --- busybox-static .debs (amd64 for smoke images, arm64 and armhf for emulation)

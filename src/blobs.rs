@@ -139,6 +139,27 @@ impl BlobSource for BlobStore {
     }
 }
 
+/// Blobs made here (signatures, in a store) in front of an image's own (read from where it is), for a push that adds
+/// a few small blobs to an image it streams from elsewhere.
+pub struct Overlay<'a> {
+    pub front: &'a BlobStore,
+    pub back: &'a dyn BlobSource,
+}
+
+impl BlobSource for Overlay<'_> {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn io::Read + Send + '_>> {
+        if self.front.contains(digest) { self.front.open_blob(digest) } else { self.back.open_blob(digest) }
+    }
+
+    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn io::Read + Send + '_>> {
+        if self.front.contains(digest) {
+            self.front.open_blob_at(digest, offset)
+        } else {
+            self.back.open_blob_at(digest, offset)
+        }
+    }
+}
+
 /// A blob being written; dropped without [`BlobWriter::commit`], its temporary file is removed.
 pub struct BlobWriter {
     writer: DigestWriter<BufWriter<File>>,

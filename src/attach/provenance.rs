@@ -51,8 +51,7 @@ pub fn attach(
         )])),
         ..Descriptor::new(MediaType::from(IN_TOTO_MEDIA_TYPE), digest, size)
     };
-    let annotations =
-        BTreeMap::from([(ANNOTATION_PREDICATE_TYPE.to_string(), PROVENANCE_PREDICATE_TYPE.to_string())]);
+    let annotations = BTreeMap::from([(ANNOTATION_PREDICATE_TYPE.to_string(), PROVENANCE_PREDICATE_TYPE.to_string())]);
     let mut attachments = vec![Attachment::artifact(staging, subject, IN_TOTO_MEDIA_TYPE, vec![layer], annotations)?];
     if let Some(signer) = signer {
         let image = attest(staging, None, signer.key(), statement, PROVENANCE_PREDICATE_TYPE)?;

@@ -26,7 +26,13 @@ pub fn file_artifact(staging: &BlobStore, subject: &Descriptor, file: &SbomFile)
     }
     let (digest, size) = writer.commit()?;
     let title = file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    artifact(staging, subject, file.artifact_type(), Descriptor::new(MediaType::from(file.media_type), digest, size), title)
+    artifact(
+        staging,
+        subject,
+        file.artifact_type(),
+        Descriptor::new(MediaType::from(file.media_type), digest, size),
+        title,
+    )
 }
 
 /// A generated SBOM (`bytes` in `format`) attached to `subject`.

@@ -53,7 +53,10 @@ pub fn attach(reference: &ImageRef, sboms: &[SbomFile], options: &SinkOptions) -
     for sbom in sboms {
         let attachment = file_artifact(&staging, &subject, sbom)?;
         // The same SBOM attached twice is listed once.
-        if !publication.attachments.iter().any(|a| a.manifest.descriptor.digest == attachment.manifest.descriptor.digest)
+        if !publication
+            .attachments
+            .iter()
+            .any(|a| a.manifest.descriptor.digest == attachment.manifest.descriptor.digest)
         {
             publication.attachments.push(attachment);
         }

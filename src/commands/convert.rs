@@ -15,8 +15,6 @@ use crate::attach::sbom::{file_artifact, generated_artifact};
 use crate::attach::{AttachOptions, SbomRequest};
 use crate::blobs::BlobStore;
 use crate::commands::inspect::AttachmentReport;
-use crate::sbom::{FileInventory, SbomSubject};
-use crate::sign::provenance::Dependency;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
@@ -35,6 +33,8 @@ use crate::registry::PushReport;
 use crate::rootfs::elf::{ElfCensus, ElfSniffer, PlatformOptions};
 use crate::rootfs::input;
 use crate::rootfs::normalize::Normalizer;
+use crate::sbom::{FileInventory, SbomSubject};
+use crate::sign::provenance::Dependency;
 use crate::sink::{self, SinkOptions};
 use crate::tar::entry::EntryKind;
 use crate::tar::reader::input_fault;
@@ -234,7 +234,9 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
             created: Some(created.clone()),
         };
         let signer = output.sink.signer.as_ref();
-        publication.attachments.extend(crate::attach::provenance::attach(&staging, &subject, &record, request, signer)?);
+        publication
+            .attachments
+            .extend(crate::attach::provenance::attach(&staging, &subject, &record, request, signer)?);
     }
 
     let outputs = if output.outputs.is_empty() {

@@ -36,7 +36,11 @@ pub fn get_manifest(client: &RegistryClient, reference: &str) -> Result<Option<F
         return Ok(None);
     }
     if !reply.status.is_success() {
-        return Err(client.fail(&format!("GET manifest {reference} answered {}: {}", reply.status, reply.error_text())));
+        return Err(client.fail(&format!(
+            "GET manifest {reference} answered {}: {}",
+            reply.status,
+            reply.error_text()
+        )));
     }
     if reply.truncated {
         return Err(
@@ -68,8 +72,7 @@ pub enum ReferrersSupport {
 /// each manifest and checks its `subject`.
 pub fn list_referrers(client: &RegistryClient, subject: &Digest) -> Result<(ReferrersSupport, Vec<Descriptor>)> {
     let url = client.url(&format!("referrers/{subject}"));
-    let reply =
-        client.send(Method::GET, &url, &[("accept", MediaType::OciIndex.as_str().to_string())], Body::Empty)?;
+    let reply = client.send(Method::GET, &url, &[("accept", MediaType::OciIndex.as_str().to_string())], Body::Empty)?;
     let is_index = reply
         .header("content-type")
         .is_some_and(|t| MediaType::from(t.split(';').next().unwrap_or("").trim()) == MediaType::OciIndex);

@@ -127,6 +127,9 @@ pub fn recognise(path: &Path) -> Result<SbomFile> {
     let mut sniffed = [0u8; 512];
     let sniffed = read_head(&mut file, &mut sniffed).map_err(|e| refuse(format!("cannot read the SBOM file: {e}")))?;
 
+    if sniffed.starts_with(b"PK\x03\x04") {
+        return Err(refuse(format!("a zip archive, not an SBOM ({ACCEPTED})")));
+    }
     let format = match InputCompression::sniff(&sniffed[..sniffed.len().min(SNIFF_LEN)]) {
         Ok(InputCompression::Zstd) => {
             if size > MAX_ARCHIVE_SBOM {

@@ -13,8 +13,8 @@ use crate::attach::Signer;
 use crate::blobs::{BlobSource, BlobStore};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::descriptor::Descriptor;
 use crate::oci::artifact::{Attachment, Placement};
+use crate::oci::descriptor::Descriptor;
 use crate::oci::image::{Document, Image};
 use crate::oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use crate::oci::reference::{ImageName, ImageRef};
@@ -216,7 +216,7 @@ pub fn prepare(
 /// `publication` with a signature of each of its manifests for `output`, under the name it has there: the registry
 /// reference, or the image's name (`--tag`) in a layout or an archive. A registry's signatures already there are
 /// kept, the new one added beside them.
-fn with_signatures(
+pub(crate) fn with_signatures(
     output: &ImageRef,
     publication: &Publication,
     staging: &BlobStore,
@@ -240,11 +240,15 @@ fn with_signatures(
     if publication.is_index() {
         manifests.extend(publication.manifests().map(|m| &m.descriptor.digest));
     }
+    // Signatures already made are kept: those read with the image (a copy), else those at the registry.
     let existing = |digest: &Digest| -> Result<Option<Image>> {
-        let ImageRef::Registry(target) = output else {
-            return Ok(None);
-        };
-        registry::existing_signature(target, digest, &options.registry)
+        if let Some(image) = crate::attach::signature::among(&publication.attachments, digest) {
+            return Ok(Some(image));
+        }
+        match output {
+            ImageRef::Registry(target) => registry::existing_signature(target, digest, &options.registry),
+            _ => Ok(None),
+        }
     };
     let mut signed = publication.clone();
     // Signatures made for another destination (read with the image) stay; one of ours for the same manifest

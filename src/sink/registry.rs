@@ -4,7 +4,7 @@
 //! another repository"), the one rule every push follows.
 
 use super::{PreparedOutput, Publication, SinkOptions};
-use crate::blobs::BlobSource;
+use crate::blobs::{BlobSource, BlobStore, Overlay};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::artifact::{Attachment, Placement, signature_tag};
@@ -47,7 +47,19 @@ pub fn push(
     blobs: &dyn BlobSource,
     options: &SinkOptions,
 ) -> Result<PushReport> {
-    let report = prepare(target, publication, blobs, options)?.commit()?;
+    // Signatures are made for this destination; their few small blobs are staged here, the image's stay where
+    // they are.
+    let staging_dir = super::staging_dir_in(&std::env::temp_dir())?;
+    let staging = BlobStore::open(staging_dir.path())?;
+    let signed = match &options.signer {
+        Some(signer) => {
+            let output = ImageRef::Registry(target.clone());
+            super::with_signatures(&output, publication, &staging, None, signer, options)?
+        }
+        None => publication.clone(),
+    };
+    let blobs = Overlay { front: &staging, back: blobs };
+    let report = prepare(target, &signed, &blobs, options)?.commit()?;
     Ok(report.expect("a registry push reports what it sent"))
 }
 

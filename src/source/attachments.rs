@@ -94,7 +94,10 @@ impl SourceImage {
             (Some(bytes), _) => bytes,
             (None, Blobs::Registry { client, .. }) => {
                 let fetched = get_manifest(client, &descriptor.digest.to_string())?.ok_or_else(|| {
-                    client.fail(&format!("the referrer {} is listed but the registry has no such manifest", descriptor.digest))
+                    client.fail(&format!(
+                        "the referrer {} is listed but the registry has no such manifest",
+                        descriptor.digest
+                    ))
                 })?;
                 fetched.bytes
             }

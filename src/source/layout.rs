@@ -21,23 +21,23 @@ pub(super) fn open(blobs: Blobs, display: &str, wanted: Option<&str>) -> Result<
     let index: Index = parse_index(&index_bytes).map_err(|e| Error::bad_image(display, format!("index.json: {e}")))?;
     // Attachments (SBOMs, signatures) are listed beside the images; only an image is chosen.
     let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| !is_attachment(d)).collect();
-    let chosen =
-        match wanted {
-            Some(wanted) => *images.iter().find(|d| names(d).iter().any(|n| n == wanted)).ok_or_else(|| {
-                Error::bad_image(display, format!("no image named `{}` in index.json", shown(wanted)))
-            })?,
-            None => match images.as_slice() {
-                [one] => one,
-                [] => return Err(Error::bad_image(display, "index.json lists no image")),
-                many => {
-                    let listed: Vec<String> = many.iter().flat_map(|d| names(d)).collect();
-                    return Err(Error::bad_image(
-                        display,
-                        format!("index.json lists {} images: name one of: {}", many.len(), shown(&listed.join(", "))),
-                    ));
-                }
-            },
-        };
+    let chosen = match wanted {
+        Some(wanted) => *images
+            .iter()
+            .find(|d| names(d).iter().any(|n| n == wanted))
+            .ok_or_else(|| Error::bad_image(display, format!("no image named `{}` in index.json", shown(wanted))))?,
+        None => match images.as_slice() {
+            [one] => one,
+            [] => return Err(Error::bad_image(display, "index.json lists no image")),
+            many => {
+                let listed: Vec<String> = many.iter().flat_map(|d| names(d)).collect();
+                return Err(Error::bad_image(
+                    display,
+                    format!("index.json lists {} images: name one of: {}", many.len(), shown(&listed.join(", "))),
+                ));
+            }
+        },
+    };
     if chosen.media_type.is_index() {
         return Err(Error::bad_image(display, "the reference names a multi-platform index, not one image"));
     }

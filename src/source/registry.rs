@@ -49,8 +49,7 @@ pub(super) fn open(target: &RegistryRef, options: &ClientOptions, display: &str)
         return Err(Error::bad_image(display, format!("the registry served a manifest with digest {digest}")));
     }
     let manifest = parse_manifest(&reply.body).map_err(|problem| Error::bad_image(display, problem))?;
-    let descriptor =
-        Descriptor::new(media_type, digest, reply.body.len() as u64);
+    let descriptor = Descriptor::new(media_type, digest, reply.body.len() as u64);
     // containers/image reads configs up to 4 MiB too (`iolimits.MaxConfigBodySize`).
     if manifest.config.size > MAX_DOCUMENT_LEN {
         return Err(client.fail(&format!(

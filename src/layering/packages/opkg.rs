@@ -31,7 +31,8 @@ mod tests {
     #[test]
     fn list_lines_may_carry_a_mode_and_a_link_target() {
         let status = b"Package: busybox\nVersion: 1.36\nDepends: libc6 (>= 2.39)\nStatus: install user installed\n\
-            Architecture: cortexa57\nInstalled-Size: 600000\nLicense: GPL-2.0-only & bzip2-1.0.4\n\nPackage: old\nStatus: deinstall ok not-installed\n";
+            Architecture: cortexa57\nInstalled-Size: 600000\nLicense: GPL-2.0-only & bzip2-1.0.4\n\n\
+            Package: old\nStatus: deinstall ok not-installed\n";
         let lists = BTreeMap::from([(
             "busybox.list".to_string(),
             b"/bin/busybox.nosuid\t0100755\n/bin/sh\t0120777\t/bin/busybox.nosuid\n".to_vec(),

@@ -109,6 +109,7 @@ fn archives_of_something_else_are_refused() {
     assert_refused(&write(&dir, "plain.tar", &plain.finish().unwrap()), "a tar archive, not an SBOM");
     let gzip = write(&dir, "g.json.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
     assert_refused(&gzip, "a gzip-compressed file, not an SBOM");
+    assert_refused(&write(&dir, "sbom.zip", b"PK\x03\x04rest"), "a zip archive, not an SBOM");
 }
 
 #[test]
