@@ -24,7 +24,12 @@ struct Seen {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
+    /// The first [`BODY_KEPT`] bytes of the body.
+    body: Vec<u8>,
 }
+
+/// How much of a request's body a server keeps: a manifest's whole, a blob's start.
+const BODY_KEPT: u64 = 1 << 20;
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
@@ -218,15 +223,22 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
         let (name, value) = line.split_once(':')?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
-    let seen = Seen { method, path, headers };
+    let mut seen = Seen { method, path, headers, body: Vec::new() };
+    let keep = |reader: &mut BufReader<TcpStream>, length: u64, body: &mut Vec<u8>| -> Option<()> {
+        let room = BODY_KEPT.saturating_sub(body.len() as u64).min(length);
+        reader.by_ref().take(room).read_to_end(body).ok()?;
+        std::io::copy(&mut reader.by_ref().take(length - room), &mut std::io::sink()).ok()?;
+        Some(())
+    };
     if let Some(length) = seen.header("content-length").and_then(|l| l.parse::<u64>().ok()) {
-        std::io::copy(&mut reader.by_ref().take(length), &mut std::io::sink()).ok()?;
+        keep(reader, length, &mut seen.body)?;
     } else if seen.header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
         for _ in 0..100_000 {
             let mut size = String::new();
             reader.read_line(&mut size).ok()?;
             let size = u64::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            std::io::copy(&mut reader.by_ref().take(size + 2), &mut std::io::sink()).ok()?;
+            keep(reader, size, &mut seen.body)?;
+            std::io::copy(&mut reader.by_ref().take(2), &mut std::io::sink()).ok()?;
             if size == 0 {
                 break;
             }
@@ -690,4 +702,56 @@ fn documents_past_their_size_limits_are_refused() {
         );
         assert!(took < Duration::from_secs(30), "took {took:?}");
     }
+}
+
+#[test]
+fn a_registry_refusing_the_sbom_artifact_gets_no_image_tag_and_the_run_fails_in_one_line() {
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hello"), "hello\n").unwrap();
+    let sbom = work.path().join("image.spdx.json");
+    std::fs::write(&sbom, r#"{"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "image"}"#).unwrap();
+    // Blobs are taken; a manifest naming a `subject` (an OCI 1.1 artifact) is refused, as registries that know no
+    // artifacts do.
+    let registry = Server::start(|request| match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/v2/") => ok("application/json", b"{}"),
+        ("POST", p) if p.starts_with("/v2/app/blobs/uploads/") => {
+            status(202, &[("location", "/v2/app/blobs/uploads/session")])
+        }
+        ("PATCH", _) => status(202, &[("location", "/v2/app/blobs/uploads/session")]),
+        ("PUT", p) if p.starts_with("/v2/app/blobs/uploads/") => status(201, &[]),
+        ("PUT", p) if p.starts_with("/v2/app/manifests/") => {
+            let manifest: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            match manifest.get("subject") {
+                Some(_) => Answer::Full {
+                    status: 400,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: br#"{"errors":[{"code":"MANIFEST_INVALID","message":"artifacts are not accepted"}]}"#
+                        .to_vec(),
+                },
+                None => status(201, &[]),
+            }
+        }
+        _ => status(404, &[]),
+    });
+    let home = tempfile::tempdir().unwrap();
+    let (line, _) = refused_within(
+        tool(home.path())
+            .arg(&rootfs)
+            .args(["--arch", "amd64", "-q", "--sbom"])
+            .arg(&sbom)
+            .arg("-o")
+            .arg(format!("docker://{}/app:1", registry.addr)),
+        Duration::from_secs(60),
+        &registry.addr,
+        "the application/spdx+json artifact sha256:",
+    );
+    assert!(line.contains("MANIFEST_INVALID: artifacts are not accepted"), "{line}");
+    let seen = registry.seen();
+    let manifests: Vec<&Seen> =
+        seen.iter().filter(|r| r.method == "PUT" && r.path.starts_with("/v2/app/manifests/")).collect();
+    // The artifact was offered (the refusal is the registry's), and the image's tag never put.
+    assert!(manifests.iter().any(|r| r.body.windows(9).any(|w| w == b"\"subject\"")), "{seen:?}");
+    assert!(manifests.iter().all(|r| r.path != "/v2/app/manifests/1"), "the image was tagged without its SBOM");
 }

@@ -179,9 +179,23 @@ pub fn signer(args: &SignArgs) -> Result<Option<Signer>, Error> {
         (None, None) => None,
         _ => Some(sign_passphrase(args.sign_passphrase_file.as_deref())?),
     };
+    let encrypted = ENCRYPTED_PEM.iter().any(|label| text.windows(label.len()).any(|w| w == *label));
+    if passphrase.is_none() && encrypted {
+        return Err(Error::BadInput {
+            input: shown,
+            problem: "the key is encrypted and no passphrase was given: give --sign-passphrase-file FILE or set \
+                      IMGCRAFT_SIGN_PASSPHRASE"
+                .into(),
+        });
+    }
     let key = PrivateKey::from_pem(&text, passphrase.as_deref(), &shown)?;
     Ok(Some(Signer::new(key, shown)))
 }
+
+/// The PEM labels of cosign's encrypted keys (`ENCRYPTED COSIGN PRIVATE KEY` before cosign 2), which need a
+/// passphrase.
+const ENCRYPTED_PEM: [&[u8]; 2] =
+    [b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----", b"-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----"];
 
 /// A key file, read up to a bound (a key is a few hundred bytes; a large file is something else).
 pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {

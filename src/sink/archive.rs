@@ -50,12 +50,16 @@ pub fn prepare(
 
     let blob_name = |digest: &crate::digest::Digest| format!("blobs/sha256/{}", digest.hex());
     // Docker loads every image listed; an index's images stay untagged (Docker 20.10 has no multi-platform store).
+    // With attachments beside the image in index.json, containers/image reads no unnamed image from the OCI half
+    // ("more than one image in oci"), so `podman load` reads this half, and names a familiar `app:1` `localhost/app:1`:
+    // the full name keeps the name it has without attachments (Docker reads either).
+    let repo_tag = |n: &ImageName| if image.attachments.is_empty() { n.familiar() } else { n.to_string() };
     let docker_manifest: Vec<DockerManifest> = image
         .images
         .iter()
         .map(|i| DockerManifest {
             config: blob_name(&i.config_descriptor.digest),
-            repo_tags: name.filter(|_| !image.is_index()).map(|n| vec![n.familiar()]),
+            repo_tags: name.filter(|_| !image.is_index()).map(|n| vec![repo_tag(n)]),
             layers: i.layers.iter().map(|l| blob_name(&l.descriptor.digest)).collect(),
         })
         .collect();

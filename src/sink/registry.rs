@@ -136,7 +136,8 @@ fn put_attachments(client: &RegistryClient, attachments: &[Attachment], report: 
         attachments.iter().filter(|a| matches!(a.placement, Placement::Referrer)).collect();
     for attachment in &referrers {
         let descriptor = &attachment.manifest.descriptor;
-        put_manifest(client, &descriptor.digest.to_string(), &descriptor.media_type, &attachment.manifest.bytes)?;
+        put_manifest(client, &descriptor.digest.to_string(), &descriptor.media_type, &attachment.manifest.bytes)
+            .map_err(|e| about(attachment, e))?;
         report.attachments.push(descriptor.digest.clone());
     }
     if let Some(first) = referrers.first() {
@@ -154,9 +155,28 @@ fn put_attachments(client: &RegistryClient, attachments: &[Attachment], report: 
     for attachment in attachments {
         if let Placement::Tag(tag) = &attachment.placement {
             let descriptor = &attachment.manifest.descriptor;
-            put_manifest(client, tag, &descriptor.media_type, &attachment.manifest.bytes)?;
+            put_manifest(client, tag, &descriptor.media_type, &attachment.manifest.bytes)
+                .map_err(|e| about(attachment, e))?;
             report.attachments.push(descriptor.digest.clone());
         }
     }
     Ok(())
+}
+
+/// A registry's refusal of `attachment`, saying which one it was: a user told "the registry rejected the manifest"
+/// would take it for the image's.
+fn about(attachment: &Attachment, error: Error) -> Error {
+    match error {
+        Error::Registry { registry, repository, problem } => {
+            let what = match (&attachment.placement, attachment.artifact_type()) {
+                (Placement::Tag(tag), _) => format!("the manifest at {tag}"),
+                (Placement::Referrer, Some(artifact_type)) => format!("the {artifact_type} artifact"),
+                (Placement::Referrer, None) => "the artifact".to_string(),
+            };
+            let digest = &attachment.manifest.descriptor.digest;
+            Error::Registry { registry, repository, problem: format!("{what} {digest}: {problem}") }
+        }
+        Error::Remedied { error, remedy } => about(attachment, *error).with_remedy(remedy),
+        other => other,
+    }
 }
