@@ -412,6 +412,7 @@ fn attached_sbom(ws: &Workspace, dir: &Path, artifact_type: &str) -> Vec<u8> {
 fn generated_sboms_of_a_dpkg_rootfs_pass_the_spdx_and_cyclonedx_validators() {
     let ws = Workspace::new();
     let tree = common::packages().join("dpkg/v1");
+    let owners_tsv = std::fs::read_to_string(common::packages().join("dpkg/v1.owners.tsv")).unwrap();
     for format in ["spdx", "cyclonedx"] {
         let layout = ws.path(format);
         let args = strings(&["--arch", "amd64", "--sbom", "generate", "--sbom-format", format, "--tag", "app:1", "-o"]);
@@ -428,9 +429,22 @@ fn generated_sboms_of_a_dpkg_rootfs_pass_the_spdx_and_cyclonedx_validators() {
     );
     let document = json(&String::from_utf8(spdx).unwrap());
     assert_eq!(document["spdxVersion"], "SPDX-2.3");
-    // Every package of the dpkg database is in it, with its version.
-    let packages = document["packages"].as_array().unwrap();
-    assert!(packages.iter().any(|p| p["name"] == "busybox-static" && p["versionInfo"].is_string()), "{document}");
+    // Every package of the dpkg database is in it, with its version and package URL, and a file with its sha256.
+    let owners: BTreeSet<&str> = owners_tsv.lines().filter_map(|l| l.split('\t').nth(1)).collect();
+    let packages = all(&document["packages"]);
+    let named: BTreeSet<&str> = packages
+        .iter()
+        .filter(|p| p["versionInfo"].is_string() && p["externalRefs"][0]["referenceLocator"].is_string())
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(owners.is_subset(&named), "{owners:?} not all in {named:?}");
+    let hello = all(&document["files"]).iter().find(|f| f["fileName"] == "./usr/bin/hello").expect("usr/bin/hello");
+    let checksum =
+        all(&hello["checksums"]).iter().find(|c| c["algorithm"] == "SHA256").unwrap()["checksumValue"].clone();
+    assert_eq!(
+        format!("sha256:{}", checksum.as_str().unwrap()),
+        sha256(&std::fs::read(tree.join("usr/bin/hello")).unwrap())
+    );
 
     let cyclonedx = attached_sbom(&ws, &ws.path("cyclonedx"), CYCLONEDX_TYPE);
     let file = ws.write("sbom.cdx.json", &cyclonedx);
@@ -443,4 +457,10 @@ fn generated_sboms_of_a_dpkg_rootfs_pass_the_spdx_and_cyclonedx_validators() {
     assert!(out.status.success(), "cyclonedx validator: {}", String::from_utf8_lossy(&out.stderr));
     let bom = json(&String::from_utf8(cyclonedx).unwrap());
     assert_eq!(bom["specVersion"], "1.6");
+    let components: BTreeSet<&str> = all(&bom["components"])
+        .iter()
+        .filter(|c| c["purl"].as_str().is_some_and(|purl| purl.starts_with("pkg:deb/debian/")))
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(owners.is_subset(&components), "{owners:?} not all in {components:?}");
 }
