@@ -58,6 +58,15 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
         stop_signal: args.stop_signal.clone(),
     };
     let rootfs = args.rootfs.clone().unwrap_or_default();
+    // A signature names the image; a layout or an archive has no name but --tag's. Refused before any work.
+    let local_output = args.outputs.is_empty() || args.outputs.iter().any(|o| o.path().is_some());
+    if args.sign.sign_key.is_some() && args.tag.is_none() && local_output {
+        return Err(Error::Invalid(
+            "--sign-key with a layout or archive output needs --tag NAME[:TAG]: a signature names the image it vouches \
+             for (as it will be pushed: registry.example.com/team/app:1.0)"
+                .into(),
+        ));
+    }
     Ok(ConvertOptions {
         platform: PlatformOptions {
             // Parsed here rather than by clap: an unknown architecture is bad input (exit 1), not a usage error.
