@@ -113,6 +113,8 @@ do_image_imgcraft[vardeps] += "IMGCRAFT_ARCH IMGCRAFT_VARIANT"
 # nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
 do_image_imgcraft[vardepsexclude] += "IMGCRAFT_PREVIOUS"
 imgcraft_image[vardepsexclude] += "IMGCRAFT_PREVIOUS IMGCRAFT_PROVENANCE_OPTIONS"
+# imgcraft_option reads them by a name BitBake's code parser cannot see: named here, a new command reruns the task.
+imgcraft_image[vardeps] += "IMGCRAFT_ENTRYPOINT IMGCRAFT_CMD"
 
 def imgcraft_oci_platform(d):
     """The OCI architecture and variant for TARGET_ARCH. The ARM level is looked for in TUNE_FEATURES, then in
