@@ -18,7 +18,6 @@ use common::{
     RegistryConfig, TestRegistry, assert_same_tree, bin, fixtures, run, run_failing, shared_registry, snapshot,
 };
 
-
 /// The image config as skopeo reads it (`skopeo inspect` alone shows no variant).
 fn skopeo_config(reference: &str) -> Value {
     serde_json::from_str(&run(Command::new("skopeo").args(["inspect", "--config", reference]))).unwrap()

@@ -139,7 +139,11 @@ fn spdx_2_2_archive_goes_into_the_image_as_it_is_built_and_the_image_is_the_one_
         "spdx22",
         "qemux86-64",
         &rootfs,
-        &[r#"INHERIT += "create-spdx-2.2""#, r#"IMGCRAFT_SBOM = "create-spdx generate""#, r#"IMGCRAFT_PROVENANCE = "0""#],
+        &[
+            r#"INHERIT += "create-spdx-2.2""#,
+            r#"IMGCRAFT_SBOM = "create-spdx generate""#,
+            r#"IMGCRAFT_PROVENANCE = "0""#,
+        ],
     );
     let archive = build.archive();
     let digest = manifest_digest(&archive);
@@ -152,8 +156,7 @@ fn spdx_2_2_archive_goes_into_the_image_as_it_is_built_and_the_image_is_the_one_
     assert!(of_kind(&attached, "in-toto").is_empty(), "IMGCRAFT_PROVENANCE = \"0\" attaches none: {attached:?}");
 
     // Without SBOMs or provenance: nothing attached, and the same image.
-    let plain =
-        Build::new("plain", "qemux86-64", &rootfs, &[r#"IMGCRAFT_SBOM = """#, r#"IMGCRAFT_PROVENANCE = "0""#]);
+    let plain = Build::new("plain", "qemux86-64", &rootfs, &[r#"IMGCRAFT_SBOM = """#, r#"IMGCRAFT_PROVENANCE = "0""#]);
     let plain_archive = plain.archive();
     assert_eq!(manifest_digest(&plain_archive), digest);
     assert!(attachments(&layout_of(&plain_archive, &scratch.path().join("plain")), &digest).is_empty());
@@ -201,4 +204,33 @@ fn the_push_task_signs_with_the_key_and_carries_the_sbom_and_no_log_holds_the_pa
     let builddir = PathBuf::from(build.var("builddir"));
     let grep = Command::new("grep").args(["-rlF", passphrase]).arg(&builddir).output().unwrap();
     assert!(grep.stdout.is_empty(), "the passphrase is in {}", String::from_utf8_lossy(&grep.stdout));
+}
+
+#[test]
+fn the_provenance_and_the_signing_key_stay_out_of_task_signatures_while_the_sbom_and_command_do_not() {
+    // A builder that signs and one without the key share sstate; a commit to a layer or another DISTRO_VERSION reruns
+    // no image (the provenance describes the build that made it). What changes the image reruns it, and then the SBOM
+    // is attached again.
+    let rootfs = fixtures().join("rootfs-amd64.tar");
+    let spdx = r#"INHERIT += "create-spdx-3.0""#;
+    let neutral = Build::rebuilt(
+        "signatures",
+        "qemux86-64",
+        &rootfs,
+        &[spdx],
+        &[
+            r#"IMGCRAFT_PROVENANCE_PARAMS = "MACHINE BUILD_HOST=elsewhere""#,
+            r#"DISTRO_VERSION = "9.9""#,
+            r#"IMGCRAFT_SIGN_KEY = "/elsewhere/release.key""#,
+            r#"IMGCRAFT_SIGN_PASSPHRASE_FILE = "/elsewhere/release.passphrase""#,
+        ],
+    );
+    assert_eq!(neutral.rebuilt_tasks(), Vec::<&str>::new());
+    for line in [r#"IMGCRAFT_CMD = "/bin/true""#, r#"IMGCRAFT_SBOM = "create-spdx generate""#] {
+        let changed = Build::rebuilt("signatures", "qemux86-64", &rootfs, &[spdx], &[line]);
+        let tasks = changed.rebuilt_tasks();
+        for task in ["do_image_imgcraft", "do_imgcraft_attach_sbom"] {
+            assert!(tasks.contains(&task), "{line}: {tasks:?}");
+        }
+    }
 }

@@ -49,6 +49,23 @@ impl Build {
         Build::run(name, machine, &variant.join("rootfs.tar"), conf, None, &extra)
     }
 
+    /// Builds, then adds the `again` lines to local.conf and builds again in the same directory, so that
+    /// `rebuilt_tasks` tells which tasks' signatures the lines changed.
+    pub fn rebuilt(name: &str, machine: &str, rootfs: &Path, conf: &[&str], again: &[&str]) -> Build {
+        let extra: Vec<&str> = again.iter().flat_map(|line| ["--rebuild-conf", *line]).collect();
+        Build::run(name, machine, rootfs, conf, None, &extra)
+    }
+
+    /// The tasks the second build of `rebuilt` ran.
+    pub fn rebuilt_tasks(&self) -> Vec<&str> {
+        let tasks = self.result["rebuilt_tasks"].as_array();
+        tasks
+            .unwrap_or_else(|| panic!("run.py gave no rebuilt_tasks: {}", self.result))
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect()
+    }
+
     fn run(name: &str, machine: &str, rootfs: &Path, conf: &[&str], task: Option<&str>, extra: &[&str]) -> Build {
         let dir = tempfile::tempdir().unwrap();
         let tag = format!("imgcraft-bitbake-test/{name}:{PV}");
