@@ -352,8 +352,10 @@ do_imgcraft_push() {
         bbfatal "imgcraft: set IMGCRAFT_PUSH_REF = \"docker://HOST/REPO:TAG\" to push"
     fi
     set --
-    [ -n "${IMGCRAFT_SIGN_KEY}" ] && set -- --sign-key "${IMGCRAFT_SIGN_KEY}"
-    [ -n "${IMGCRAFT_SIGN_PASSPHRASE_FILE}" ] && set -- "$@" --sign-passphrase-file "${IMGCRAFT_SIGN_PASSPHRASE_FILE}"
+    if [ -n "${IMGCRAFT_SIGN_KEY}" ]; then
+        set -- --sign-key "${IMGCRAFT_SIGN_KEY}"
+        [ -n "${IMGCRAFT_SIGN_PASSPHRASE_FILE}" ] && set -- "$@" --sign-passphrase-file "${IMGCRAFT_SIGN_PASSPHRASE_FILE}"
+    fi
     rootfs2image push ${IMGCRAFT_PUSH_ARGS} "$@" "oci-archive:${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar" \
         "${IMGCRAFT_PUSH_REF}"
 }
