@@ -1,6 +1,6 @@
 # One multi-platform OCI image index from an image built for several machines, inside BitBake: `inherit imgcraft_index`
 # in a recipe of its own names the image recipe (which inherits imgcraft) and the multiconfigs that build it, one per
-# MACHINE. do_imgcraft_index depends on each multiconfig's do_image_complete (mcdepends), then combines the archives
+# MACHINE. do_imgcraft_index depends on each multiconfig's image build (mcdepends), then combines the archives
 # they deployed with `rootfs2image index`. `bitbake -c imgcraft_index_push RECIPE` pushes it.
 #
 #   # conf/local.conf:  BBMULTICONFIG = "arm64 amd64"
@@ -66,9 +66,11 @@ python __anonymous() {
     current = d.getVar('BB_CURRENT_MC') or ''
     if current == 'default':
         current = ''
+    # do_build, not do_image_complete: an image's SPDX 3.0 SBOM is attached after do_image_complete (by
+    # do_imgcraft_attach_sbom), and the index carries each image's attachments, so it waits for them.
     for pair in pairs:
         d.appendVarFlag('do_imgcraft_index', 'mcdepends',
-                        ' mc:%s:%s:%s:do_image_complete' % (current, pair.split(':')[0], image))
+                        ' mc:%s:%s:%s:do_build' % (current, pair.split(':')[0], image))
 }
 
 do_imgcraft_index[doc] = "Combines the image built by each multiconfig into one multi-platform OCI index archive"
