@@ -385,10 +385,18 @@ fn a_registry_base_pinned_by_digest_is_fetched_once_into_dl_dir_and_builds_offli
 }
 
 #[test]
-fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_one_index() {
-    let registry = shared_registry();
-    let destination = format!("docker://{registry}/imgcraft-bitbake-test/index:{PV}");
+fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_one_signed_index() {
+    // A registry of its own: a signature found there was made by this push.
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let repository = format!("{}/imgcraft-bitbake-test/index", registry.addr);
+    let destination = format!("docker://{repository}:{PV}");
     let dir = tempfile::tempdir().unwrap();
+    let passphrase_file = dir.path().join("passphrase");
+    std::fs::write(&passphrase_file, "bitbake-index-passphrase\n").unwrap();
+    let prefix = dir.path().join("release");
+    run(bin().arg("keygen").arg("--output-prefix").arg(&prefix).arg("--sign-passphrase-file").arg(&passphrase_file));
+    let sign_key = format!("IMGCRAFT_SIGN_KEY = \"{}\"", prefix.with_extension("key").display());
+    let sign_passphrase = format!("IMGCRAFT_SIGN_PASSPHRASE_FILE = \"{}\"", passphrase_file.display());
     let arm64_rootfs =
         format!("IMGCRAFT_TEST_ROOTFS:qemuarm64 = \"{}\"", fixtures().join("rootfs-arm64.tar").display());
     let push_ref = format!("IMGCRAFT_INDEX_PUSH_REF = \"{destination}\"");
@@ -403,6 +411,8 @@ fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_o
         &push_ref,
         r#"IMGCRAFT_INDEX_PUSH_ARGS = "--tls-verify=false""#,
         r#"IMGCRAFT_TAG = "imgcraft-bitbake-test/index:1.2.3""#,
+        &sign_key,
+        &sign_passphrase,
     ] {
         c.args(["--conf", line]);
     }
@@ -433,6 +443,28 @@ fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_o
     let local = run(Command::new("skopeo").args(["inspect", "--raw"]).arg(format!("oci-archive:{}", index.display())));
     let pushed = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &destination]));
     assert_eq!(pushed, local);
+    // Signed with IMGCRAFT_SIGN_KEY: the index has its signature image at cosign's tag, and each image it lists
+    // verifies by its digest.
+    let index_digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(local.as_bytes()));
+    let signature_tag = format!("docker://{repository}:sha256-{index_digest}.sig");
+    let signature: Value = serde_json::from_str(&run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &signature_tag,
+    ])))
+    .unwrap();
+    let layer = &signature["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json", "{signature}");
+    assert!(layer["annotations"]["dev.cosignproject.cosign/signature"].is_string(), "{signature}");
+    for entry in raw["manifests"].as_array().unwrap() {
+        let child = format!("docker://{repository}@{}", entry["digest"].as_str().unwrap());
+        let mut verify = bin();
+        verify.args(["verify", "--json", "--tls-verify=false", &child, "--key"]).arg(prefix.with_extension("pub"));
+        let report: Value = serde_json::from_str(&run(&mut verify)).unwrap();
+        assert_eq!(report["verified"], true, "{child}: {report}");
+        assert_eq!(report["manifest_digest"], entry["digest"], "{child}: {report}");
+    }
 }
 
 /// The user and password of the registry the push-task test starts with htpasswd basic auth.

@@ -81,7 +81,7 @@ fn spdx_3_sbom_is_attached_to_the_deployed_image_after_create_spdx_writes_it_and
         "spdx3",
         "qemux86-64",
         &fixtures().join("rootfs-amd64.tar"),
-        &[r#"INHERIT += "create-spdx-3.0""#, r#"IMGCRAFT_OUTPUTS = "archive layout""#],
+        &[r#"INHERIT += "create-spdx-3.0""#, r#"IMGCRAFT_OUTPUTS = "archive layout""#, r#"IMGCRAFT_PROVENANCE = "1""#],
     );
     let spdx = std::fs::read(build.linked("spdx.json")).unwrap();
     let scratch = tempfile::tempdir().unwrap();
@@ -94,6 +94,20 @@ fn spdx_3_sbom_is_attached_to_the_deployed_image_after_create_spdx_writes_it_and
         assert_eq!(sboms.len(), 1, "{name}: {attached:?}");
         assert!(sboms[0].content == spdx, "{name}: the attached SBOM is not the deployed one byte for byte");
     }
+
+    // With the attachments beside it, skopeo reads the image by its name, as the layer's README says: the archive's
+    // ref.name is IMGCRAFT_TAG in full, the layout's the tag alone.
+    let tag = build.tag.rsplit_once(':').unwrap().1;
+    for (name, reference) in [
+        ("archive", format!("oci-archive:{}:docker.io/{}", archive.display(), build.tag)),
+        ("layout", format!("oci:{}:{tag}", build.linked("oci").display())),
+    ] {
+        let summary: Value = serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &reference]))).unwrap();
+        assert_eq!(summary["Digest"], digest.as_str(), "{name}: {summary}");
+    }
+    let unnamed = run_failing(Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", archive.display())));
+    let said = String::from_utf8_lossy(&unnamed.stderr);
+    assert!(said.contains("more than one image"), "skopeo without the image's name: {said}");
 
     // What do_image_imgcraft made, before the SBOM existed: the same image, with its provenance and no SBOM.
     let built = Path::new(build.var("imgdeploydir")).join(std::fs::read_link(&archive).unwrap());
@@ -131,11 +145,7 @@ fn spdx_2_2_archive_goes_into_the_image_as_it_is_built_and_the_image_is_the_one_
         "spdx22",
         "qemux86-64",
         &rootfs,
-        &[
-            r#"INHERIT += "create-spdx-2.2""#,
-            r#"IMGCRAFT_SBOM = "create-spdx generate""#,
-            r#"IMGCRAFT_PROVENANCE = "0""#,
-        ],
+        &[r#"INHERIT += "create-spdx-2.2""#, r#"IMGCRAFT_SBOM = "create-spdx generate""#],
     );
     let archive = build.archive();
     let digest = manifest_digest(&archive);
@@ -145,10 +155,10 @@ fn spdx_2_2_archive_goes_into_the_image_as_it_is_built_and_the_image_is_the_one_
     assert!(attached.iter().any(|a| a.content == deployed), "the .spdx.tar.zst is not attached whole: {attached:?}");
     let generated: Vec<Value> = attached.iter().filter_map(|a| serde_json::from_slice(&a.content).ok()).collect();
     assert!(generated.iter().any(|g| g["spdxVersion"] == "SPDX-2.3"), "no generated SPDX 2.3 SBOM: {attached:?}");
-    assert!(of_kind(&attached, "in-toto").is_empty(), "IMGCRAFT_PROVENANCE = \"0\" attaches none: {attached:?}");
+    assert!(of_kind(&attached, "in-toto").is_empty(), "the provenance is attached only when asked for: {attached:?}");
 
-    // Without SBOMs or provenance: nothing attached, and the same image.
-    let plain = Build::new("plain", "qemux86-64", &rootfs, &[r#"IMGCRAFT_SBOM = """#, r#"IMGCRAFT_PROVENANCE = "0""#]);
+    // Without SBOMs (and the provenance off by default): nothing attached, and the same image.
+    let plain = Build::new("plain", "qemux86-64", &rootfs, &[r#"IMGCRAFT_SBOM = """#]);
     let plain_archive = plain.archive();
     assert_eq!(manifest_digest(&plain_archive), digest);
     assert!(attachments(&layout_of(&plain_archive, &scratch.path().join("plain")), &digest).is_empty());
@@ -172,6 +182,7 @@ fn the_push_task_signs_with_the_key_and_carries_the_sbom_and_no_log_holds_the_pa
         &fixtures().join("rootfs-amd64.tar"),
         &[
             r#"INHERIT += "create-spdx-3.0""#,
+            r#"IMGCRAFT_PROVENANCE = "1""#,
             &format!("IMGCRAFT_PUSH_REF = \"{destination}\""),
             r#"IMGCRAFT_PUSH_ARGS = "--tls-verify=false""#,
             &format!("IMGCRAFT_SIGN_KEY = \"{}\"", key.display()),
@@ -201,17 +212,17 @@ fn the_push_task_signs_with_the_key_and_carries_the_sbom_and_no_log_holds_the_pa
 }
 
 #[test]
-fn the_provenance_and_the_signing_key_stay_out_of_task_signatures_while_the_sbom_and_command_do_not() {
+fn the_provenance_and_the_signing_key_stay_out_of_task_signatures_while_what_changes_the_image_does_not() {
     // A builder that signs and one without the key share sstate; a commit to a layer or another DISTRO_VERSION reruns
     // no image (the provenance describes the build that made it). What changes the image reruns it, and then the SBOM
     // is attached again.
     let rootfs = fixtures().join("rootfs-amd64.tar");
-    let spdx = r#"INHERIT += "create-spdx-3.0""#;
+    let conf = [r#"INHERIT += "create-spdx-3.0""#, r#"IMGCRAFT_PROVENANCE = "1""#];
     let neutral = Build::rebuilt(
         "signatures",
         "qemux86-64",
         &rootfs,
-        &[spdx],
+        &conf,
         &[
             r#"IMGCRAFT_PROVENANCE_PARAMS = "MACHINE BUILD_HOST=elsewhere""#,
             r#"DISTRO_VERSION = "9.9""#,
@@ -220,8 +231,11 @@ fn the_provenance_and_the_signing_key_stay_out_of_task_signatures_while_the_sbom
         ],
     );
     assert_eq!(neutral.rebuilt_tasks(), Vec::<&str>::new());
-    for line in [r#"IMGCRAFT_CMD = "/bin/true""#, r#"IMGCRAFT_SBOM = "create-spdx generate""#] {
-        let changed = Build::rebuilt("signatures", "qemux86-64", &rootfs, &[spdx], &[line]);
+    // Turning the provenance off takes it out of the image's attachments: that reruns the image too.
+    let changes =
+        [r#"IMGCRAFT_CMD = "/bin/true""#, r#"IMGCRAFT_SBOM = "create-spdx generate""#, r#"IMGCRAFT_PROVENANCE = "0""#];
+    for line in changes {
+        let changed = Build::rebuilt("signatures", "qemux86-64", &rootfs, &conf, &[line]);
         let tasks = changed.rebuilt_tasks();
         for task in ["do_image_imgcraft", "do_imgcraft_attach_sbom"] {
             assert!(tasks.contains(&task), "{line}: {tasks:?}");

@@ -1,8 +1,8 @@
 # What travels with the container images of imgcraft.bbclass (which inherits this class), for the Cyber Resilience
 # Act and for devices that run only what their vendor signed: the image's SBOM (OE-core's create-spdx output, or one
-# rootfs2image generates), an in-toto SLSA provenance naming the build (MACHINE, DISTRO, the image recipe, each
-# layer's git revision), and the signature do_imgcraft_push makes with the vendor's key. None of it changes the
-# image's manifest digest: SBOMs and provenance are OCI 1.1 artifacts whose subject is the image.
+# rootfs2image generates), when asked for an in-toto SLSA provenance naming the build (MACHINE, DISTRO, the image
+# recipe, each layer's git revision), and the signature do_imgcraft_push makes with the vendor's key. None of it
+# changes the image's manifest digest: SBOMs and provenance are OCI 1.1 artifacts whose subject is the image.
 
 # SBOMs to attach, space-separated:
 #  - "create-spdx": the image's SPDX from OE-core's create-spdx, when the build runs it (INHERIT += "create-spdx"):
@@ -15,8 +15,10 @@
 IMGCRAFT_SBOM ??= "create-spdx"
 # The format of a generated SBOM: spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).
 IMGCRAFT_SBOM_FORMAT ??= "spdx"
-# "1": attach an in-toto SLSA provenance with IMGCRAFT_PROVENANCE_PARAMS and the git revision of every layer.
-IMGCRAFT_PROVENANCE ??= "1"
+# "1": attach an in-toto SLSA provenance with IMGCRAFT_PROVENANCE_PARAMS and the git revision of every layer. Off by
+# default: it holds the build's paths (the rootfs, pkgdata) and the layers' remote URLs, which not every vendor
+# publishes.
+IMGCRAFT_PROVENANCE ??= "0"
 # What the provenance records of the build, space-separated: a variable's name (its value, left out when empty) or
 # KEY=VALUE. It describes the build that made the image, so it stays out of the task's signature: an image taken
 # from sstate keeps the provenance of the build that made it.

@@ -80,7 +80,7 @@ build_host_opkg() {
 }
 
 # The local.conf lines of <branch>/build-rootfs: packages (ipk), OE-core's own do_rootfs with the host's opkg,
-# create-spdx on (nodistro's default), the host's rootfs2image.
+# create-spdx on (nodistro's default), the provenance on, the host's rootfs2image.
 rootfs_conf() {
   local input=$1
   # shellcheck disable=SC2086 # the stand-in list is split into words on purpose, onto one line
@@ -96,6 +96,7 @@ rootfs_conf() {
     'HOSTTOOLS += "opkg opkg-build opkg-make-index update-alternatives quilt pseudo ar"' \
     '# rootfs2image from the host (IMGCRAFT_OE_TOOLS), as the layer'"'"'s README tells users without the Rust.' \
     'HOSTTOOLS += "rootfs2image"' 'IMGCRAFT_NATIVE_DEPENDS = ""' \
+    '# The provenance is opt-in; the check reads MACHINE and IMAGE from it.' 'IMGCRAFT_PROVENANCE = "1"' \
     "IMGCRAFT_ROOTFS_INPUT = \"$input\""
   if [ "$(id -u)" = 0 ]; then
     printf '%s\n' '# BitBake runs as root here: every root-owned file would trip this check.' \
