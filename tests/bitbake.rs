@@ -13,113 +13,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use common::bitbake::{Build, CREATED, CREATED_EPOCH, PV, driver, inspect};
 use common::{
     RegistryConfig, TestRegistry, assert_same_tree, bin, fixtures, run, run_failing, shared_registry, snapshot,
 };
-
-const PV: &str = "1.2.3";
-/// OE-core's REPRODUCIBLE_TIMESTAMP_ROOTFS (the rootfs mtime clamp), which the class makes the creation time and the
-/// mtime ceiling.
-const CREATED: &str = "2018-03-09T12:34:56Z";
-const CREATED_EPOCH: i64 = 1_520_598_896;
-
-fn driver() -> Command {
-    let mut c = Command::new("python3");
-    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bitbake/run.py"));
-    // The rootfs2image these tests were built with, not whatever target/release holds.
-    c.arg("--tools").arg(Path::new(env!("CARGO_BIN_EXE_rootfs2image")).parent().unwrap());
-    c
-}
-
-/// One build of imgcraft-test-image by run.py, in a directory removed when it is dropped.
-struct Build {
-    _dir: tempfile::TempDir,
-    result: Value,
-    /// IMGCRAFT_TAG: imgcraft-bitbake-test/NAME:PV, so that tests running at once never share a Docker tag.
-    tag: String,
-}
-
-impl Build {
-    /// Builds for `machine` from `rootfs` with `conf` lines added to local.conf.
-    fn new(name: &str, machine: &str, rootfs: &Path, conf: &[&str]) -> Build {
-        Build::with_task(name, machine, rootfs, conf, None)
-    }
-
-    /// Runs `task` of the image recipe (and the tasks it needs) instead of do_build.
-    fn with_task(name: &str, machine: &str, rootfs: &Path, conf: &[&str], task: Option<&str>) -> Build {
-        Build::run(name, machine, rootfs, conf, task, &[])
-    }
-
-    /// Builds from a Yocto-style fixture: `variant/rootfs.tar` with its `pkgdata` and `image.manifest`.
-    fn with_packages(name: &str, machine: &str, variant: &Path, conf: &[&str]) -> Build {
-        let pkgdata = variant.join("pkgdata");
-        let manifest = variant.join("image.manifest");
-        let extra = ["--pkgdata", pkgdata.to_str().unwrap(), "--package-manifest", manifest.to_str().unwrap()];
-        Build::run(name, machine, &variant.join("rootfs.tar"), conf, None, &extra)
-    }
-
-    fn run(name: &str, machine: &str, rootfs: &Path, conf: &[&str], task: Option<&str>, extra: &[&str]) -> Build {
-        let dir = tempfile::tempdir().unwrap();
-        let tag = format!("imgcraft-bitbake-test/{name}:{PV}");
-        let mut c = driver();
-        c.args(["--json", "--machine", machine, "--rootfs"]).arg(rootfs).arg("--workdir").arg(dir.path());
-        c.args(["--conf", &format!("IMGCRAFT_TAG = \"{tag}\"")]);
-        for line in conf {
-            c.args(["--conf", line]);
-        }
-        if let Some(task) = task {
-            c.args(["--task", task]);
-        }
-        c.args(extra);
-        let stdout = run(&mut c);
-        let results: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("run.py printed {stdout}: {e}"));
-        Build { _dir: dir, result: results[0].clone(), tag }
-    }
-
-    fn var(&self, name: &str) -> &str {
-        self.result[name].as_str().unwrap_or_else(|| panic!("run.py gave no {name}: {}", self.result))
-    }
-
-    fn deploy_dir(&self) -> PathBuf {
-        PathBuf::from(self.var("deploy_dir_image"))
-    }
-
-    /// Where the IMAGE_LINK_NAME symlink of an output (`oci.tar`, `oci`) points; asserts that it points at the
-    /// IMAGE_NAME file, named as OE-core's own IMAGE_CMD:tar names the tar.zst of the same build.
-    fn linked(&self, suffix: &str) -> PathBuf {
-        let link_name = self.var("image_link_name");
-        let deploy = self.deploy_dir();
-        let target = |suffix: &str| {
-            let link = deploy.join(format!("{link_name}.{suffix}"));
-            let target = std::fs::read_link(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
-            target.to_str().unwrap().to_owned()
-        };
-        let image_name = target("tar.zst").strip_suffix(".tar.zst").unwrap().to_owned();
-        assert!(image_name.starts_with(&format!("{link_name}-")), "IMAGE_NAME {image_name}");
-        assert_eq!(target(suffix), format!("{image_name}.{suffix}"), "{link_name}.{suffix} points elsewhere");
-        let file = deploy.join(format!("{image_name}.{suffix}"));
-        assert!(file.exists(), "{} is missing", file.display());
-        deploy.join(format!("{link_name}.{suffix}"))
-    }
-
-    fn archive(&self) -> PathBuf {
-        self.linked("oci.tar")
-    }
-
-    /// The file names IMAGE_OUTPUT_MANIFEST (OE-core's write_image_output_manifest, gathered by do_image_complete)
-    /// records for `task`.
-    fn recorded_outputs(&self, task: &str) -> Vec<String> {
-        let path = self.var("image_output_manifest");
-        let manifest: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let entry = manifest.as_array().unwrap().iter().find(|e| e["taskname"] == task);
-        let images = entry.unwrap_or_else(|| panic!("{path} has no {task}: {manifest}"))["images"].as_array().unwrap();
-        images.iter().map(|i| i["filename"].as_str().unwrap().to_owned()).collect()
-    }
-}
-
-fn inspect(reference: &str) -> Value {
-    serde_json::from_str(&run(bin().args(["inspect", "--json", reference]))).unwrap()
-}
 
 /// The image config as skopeo reads it (`skopeo inspect` alone shows no variant).
 fn skopeo_config(reference: &str) -> Value {
@@ -488,10 +385,18 @@ fn a_registry_base_pinned_by_digest_is_fetched_once_into_dl_dir_and_builds_offli
 }
 
 #[test]
-fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_one_index() {
-    let registry = shared_registry();
-    let destination = format!("docker://{registry}/imgcraft-bitbake-test/index:{PV}");
+fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_one_signed_index() {
+    // A registry of its own: a signature found there was made by this push.
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let repository = format!("{}/imgcraft-bitbake-test/index", registry.addr);
+    let destination = format!("docker://{repository}:{PV}");
     let dir = tempfile::tempdir().unwrap();
+    let passphrase_file = dir.path().join("passphrase");
+    std::fs::write(&passphrase_file, "bitbake-index-passphrase\n").unwrap();
+    let prefix = dir.path().join("release");
+    run(bin().arg("keygen").arg("--output-prefix").arg(&prefix).arg("--sign-passphrase-file").arg(&passphrase_file));
+    let sign_key = format!("IMGCRAFT_SIGN_KEY = \"{}\"", prefix.with_extension("key").display());
+    let sign_passphrase = format!("IMGCRAFT_SIGN_PASSPHRASE_FILE = \"{}\"", passphrase_file.display());
     let arm64_rootfs =
         format!("IMGCRAFT_TEST_ROOTFS:qemuarm64 = \"{}\"", fixtures().join("rootfs-arm64.tar").display());
     let push_ref = format!("IMGCRAFT_INDEX_PUSH_REF = \"{destination}\"");
@@ -506,6 +411,8 @@ fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_o
         &push_ref,
         r#"IMGCRAFT_INDEX_PUSH_ARGS = "--tls-verify=false""#,
         r#"IMGCRAFT_TAG = "imgcraft-bitbake-test/index:1.2.3""#,
+        &sign_key,
+        &sign_passphrase,
     ] {
         c.args(["--conf", line]);
     }
@@ -536,6 +443,28 @@ fn an_index_recipe_builds_the_image_in_each_multiconfig_and_deploys_and_pushes_o
     let local = run(Command::new("skopeo").args(["inspect", "--raw"]).arg(format!("oci-archive:{}", index.display())));
     let pushed = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &destination]));
     assert_eq!(pushed, local);
+    // Signed with IMGCRAFT_SIGN_KEY: the index has its signature image at cosign's tag, and each image it lists
+    // verifies by its digest.
+    let index_digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(local.as_bytes()));
+    let signature_tag = format!("docker://{repository}:sha256-{index_digest}.sig");
+    let signature: Value = serde_json::from_str(&run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &signature_tag,
+    ])))
+    .unwrap();
+    let layer = &signature["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json", "{signature}");
+    assert!(layer["annotations"]["dev.cosignproject.cosign/signature"].is_string(), "{signature}");
+    for entry in raw["manifests"].as_array().unwrap() {
+        let child = format!("docker://{repository}@{}", entry["digest"].as_str().unwrap());
+        let mut verify = bin();
+        verify.args(["verify", "--json", "--tls-verify=false", &child, "--key"]).arg(prefix.with_extension("pub"));
+        let report: Value = serde_json::from_str(&run(&mut verify)).unwrap();
+        assert_eq!(report["verified"], true, "{child}: {report}");
+        assert_eq!(report["manifest_digest"], entry["digest"], "{child}: {report}");
+    }
 }
 
 /// The user and password of the registry the push-task test starts with htpasswd basic auth.

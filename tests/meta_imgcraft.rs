@@ -51,6 +51,7 @@ fn meta_imgcraft_passes_oelint_adv() {
         .arg("--quiet")
         .arg(layer.join("classes-recipe/imgcraft.bbclass"))
         .arg(layer.join("classes-recipe/imgcraft_index.bbclass"))
+        .arg(layer.join("classes-recipe/imgcraft_supply_chain.bbclass"))
         .arg(layer.join("recipes-devtools/imgcraft/imgcraft_0.1.0.bb"))
         .arg(layer.join("recipes-devtools/imgcraft/imgcraft-crates.inc"))
         .arg(layer.join("conf/layer.conf"))

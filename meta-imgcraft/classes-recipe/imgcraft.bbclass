@@ -92,6 +92,9 @@ IMGCRAFT_REGISTRY_ENV ??= "REGISTRY_AUTH_FILE DOCKER_CONFIG XDG_RUNTIME_DIR"
 IMGCRAFT_ARCH ??= "${@imgcraft_oci_platform(d)[0]}"
 IMGCRAFT_VARIANT ??= "${@imgcraft_oci_platform(d)[1]}"
 
+# SBOMs, provenance and signing: IMGCRAFT_SBOM, IMGCRAFT_PROVENANCE, IMGCRAFT_SIGN_KEY, ...
+inherit imgcraft_supply_chain
+
 IMAGE_TYPES:append = " imgcraft"
 IMAGE_FSTYPES:append = " imgcraft"
 # nooelint: oelint.vars.mispell - OE-core image.bbclass's per-type dependency variable
@@ -104,9 +107,14 @@ do_image_imgcraft[depends] += "${IMGCRAFT_NATIVE_DEPENDS}"
 do_image_imgcraft[vardeps] += "IMGCRAFT_ARCH IMGCRAFT_VARIANT"
 # PKGDATA_DIR is complete for the image's packages once do_rootfs ran (its recrdeptask on do_packagedata), and
 # IMAGE_MANIFEST is written by do_rootfs (rootfs-postcommands' write_image_manifest): do_image_imgcraft runs after both.
-# The previous image is an input whose content must not change the task's signature.
+# The previous image is an input whose content must not change the task's signature. BitBake applies a
+# vardepsexclude to the variable that names it, so it goes on imgcraft_image, which reads it, as well; so does the
+# provenance, which describes the build rather than the image (see imgcraft_supply_chain.bbclass).
 # nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
 do_image_imgcraft[vardepsexclude] += "IMGCRAFT_PREVIOUS"
+imgcraft_image[vardepsexclude] += "IMGCRAFT_PREVIOUS IMGCRAFT_PROVENANCE_OPTIONS"
+# imgcraft_option reads them by a name BitBake's code parser cannot see: named here, a new command reruns the task.
+imgcraft_image[vardeps] += "IMGCRAFT_ENTRYPOINT IMGCRAFT_CMD"
 
 def imgcraft_oci_platform(d):
     """The OCI architecture and variant for TARGET_ARCH. The ARM level is looked for in TUNE_FEATURES, then in
@@ -297,6 +305,8 @@ imgcraft_image() {
         set -- "$@" --previous "oci-archive:$previous"
     fi
     for volume in ${IMGCRAFT_VOLUMES}; do set -- "$@" --volume "$volume"; done
+    ${@imgcraft_sbom_options(d)}
+    ${IMGCRAFT_PROVENANCE_OPTIONS}
     # IMAGE_NAME already ends in IMAGE_NAME_SUFFIX (.rootfs) and the build's version, as OE-core's own tarball does.
     name="${IMAGE_NAME}"
     for output in ${IMGCRAFT_OUTPUTS}; do
@@ -335,12 +345,19 @@ python imgcraft_subimages() {
     d.setVarFlag(task, 'subimages', ' '.join(suffixes[o] for o in d.getVar('IMGCRAFT_OUTPUTS').split()))
 }
 
-# `bitbake -c imgcraft_push IMAGE`: pushes the deployed archive to IMGCRAFT_PUSH_REF. Not part of any normal build.
+# `bitbake -c imgcraft_push IMAGE`: pushes the deployed archive to IMGCRAFT_PUSH_REF, with the SBOMs and provenance
+# attached to it, signed with IMGCRAFT_SIGN_KEY when set. Not part of any normal build.
 do_imgcraft_push() {
     if [ -z "${IMGCRAFT_PUSH_REF}" ]; then
         bbfatal "imgcraft: set IMGCRAFT_PUSH_REF = \"docker://HOST/REPO:TAG\" to push"
     fi
-    rootfs2image push ${IMGCRAFT_PUSH_ARGS} "oci-archive:${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar" "${IMGCRAFT_PUSH_REF}"
+    set --
+    if [ -n "${IMGCRAFT_SIGN_KEY}" ]; then
+        set -- --sign-key "${IMGCRAFT_SIGN_KEY}"
+        [ -n "${IMGCRAFT_SIGN_PASSPHRASE_FILE}" ] && set -- "$@" --sign-passphrase-file "${IMGCRAFT_SIGN_PASSPHRASE_FILE}"
+    fi
+    rootfs2image push ${IMGCRAFT_PUSH_ARGS} "$@" "oci-archive:${DEPLOY_DIR_IMAGE}/${IMAGE_LINK_NAME}.oci.tar" \
+        "${IMGCRAFT_PUSH_REF}"
 }
 addtask imgcraft_push after do_image_complete
 do_imgcraft_push[doc] = "Pushes the deployed container image to IMGCRAFT_PUSH_REF (run it explicitly; never part of a build)"
@@ -349,6 +366,8 @@ do_imgcraft_push[nostamp] = "1"
 do_imgcraft_push[network] = "1"
 do_imgcraft_push[depends] += "${IMGCRAFT_NATIVE_DEPENDS}"
 do_imgcraft_push[prefuncs] += "extend_recipe_sysroot imgcraft_registry_environment"
+# Where a builder keeps its key is no input of the push: it must not change the task's signature.
+do_imgcraft_push[vardepsexclude] += "IMGCRAFT_SIGN_KEY IMGCRAFT_SIGN_PASSPHRASE_FILE"
 
 # Exports the variables of IMGCRAFT_REGISTRY_ENV from the environment bitbake was started in (BitBake's workers start
 # from a clean one), unless the configuration sets them: the registry tasks find the user's credentials as

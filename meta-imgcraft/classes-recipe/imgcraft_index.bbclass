@@ -1,6 +1,6 @@
 # One multi-platform OCI image index from an image built for several machines, inside BitBake: `inherit imgcraft_index`
 # in a recipe of its own names the image recipe (which inherits imgcraft) and the multiconfigs that build it, one per
-# MACHINE. do_imgcraft_index depends on each multiconfig's do_image_complete (mcdepends), then combines the archives
+# MACHINE. do_imgcraft_index depends on each multiconfig's image build (mcdepends), then combines the archives
 # they deployed with `rootfs2image index`. `bitbake -c imgcraft_index_push RECIPE` pushes it.
 #
 #   # conf/local.conf:  BBMULTICONFIG = "arm64 amd64"
@@ -31,6 +31,10 @@ IMGCRAFT_INDEX_OUTPUT_DIR ??= "${DEPLOY_DIR}/images/${PN}"
 # Where `bitbake -c imgcraft_index_push RECIPE` pushes the index (docker://HOST/REPO:TAG), and its extra options.
 IMGCRAFT_INDEX_PUSH_REF ??= ""
 IMGCRAFT_INDEX_PUSH_ARGS ??= ""
+# The key do_imgcraft_index_push signs the index and every image in it with, and the file holding its passphrase, as
+# imgcraft_supply_chain.bbclass has them for do_imgcraft_push (usually set once in local.conf for both): paths only.
+IMGCRAFT_SIGN_KEY ??= ""
+IMGCRAFT_SIGN_PASSPHRASE_FILE ??= ""
 IMGCRAFT_NATIVE_DEPENDS ??= "imgcraft-native:do_populate_sysroot"
 IMGCRAFT_REGISTRY_ENV ??= "REGISTRY_AUTH_FILE DOCKER_CONFIG XDG_RUNTIME_DIR"
 
@@ -66,9 +70,11 @@ python __anonymous() {
     current = d.getVar('BB_CURRENT_MC') or ''
     if current == 'default':
         current = ''
+    # do_build, not do_image_complete: an image's SPDX 3.0 SBOM is attached after do_image_complete (by
+    # do_imgcraft_attach_sbom), and the index carries each image's attachments, so it waits for them.
     for pair in pairs:
         d.appendVarFlag('do_imgcraft_index', 'mcdepends',
-                        ' mc:%s:%s:%s:do_image_complete' % (current, pair.split(':')[0], image))
+                        ' mc:%s:%s:%s:do_build' % (current, pair.split(':')[0], image))
 }
 
 do_imgcraft_index[doc] = "Combines the image built by each multiconfig into one multi-platform OCI index archive"
@@ -128,12 +134,32 @@ python imgcraft_index_registry_environment() {
             d.setVar(name, value)
             d.setVarFlag(name, 'export', '1')
 }
-# The index is made again from the same archives straight to the registry: the same bytes, so the same digest.
+
+def imgcraft_index_sign_options(d):
+    """The signing options of the push: --sign-key, and --sign-passphrase-file only with a key (rootfs2image refuses
+    one alone)."""
+    key = d.getVar('IMGCRAFT_SIGN_KEY')
+    if not key:
+        return []
+    options = ['--sign-key', key]
+    passphrase_file = d.getVar('IMGCRAFT_SIGN_PASSPHRASE_FILE')
+    if passphrase_file:
+        options += ['--sign-passphrase-file', passphrase_file]
+    return options
+
+# Where a builder keeps its key is no input of the push: it must not change the task's signature. BitBake applies a
+# vardepsexclude to the variable that names it, so it goes on the function that reads them as well.
+# nooelint: oelint.vars.mispell.unknown - a flag of the class's own function, not a misspelling
+imgcraft_index_sign_options[vardepsexclude] += "IMGCRAFT_SIGN_KEY IMGCRAFT_SIGN_PASSPHRASE_FILE"
+do_imgcraft_index_push[vardepsexclude] += "IMGCRAFT_SIGN_KEY IMGCRAFT_SIGN_PASSPHRASE_FILE"
+# The index is made again from the same archives straight to the registry: the same bytes, so the same digest. With
+# IMGCRAFT_SIGN_KEY, the index and each image it lists are signed as they are pushed.
 python do_imgcraft_index_push() {
     import shlex
     ref = d.getVar('IMGCRAFT_INDEX_PUSH_REF')
     if not ref:
         bb.fatal("imgcraft-index: set IMGCRAFT_INDEX_PUSH_REF = \"docker://HOST/REPO:TAG\" to push")
-    imgcraft_index_run(d, [ref], shlex.split(d.getVar('IMGCRAFT_INDEX_PUSH_ARGS') or ''))
+    extra = shlex.split(d.getVar('IMGCRAFT_INDEX_PUSH_ARGS') or '') + imgcraft_index_sign_options(d)
+    imgcraft_index_run(d, [ref], extra)
 }
 addtask imgcraft_index_push after do_imgcraft_index

@@ -221,6 +221,22 @@ def build(library, args, machine, rootfs, conf):
         sys.stderr.write(tail(log, args.tail_lines))
         return result
     result.update({name.lower(): values.get(name, "") for name in names})
+    if args.rebuild_conf:
+        # The same build directory with lines added to local.conf: which tasks run again shows what is in their
+        # signatures.
+        with open(os.path.join(builddir, "conf", "local.conf"), "a") as f:
+            f.write("\n".join(args.rebuild_conf) + "\n")
+        relog = os.path.join(builddir, "bitbake-rebuild.log")
+        status = bitbake(program, builddir, argv, relog)
+        if status != 0:
+            result["status"] = status
+            say("%s: the rebuild failed (exit %d); the end of %s:" % (machine, status, relog))
+            sys.stderr.write(tail(relog, args.tail_lines))
+            return result
+        with open(relog, encoding="utf-8", errors="replace") as f:
+            result["rebuilt_tasks"] = sorted({line.split(": task ")[1].split(":")[0] for line in f
+                                              if line.startswith("NOTE: recipe ") and line.rstrip().endswith(": Started")
+                                              and ": task " in line})
     result["deployed"] = deployed(values.get("DEPLOY_DIR_IMAGE", ""))
     say("%s: built in %.1fs; %s holds %s" % (machine, seconds, result["deploy_dir_image"],
                                             ", ".join(result["deployed"]) or "nothing"))
@@ -249,6 +265,9 @@ def main():
     parser.add_argument("--layer", default=os.path.join(REPO, "meta-imgcraft"), help="the meta-imgcraft to test")
     parser.add_argument("--tools", default=os.path.join(REPO, "target", "release"),
                         help="directory holding rootfs2image, put first on the tasks' PATH")
+    parser.add_argument("--rebuild-conf", action="append", default=[], metavar="LINE",
+                        help="after the build, add LINE to local.conf and build again in the same directory; "
+                             "rebuilt_tasks lists the tasks that ran again (repeatable)")
     parser.add_argument("--parse-only", action="store_true", help="only parse the configuration and the recipes")
     parser.add_argument("--series", help="the core layer's LAYERSERIES_CORENAMES (default blacksail)")
     parser.add_argument("--tail-lines", type=int, default=60, help="lines of output shown when a build fails")

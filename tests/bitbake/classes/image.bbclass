@@ -4,8 +4,8 @@
 #   -> do_image -> do_image_<type> for each base type in IMAGE_FSTYPES, running IMAGE_CMD:<type> and then the
 #      CONVERSION_CMDs of its compressed forms (tar.zst: IMAGE_CMD:tar, then CONVERSION_CMD:zst), after the tasks of
 #      the types IMAGE_TYPEDEP:<type> names
-#   -> do_image_complete, which deploys IMGDEPLOYDIR into DEPLOY_DIR_IMAGE (OE-core does that through sstate) and
-#      gathers what each do_image_<type> recorded into IMAGE_OUTPUT_MANIFEST
+#   -> do_image_complete, which deploys IMGDEPLOYDIR into DEPLOY_DIR_IMAGE (OE-core does that through sstate, by
+#      hard links) and gathers what each do_image_<type> recorded into IMAGE_OUTPUT_MANIFEST
 #   -> do_build
 # After each do_image_<type>, OE-core's postfuncs create_symlinks and write_image_output_manifest link and record
 # ${IMAGE_NAME}.<subimage> for each name in the task's [subimages] flag; they are copied here as they are.
@@ -36,6 +36,19 @@ CONVERSION_CMD:gz = "gzip -f -9 -n -c --rsyncable ${IMAGE_NAME}.${type} > ${IMAG
 CONVERSION_CMD:xz = "xz -f -k -c -6 --check=crc32 ${IMAGE_NAME}.${type} > ${IMAGE_NAME}.${type}.xz"
 CONVERSION_CMD:zst = "zstd -f -k -c -3 ${IMAGE_NAME}.${type} > ${IMAGE_NAME}.${type}.zst"
 
+# Classes every image inherits (OE-core's image.bbclass: create-spdx-3.0 adds create-spdx-image-3.0 here).
+IMAGE_CLASSES ??= ""
+inherit_defer ${IMAGE_CLASSES}
+
+# What OE-core's do_rootfs runs once the packages are in (create-spdx-2.2 adds image_combine_spdx): each function,
+# within do_rootfs, after the recipe's own body.
+ROOTFS_POSTUNINSTALL_COMMAND ?= ""
+do_rootfs[postfuncs] += "rootfs_postuninstall"
+python rootfs_postuninstall () {
+    for func in (d.getVar('ROOTFS_POSTUNINSTALL_COMMAND') or '').replace(';', ' ').split():
+        bb.build.exec_func(func, d)
+}
+
 do_rootfs[dirs] = "${TOPDIR}"
 do_rootfs[cleandirs] = "${IMAGE_ROOTFS} ${IMGDEPLOYDIR}"
 do_rootfs[fakeroot] = "1"
@@ -48,6 +61,13 @@ do_image[dirs] = "${TOPDIR}"
 do_image[cleandirs] += "${IMGMANIFESTDIR}"
 addtask image after do_rootfs
 
+def link_or_copy(source, target):
+    import shutil
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
 fakeroot python do_image_complete () {
     import shutil
     src, dst = d.getVar('IMGDEPLOYDIR'), d.getVar('DEPLOY_DIR_IMAGE')
@@ -58,12 +78,14 @@ fakeroot python do_image_complete () {
             shutil.rmtree(target)
         elif os.path.lexists(target):
             os.remove(target)
+        # Hard links where it can, as OE-core's sstate_install does (oe.path.copyhardlinktree): a task that rewrites
+        # a deployed file in place would change IMGDEPLOYDIR's too.
         if os.path.islink(source):
             os.symlink(os.readlink(source), target)
         elif os.path.isdir(source):
-            shutil.copytree(source, target, symlinks=True)
+            shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
         else:
-            shutil.copy2(source, target)
+            link_or_copy(source, target)
         bb.note("deployed %s" % target)
 
     import json

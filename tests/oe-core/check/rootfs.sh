@@ -80,7 +80,7 @@ build_host_opkg() {
 }
 
 # The local.conf lines of <branch>/build-rootfs: packages (ipk), OE-core's own do_rootfs with the host's opkg,
-# create-spdx on (nodistro's default), the host's rootfs2image.
+# create-spdx on (nodistro's default), the provenance on, the host's rootfs2image.
 rootfs_conf() {
   local input=$1
   # shellcheck disable=SC2086 # the stand-in list is split into words on purpose, onto one line
@@ -96,6 +96,7 @@ rootfs_conf() {
     'HOSTTOOLS += "opkg opkg-build opkg-make-index update-alternatives quilt pseudo ar"' \
     '# rootfs2image from the host (IMGCRAFT_OE_TOOLS), as the layer'"'"'s README tells users without the Rust.' \
     'HOSTTOOLS += "rootfs2image"' 'IMGCRAFT_NATIVE_DEPENDS = ""' \
+    '# The provenance is opt-in; the check reads MACHINE and IMAGE from it.' 'IMGCRAFT_PROVENANCE = "1"' \
     "IMGCRAFT_ROOTFS_INPUT = \"$input\""
   if [ "$(id -u)" = 0 ]; then
     printf '%s\n' '# BitBake runs as root here: every root-owned file would trip this check.' \
@@ -131,6 +132,40 @@ with tarfile.open(sys.argv[1]) as outer:
             for e in t:
                 if e.isreg() or e.issym():
                     print(layer["digest"], e.name[2:] if e.name.startswith("./") else e.name)
+EOF
+}
+
+# rootfs_attached ARCHIVE SBOM: what is attached to the archive's image (OCI 1.1 artifacts listed in index.json whose
+# subject is the image): `sbom attached` when one holds the SBOM file's bytes, else `sbom missing`; the provenance's
+# build parameters as `param KEY=VALUE` and its dependencies as `dependency NAME URI DIGEST`.
+rootfs_attached() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as archive:
+    def read(name):
+        return archive.extractfile(name).read()
+    index = json.loads(read("index.json"))
+    image = [m for m in index["manifests"] if "artifactType" not in m][0]["digest"]
+    sbom = open(sys.argv[2], "rb").read()
+    found = False
+    for entry in index["manifests"]:
+        if "artifactType" not in entry:
+            continue
+        manifest = json.loads(read("blobs/" + entry["digest"].replace(":", "/")))
+        if manifest.get("subject", {}).get("digest") != image:
+            continue
+        content = read("blobs/" + manifest["layers"][0]["digest"].replace(":", "/"))
+        found = found or content == sbom
+        if "in-toto" in entry["artifactType"]:
+            definition = json.loads(content).get("predicate", {}).get("buildDefinition", {})
+            for value in definition.get("externalParameters", {}).values():
+                if isinstance(value, dict):
+                    for key, v in sorted(value.items()):
+                        if isinstance(v, str):
+                            print("param %s=%s" % (key, v))
+            for dep in definition.get("resolvedDependencies", []):
+                print("dependency", dep.get("name"), dep.get("uri", "-"), json.dumps(dep.get("digest", {})))
+    print("sbom attached" if found else "sbom missing")
 EOF
 }
 
@@ -185,13 +220,23 @@ rootfs_checks() {
   done
   check "$branch rootfs: opkg ran in do_rootfs" \
     "$(grep -qs 'opkg' "$(var T "$env")/log.do_rootfs"; echo $?)"
-  spdx=$(find "$(var DEPLOY_DIR_IMAGE "$env")" -maxdepth 1 -name "$ROOTFS_IMAGE-*.spdx.json" | head -n1)
-  check "$branch rootfs: create-spdx wrote ${spdx:-(no $ROOTFS_IMAGE-*.spdx.json)}" "$([ -n "$spdx" ]; echo $?)"
+  # The image's SBOM, by its link: SPDX 3.0's .spdx.json (deployed by do_create_image_sbom_spdx), else SPDX 2.2's
+  # .spdx.tar.zst (scarthgap: written by do_rootfs, deployed with the image).
+  spdx=$(var DEPLOY_DIR_IMAGE "$env")/$(var IMAGE_LINK_NAME "$env")
+  if [ -e "$spdx.spdx.json" ]; then spdx=$spdx.spdx.json; else spdx=$spdx.spdx.tar.zst; fi
+  check "$branch rootfs: create-spdx deployed $spdx" "$([ -e "$spdx" ]; echo $?)"
 
   got=$("$TOOLS/rootfs2image" inspect --json "oci-archive:$build/first.oci.tar" |
     python3 -c 'import json, sys; i = json.load(sys.stdin); print(i["architecture"], i.get("variant") or "-", i["verified"])') ||
     got="(inspect failed)"
   check "$branch rootfs: rootfs2image inspect gives \"$got\", want \"$ROOTFS_PLATFORM\"" "$(is "$got" "$ROOTFS_PLATFORM")"
+
+  # imgcraft_supply_chain.bbclass: that SBOM is attached, byte for byte, and the provenance names the build.
+  got=$(rootfs_attached "$build/first.oci.tar" "$spdx")
+  printf '%s\n' "$got" | sed 's/^/    /'
+  check "$branch rootfs: the deployed SBOM is attached to the image byte for byte" "$(has "$got" "sbom attached")"
+  check "$branch rootfs: the provenance records MACHINE=$ROOTFS_MACHINE" "$(has "$got" "param MACHINE=$ROOTFS_MACHINE")"
+  check "$branch rootfs: the provenance records IMAGE=$ROOTFS_IMAGE" "$(has "$got" "param IMAGE=$ROOTFS_IMAGE")"
 
   layers=$(rootfs_layers "$build/first.oci.tar")
   files=$(rootfs_files "$build/first.oci.tar")

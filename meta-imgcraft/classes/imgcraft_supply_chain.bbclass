@@ -1,0 +1,1 @@
+../classes-recipe/imgcraft_supply_chain.bbclass
