@@ -16,5 +16,8 @@ pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(bytes: &[u8], what:
             bytes.len()
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("invalid {what}: {e}"))
+    // serde's message quotes what it could not read (a digest, a media type): someone else's text, escaped.
+    serde_json::from_slice(bytes).map_err(|e| {
+        format!("invalid {what}: {}", crate::error::display_text(&e.to_string(), crate::error::MAX_QUOTED_TEXT))
+    })
 }
