@@ -2,7 +2,7 @@
 # Fuzz every parser that reads what other people made, each for a bounded time, as CI does.
 #
 # Usage: scripts/fuzz.sh [TARGET...]          (default: every target in fuzz/fuzz_targets)
-#   IMGCRAFT_FUZZ_SECONDS   seconds per target (default 45; 0 skips fuzzing, for local runs)
+#   IMGCRAFT_FUZZ_SECONDS   seconds per target (default 30; 0 skips fuzzing, for local runs)
 #   IMGCRAFT_FUZZ_CORPUS    corpus directory, one subdirectory per target (default <repo>/fuzz/corpus); seeded
 #                           by scripts/make-fuzz-corpus.sh, and it keeps what the fuzzer finds for the next run
 # Needs nightly Rust (installed with rustup when missing) and cargo-fuzz (installed from crates.io when missing).
@@ -15,7 +15,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-SECONDS_PER_TARGET=${IMGCRAFT_FUZZ_SECONDS:-45}
+SECONDS_PER_TARGET=${IMGCRAFT_FUZZ_SECONDS:-30}
 CORPUS=$(realpath -m "${IMGCRAFT_FUZZ_CORPUS:-$REPO/fuzz/corpus}")
 ARTIFACTS=$REPO/fuzz/artifacts
 RSS_LIMIT_MB=1024

@@ -5,7 +5,7 @@
 # Usage: scripts/test.sh [TESTNAME-FILTER...]     (as root; extra args go to the test binaries)
 #   IMGCRAFT_TEST_STATE  state dir for dockerd, the registry and env.sh (default /tmp/imgcraft-test-env)
 #   IMGCRAFT_FIXTURES    where fixtures are built (default <repo>/target/fixtures)
-#   IMGCRAFT_FUZZ_SECONDS  seconds per fuzz target (default 45; 0 skips the fuzz phase)
+#   IMGCRAFT_FUZZ_SECONDS  seconds per fuzz target (default 30; 0 skips the fuzz phase)
 # dockerd and the registry are stopped at the end if this run started them.
 set -euo pipefail
 
@@ -61,6 +61,6 @@ phase "make fixtures" bash scripts/make-fixtures.sh "$IMGCRAFT_FIXTURES"
 phase "msrv check" bash scripts/msrv-check.sh
 phase "cargo build --release" cargo build --release
 phase "cargo test" cargo test --release --all-features -- --test-threads=2 "$@"
-# Every fuzz target for IMGCRAFT_FUZZ_SECONDS (default 45) each; IMGCRAFT_FUZZ_SECONDS=0 skips it.
+# Every fuzz target for IMGCRAFT_FUZZ_SECONDS (default 30) each; IMGCRAFT_FUZZ_SECONDS=0 skips it.
 phase "fuzz" bash scripts/fuzz.sh
 printf '\n=== all phases: %ds\n' $((SECONDS - T_ALL))
