@@ -160,6 +160,20 @@ impl BlobSource for Overlay<'_> {
     }
 }
 
+/// A reader whose bytes are also written to a blob as they are read: a blob copied while it is checked.
+pub struct CopyingReader<'a, R> {
+    pub inner: R,
+    pub copy: &'a mut BlobWriter,
+}
+
+impl<R: io::Read> io::Read for CopyingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// A blob being written; dropped without [`BlobWriter::commit`], its temporary file is removed.
 pub struct BlobWriter {
     writer: DigestWriter<BufWriter<File>>,

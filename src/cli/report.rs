@@ -47,6 +47,10 @@ pub fn print_push(report: &PushReport) {
 }
 
 pub fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
+    // Warnings go to standard error whatever else is asked for: they quote names from the images read.
+    for warning in &report.warnings {
+        eprintln!("rootfs2image: warning: {}", display_text(warning, MAX_ERROR_LINE));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(report).expect("a report serialises"));
         return;
@@ -72,8 +76,10 @@ pub fn print_report(report: &ConvertReport, json: bool, quiet: bool) {
     );
     if let Some(reuse) = &report.reuse {
         println!(
-            "previous  {} layers reused, {} new: a device holding it downloads {}",
+            "previous  {} layers reused ({} blobs taken, not compressed again), {} new: a device holding it \
+             downloads {}",
             reuse.reused_layers,
+            reuse.blobs_taken,
             reuse.new_layers,
             human_size(reuse.download_bytes)
         );

@@ -18,6 +18,7 @@ use crate::commands::inspect::AttachmentReport;
 use crate::digest::{Digest, FileHash};
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
+use crate::layer::reuse::PreviousBlobs;
 use crate::layer::set::LayerSet;
 use crate::layer::writer::WrittenLayer;
 use crate::layering::base::BaseImage;
@@ -104,6 +105,9 @@ pub struct ConvertReport {
     /// SBOMs, provenance and attestations attached to the image (signatures are listed with each push).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentReport>,
+    /// What went otherwise than asked without failing the conversion (a previous blob passed over), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What a new image shares with a previous one.
@@ -115,6 +119,8 @@ pub struct Reuse {
     pub new_layers: usize,
     /// The compressed size of the new layers.
     pub download_bytes: u64,
+    /// Layers that took the previous image's blob of the same content instead of being compressed again.
+    pub blobs_taken: usize,
 }
 
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
@@ -132,7 +138,10 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let staging = BlobStore::open(staging_dir.path())?;
 
     let layering = &options.layering;
-    let previous = layering.previous.as_ref().map(|r| read_previous(r, &output.sink.registry)).transpose()?;
+    let previous_image =
+        layering.previous.as_ref().map(|r| crate::source::open_with(r, &output.sink.registry)).transpose()?;
+    let previous = previous_image.as_ref().map(read_previous);
+    let previous_blobs = previous_image.map(|image| PreviousBlobs::start(image, &staging)).transpose()?;
     let base = match &layering.base {
         Some(reference) => {
             options.progress.message("reading the base image");
@@ -169,7 +178,8 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         None => input::open(&options.rootfs, &options.progress)?,
     };
 
-    let scan = write_layers(&mut rootfs, &plan, base.as_ref(), options, &staging, &mut inventory)?;
+    let scan =
+        write_layers(&mut rootfs, &plan, base.as_ref(), previous_blobs.as_ref(), options, &staging, &mut inventory)?;
     options.progress.message("writing outputs");
 
     let fallback = base
@@ -188,12 +198,15 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         None => Vec::new(),
     };
     layers.extend(scan.layers);
+    let blobs_taken = previous_blobs.as_ref().map_or(0, PreviousBlobs::taken);
+    let warnings = previous_blobs.as_ref().map(PreviousBlobs::warnings).unwrap_or_default();
     let reuse = previous.as_ref().map(|previous| {
         let new: Vec<&WrittenLayer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
         Reuse {
             reused_layers: layers.len() - new.len(),
             new_layers: new.len(),
             download_bytes: new.iter().map(|l| l.size).sum(),
+            blobs_taken,
         }
     });
     let image = Image::assemble(&staging, config, layers.iter().map(WrittenLayer::to_oci).collect(), annotations)?;
@@ -270,6 +283,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         ownership: plan.ownership_source().map(str::to_string),
         reuse,
         attachments: publication.attachments.iter().map(AttachmentReport::of).collect(),
+        warnings,
     })
 }
 
@@ -286,6 +300,7 @@ fn write_layers(
     rootfs: &mut input::Rootfs,
     plan: &LayerPlan,
     base: Option<&BaseImage>,
+    previous: Option<&PreviousBlobs>,
     options: &ConvertOptions,
     staging: &BlobStore,
     inventory: &mut FileInventory,
@@ -296,6 +311,9 @@ fn write_layers(
     let mut layers = LayerSet::new(plan, staging, compression.algorithm, compression.level, compression.threads);
     if let Some(base) = base {
         layers = layers.on_base(base);
+    }
+    if let Some(previous) = previous {
+        layers = layers.reusing(previous);
     }
     let mut has_bin_sh = false;
     while let Some(entry) = rootfs.entries.next_entry()? {

@@ -1,6 +1,8 @@
 //! Writing layers: one layer's stream of entries to a compressed, digested blob ([`writer`]), several written in one
-//! pass ([`set`]), and the compressors they share ([`compress`]).
+//! pass ([`set`]), the compressors they share ([`compress`]), and with `--previous` the blobs a rebuild takes
+//! instead of compressing again ([`reuse`]).
 
 pub mod compress;
+pub mod reuse;
 pub mod set;
 pub mod writer;

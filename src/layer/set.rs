@@ -9,12 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::blobs::BlobStore;
 use crate::error::Result;
 use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
+use crate::layer::reuse::PreviousBlobs;
 use crate::layer::writer::{LayerWriter, WrittenLayer};
 use crate::layering::base::{BaseImage, Comparison};
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, Group, LayerPlan};
@@ -66,6 +67,8 @@ pub struct LayerSet<'a> {
     /// Hashes of the paths in `directories`, so that the ancestors of a path are looked up in one pass over it.
     directory_hashes: HashSet<u64>,
     hasher: PathHasher,
+    /// With `--previous`: blobs a layer of the same content takes instead of being compressed again.
+    previous: Option<&'a PreviousBlobs>,
 }
 
 impl<'a> LayerSet<'a> {
@@ -93,7 +96,20 @@ impl<'a> LayerSet<'a> {
             held: 0,
             directory_hashes: HashSet::new(),
             hasher: PathHasher::default(),
+            previous: None,
         }
+    }
+
+    /// Takes the blob of `previous`'s layer of the same content for any layer that has one (see
+    /// [`crate::layer::reuse`]).
+    pub fn reusing(mut self, previous: &'a PreviousBlobs) -> Self {
+        self.previous = Some(previous);
+        self
+    }
+
+    fn new_writer(&self) -> Result<LayerWriter> {
+        let spooled = self.previous.is_some();
+        LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref(), spooled)
     }
 
     /// Keeps `entry` as the record of a directory, for lower layers to carry as a parent.
@@ -128,9 +144,7 @@ impl<'a> LayerSet<'a> {
 
     fn layer(&mut self, group: Group) -> io::Result<&mut OpenLayer> {
         if !self.layers.contains_key(&group) {
-            let writer =
-                LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref())
-                    .map_err(io::Error::other)?;
+            let writer = self.new_writer().map_err(io::Error::other)?;
             self.layers.insert(group, OpenLayer { writer, directories: HashSet::new(), packages: BTreeSet::new() });
         }
         Ok(self.layers.get_mut(&group).expect("just inserted"))
@@ -285,59 +299,101 @@ impl<'a> LayerSet<'a> {
     }
 
     /// Ends every layer and returns them bottom first, each annotated with what it holds.
-    pub fn finish(self) -> Result<Vec<WrittenLayer>> {
+    pub fn finish(mut self) -> Result<Vec<WrittenLayer>> {
         let plan = self.plan;
-        let mut finished = Vec::new();
+        // Bottom first: each layer's writer and the annotations that say what it holds.
+        let mut ending: Vec<(LayerWriter, BTreeMap<String, String>)> = Vec::new();
         if let Some(base) = self.base {
             // First of the new layers: an opaque marker hides the base's children from the layers below it only.
             let whiteouts = base.whiteouts(&self.present, &self.present_directories);
             if !whiteouts.is_empty() {
-                let mut writer =
-                    LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
+                let mut writer = self.new_writer()?;
                 for whiteout in &whiteouts {
                     writer
                         .append(whiteout, &mut io::empty())
                         .map_err(|e| crate::error::Error::io("cannot write a layer in", self.blobs.root(), e))?;
                 }
-                let mut layer = writer.commit()?;
-                layer.annotations.insert(ANNOTATION_CONTENT.into(), "whiteouts".into());
-                finished.push(layer);
+                ending.push((writer, BTreeMap::from([(ANNOTATION_CONTENT.into(), "whiteouts".into())])));
             }
         }
-        let mut layers = self.layers;
+        let mut layers = std::mem::take(&mut self.layers);
         for group in plan.order() {
             let Some(open) = layers.remove(&group) else { continue };
-            let mut layer = open.writer.commit()?;
+            let names = || {
+                let mut names: Vec<&str> = open.packages.iter().map(|&p| plan.package_name(p)).collect();
+                names.sort_unstable();
+                names.join(" ")
+            };
+            let mut annotations = BTreeMap::new();
             match group {
                 Group::Packages(_) => {
-                    let names: Vec<&str> = open.packages.iter().map(|&p| plan.package_name(p)).collect();
-                    let mut names = names;
-                    names.sort_unstable();
-                    layer.annotations.insert(ANNOTATION_PACKAGES.into(), names.join(" "));
+                    annotations.insert(ANNOTATION_PACKAGES.into(), names());
                 }
                 Group::Rule(rule) => {
-                    layer.annotations.insert(ANNOTATION_RULE.into(), plan.rule_name(rule).into());
+                    annotations.insert(ANNOTATION_RULE.into(), plan.rule_name(rule).into());
                 }
                 Group::Rest => {
-                    layer.annotations.insert(ANNOTATION_CONTENT.into(), "unowned".into());
+                    annotations.insert(ANNOTATION_CONTENT.into(), "unowned".into());
                     if !open.packages.is_empty() {
-                        let mut names: Vec<&str> = open.packages.iter().map(|&p| plan.package_name(p)).collect();
-                        names.sort_unstable();
-                        layer.annotations.insert(ANNOTATION_PACKAGES.into(), names.join(" "));
+                        annotations.insert(ANNOTATION_PACKAGES.into(), names());
                     }
                 }
                 Group::Whole => {}
             }
-            finished.push(layer);
+            ending.push((open.writer, annotations));
         }
-        if finished.is_empty() && self.base.is_none() {
+        if ending.is_empty() && self.base.is_none() {
             // An empty rootfs still makes an image with one (empty) layer.
-            let writer =
-                LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
-            finished.push(writer.commit()?);
+            ending.push((self.new_writer()?, BTreeMap::new()));
         }
-        Ok(finished)
+        let (writers, annotations): (Vec<LayerWriter>, Vec<_>) = ending.into_iter().unzip();
+        let committed = commit_all(writers, self.threads, self.blobs, self.previous)?;
+        Ok(committed
+            .into_iter()
+            .zip(annotations)
+            .map(|(layer, annotations)| WrittenLayer { annotations, ..layer })
+            .collect())
     }
+}
+
+/// Ends every layer, in order. Spooled layers (`--previous`) are compressed or checked against the previous blob
+/// only now, so they are ended on `threads` threads at once; a compressed stream only has its last blocks to wait
+/// for, so those are ended one after the other.
+fn commit_all(
+    writers: Vec<LayerWriter>,
+    threads: usize,
+    blobs: &BlobStore,
+    previous: Option<&PreviousBlobs>,
+) -> Result<Vec<WrittenLayer>> {
+    let workers = threads.min(writers.len());
+    if previous.is_none() || workers <= 1 {
+        return writers.into_iter().map(|writer| writer.commit(blobs, previous)).collect();
+    }
+    let queue = Mutex::new(writers.into_iter().enumerate());
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut queue| queue.next());
+                    let Some((index, writer)) = next else { break };
+                    let committed = writer.commit(blobs, previous);
+                    let failed = committed.is_err();
+                    if let Ok(mut done) = done.lock() {
+                        done.push((index, committed));
+                    }
+                    if failed {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_default();
+    done.sort_by_key(|(index, _)| *index);
+    // A failure stops its worker and the layers left are never ended: the first failure in layer order is
+    // reported, and no layer past it can be missing from a successful result.
+    done.into_iter().map(|(_, layer)| layer).collect()
 }
 
 /// A file's content held to compare it with the base's: in memory, or in a temporary file when large.

@@ -2,7 +2,8 @@
 //! all in one streaming pass with nothing held whole in memory.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::layer::compress::FinishWrite;
 use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
+use crate::layer::reuse::PreviousBlobs;
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE};
 use crate::oci::descriptor::Descriptor;
 use crate::oci::image::Layer;
@@ -74,29 +76,76 @@ impl WrittenLayer {
 }
 
 pub struct LayerWriter {
-    tar: TarWriter<DigestWriter<Box<dyn FinishWrite<BlobWriter>>>>,
+    tar: TarWriter<DigestWriter<Target>>,
     compression: LayerCompression,
+    level: i32,
+    threads: usize,
+    pool: Option<Arc<CompressionPool>>,
     dir: std::path::PathBuf,
+}
+
+/// Where a layer's tar goes: straight into its compressor, or with `--previous` into a spool until its diff_id
+/// says whether the previous image's blob can be taken (see [`crate::layer::reuse`]).
+enum Target {
+    Compressor(Box<dyn FinishWrite<BlobWriter> + Send>),
+    Spool(BufWriter<File>),
+}
+
+impl Write for Target {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Target::Compressor(compressor) => compressor.write(buf),
+            Target::Spool(spool) => spool.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Target::Compressor(compressor) => compressor.flush(),
+            Target::Spool(spool) => spool.flush(),
+        }
+    }
 }
 
 impl LayerWriter {
     /// A layer compressed with `threads` threads of its own, or on `pool` when several layers are written at once.
+    /// With `spooled`, its tar is held in a temporary file beside the blobs until [`LayerWriter::commit`] decides
+    /// between compressing it and a previous image's blob.
     pub fn create(
         blobs: &BlobStore,
         compression: LayerCompression,
         level: i32,
         threads: usize,
         pool: Option<&Arc<CompressionPool>>,
+        spooled: bool,
     ) -> Result<LayerWriter> {
-        let blob = blobs.writer()?;
-        let compressor = compression
-            .encoder(blob, level, threads, pool)
-            .map_err(|e| Error::Invalid(format!("cannot start the {compression} compressor: {e}")))?;
+        let target = match spooled {
+            true => {
+                let file = tempfile::tempfile_in(blobs.root())
+                    .map_err(|e| Error::io("cannot create a layer spool in", blobs.root(), e))?;
+                Target::Spool(BufWriter::with_capacity(128 << 10, file))
+            }
+            false => Target::Compressor(Self::compressor(blobs, compression, level, threads, pool)?),
+        };
         Ok(LayerWriter {
-            tar: TarWriter::new(DigestWriter::new(compressor)),
+            tar: TarWriter::new(DigestWriter::new(target)),
             compression,
+            level,
+            threads,
+            pool: pool.cloned(),
             dir: blobs.root().to_path_buf(),
         })
+    }
+
+    fn compressor(
+        blobs: &BlobStore,
+        compression: LayerCompression,
+        level: i32,
+        threads: usize,
+        pool: Option<&Arc<CompressionPool>>,
+    ) -> Result<Box<dyn FinishWrite<BlobWriter> + Send>> {
+        compression
+            .encoder(blobs.writer()?, level, threads, pool)
+            .map_err(|e| Error::Invalid(format!("cannot start the {compression} compressor: {e}")))
     }
 
     /// Appends one normalised entry, copying a regular file's data from `data`.
@@ -104,20 +153,50 @@ impl LayerWriter {
         self.tar.append(entry, data)
     }
 
-    /// Ends the tar stream and the compressor and stores the blob under its digest.
-    pub fn commit(self) -> Result<WrittenLayer> {
+    /// Ends the tar stream and stores the blob under its digest: the compressed stream, or for a spooled layer the
+    /// previous image's blob of the same content when `previous` has one that passes its checks, else the spool
+    /// compressed now.
+    pub fn commit(self, blobs: &BlobStore, previous: Option<&PreviousBlobs>) -> Result<WrittenLayer> {
         let dir = self.dir;
         let write_error = |e| Error::io("cannot write a layer in", &dir, e);
-        let (compressor, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
-        let blob = compressor.finish_stream().map_err(write_error)?;
-        let (digest, size) = blob.commit()?;
-        Ok(WrittenLayer {
+        let (target, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
+        let written = |(digest, size)| WrittenLayer {
             digest,
-            diff_id,
+            diff_id: diff_id.clone(),
             size,
             media_type: self.compression.media_type(),
             uncompressed_size,
             annotations: BTreeMap::new(),
-        })
+        };
+        let spool = match target {
+            Target::Compressor(compressor) => {
+                return compressor.finish_stream().map_err(write_error)?.commit().map(written);
+            }
+            Target::Spool(spool) => spool.into_inner().map_err(|e| write_error(e.into_error()))?,
+        };
+        let mut spool = io::BufReader::with_capacity(128 << 10, spool);
+        spool.rewind().map_err(write_error)?;
+        let previous = previous.filter(|p| p.has(&diff_id) && uncompressed_size >= REUSE_MIN_SIZE);
+        if let Some(previous) = previous {
+            let mut head = Vec::with_capacity(LayerCompression::LEADING_INPUT);
+            (&mut spool).take(LayerCompression::LEADING_INPUT as u64).read_to_end(&mut head).map_err(write_error)?;
+            let leading =
+                self.compression.leading_bytes(&head, self.level, self.pool.is_some()).map_err(write_error)?;
+            let taken = match leading {
+                Some(leading) => previous.take(&diff_id, &leading, blobs)?,
+                None => None,
+            };
+            if let Some(read) = taken {
+                let media_type = self.compression.media_type();
+                return Ok(WrittenLayer { media_type, ..WrittenLayer::kept(&read, &BTreeMap::new()) });
+            }
+            spool.rewind().map_err(write_error)?;
+        }
+        let mut compressor = Self::compressor(blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
+        io::copy(&mut spool, &mut compressor).map_err(write_error)?;
+        compressor.finish_stream().map_err(write_error)?.commit().map(written)
     }
 }
+
+/// Layers smaller than this are compressed whatever the previous image holds: checking its blob would cost more.
+const REUSE_MIN_SIZE: u64 = LayerCompression::LEADING_INPUT as u64;

@@ -4,9 +4,9 @@
 //! new layers, and paths of the base that the rootfs lacks become whiteouts.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
-use crate::blobs::{BlobStore, BlobWriter};
+use crate::blobs::{BlobStore, CopyingReader};
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::oci::config::ImageConfig;
@@ -82,7 +82,7 @@ impl BaseImage {
             // The source's layer reader bounds, decodes and verifies the blob; the tee keeps its bytes as read.
             let verified = image.read_layer_through(
                 source_layer,
-                |raw| Tee { inner: raw, copy: &mut blob },
+                |raw| CopyingReader { inner: raw, copy: &mut blob },
                 |decoded| apply_layer(&mut tree, &mut held, decoded, &name),
             )?;
             blob.commit()?;
@@ -271,19 +271,6 @@ fn apply_layer(
 }
 
 /// Copies what is read into a blob: the base's layers are kept byte for byte, so each blob is read only once.
-struct Tee<'a, R> {
-    inner: R,
-    copy: &'a mut BlobWriter,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
 impl BaseImage {
     /// A base must be of the architecture being built (and of its variant, when both name one); `source` says where
     /// the platform being built came from.

@@ -10,7 +10,6 @@ use crate::layering::plan::{
 };
 use crate::oci::reference::ImageRef;
 use crate::progress::Progress;
-use crate::registry::ClientOptions;
 
 /// Where the split into layers comes from.
 #[derive(Clone, Debug, Default)]
@@ -134,8 +133,7 @@ impl LayeringOptions {
 }
 
 /// The layer groups and blobs of a previous image, from its layer annotations.
-pub fn read_previous(reference: &ImageRef, registry: &ClientOptions) -> Result<PreviousLayers> {
-    let source = crate::source::open_with(reference, registry)?;
+pub fn read_previous(source: &crate::source::SourceImage) -> PreviousLayers {
     let mut previous = PreviousLayers::default();
     for layer in &source.image.layers {
         let descriptor = &layer.descriptor;
@@ -145,5 +143,5 @@ pub fn read_previous(reference: &ImageRef, registry: &ClientOptions) -> Result<P
             previous.groups.push(packages.split_whitespace().map(str::to_string).collect());
         }
     }
-    Ok(previous)
+    previous
 }

@@ -149,6 +149,20 @@ impl<W: Write> FinishWrite<W> for ParallelGzipWriter<W> {
     }
 }
 
+/// The bytes every stream of this writer begins with when its data begins with `head` and is at least one block
+/// long: the header and the first block, which depend only on that block and the level (no dictionary yet). A blob
+/// made with another level or another deflate gives other bytes, which is how `--previous` tells that a previous
+/// layer was not compressed the way this run would compress it.
+pub fn leading_bytes(head: &[u8], level: u32) -> io::Result<Option<Vec<u8>>> {
+    if head.len() < BLOCK_SIZE {
+        return Ok(None);
+    }
+    let first = deflate_block(&head[..BLOCK_SIZE], &[], false, level)?;
+    let mut bytes = GZIP_HEADER.to_vec();
+    bytes.extend_from_slice(&first.bytes);
+    Ok(Some(bytes))
+}
+
 /// Deflates one block. A fresh `Compress` each time: reusing one after `reset()` gave different bytes from run to
 /// run (flate2 1.1 on zlib-rs).
 fn deflate_block(data: &[u8], dictionary: &[u8], last: bool, level: u32) -> io::Result<Deflated> {
@@ -230,6 +244,20 @@ mod tests {
         for level in [0, 1, 9] {
             assert_eq!(gunzip(&gzip(&data, 2, level, 50_000)), data, "level {level}");
         }
+    }
+
+    #[test]
+    fn leading_bytes_are_what_a_stream_of_any_length_begins_with() {
+        let data = sample(BLOCK_SIZE * 3);
+        for level in [1, 6] {
+            let leading = leading_bytes(&data, level).unwrap().unwrap();
+            for len in [BLOCK_SIZE, BLOCK_SIZE + 1, BLOCK_SIZE * 3] {
+                assert!(gzip(&data[..len], 2, level, 70_000).starts_with(&leading), "level {level} length {len}");
+            }
+        }
+        let other = leading_bytes(&data, 1).unwrap().unwrap();
+        assert!(!gzip(&data, 1, 6, 4096).starts_with(&other));
+        assert_eq!(leading_bytes(&data[..BLOCK_SIZE - 1], 6).unwrap(), None);
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl LayerCompression {
         level: i32,
         threads: usize,
         pool: Option<&Arc<CompressionPool>>,
-    ) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
+    ) -> io::Result<Box<dyn FinishWrite<W> + Send + 'a>> {
         if let Some(pool) = pool {
             match self {
                 LayerCompression::Gzip => {
@@ -109,6 +109,22 @@ impl LayerCompression {
             }
             LayerCompression::None => Box::new(Uncompressed(out)),
         })
+    }
+
+    /// How much of a layer's uncompressed start [`LayerCompression::leading_bytes`] needs.
+    pub const LEADING_INPUT: usize = 1 << 20;
+
+    /// The exact bytes a blob of this compression begins with when its uncompressed data begins with `head` (at
+    /// least [`Self::LEADING_INPUT`] bytes of it, or the whole layer): its first block compressed at `level`, as the
+    /// writer would compress it with a pool (`pooled`) or without. `None` when the compressor cannot tell without
+    /// compressing everything (libzstd's own multithreaded stream, a layer shorter than one block).
+    pub fn leading_bytes(self, head: &[u8], level: i32, pooled: bool) -> io::Result<Option<Vec<u8>>> {
+        match self {
+            LayerCompression::Gzip => gzip::leading_bytes(head, level as u32),
+            LayerCompression::Zstd if pooled => self::zstd::leading_bytes(head, level),
+            LayerCompression::Zstd => Ok(None),
+            LayerCompression::None => Ok(Some(head.to_vec())),
+        }
     }
 }
 

@@ -76,6 +76,15 @@ impl<W: Write> ParallelZstdWriter<W> {
     }
 }
 
+/// The first frame of every stream of this writer whose data begins with `head` and is at least one block long
+/// (see `gzip::leading_bytes` for what `--previous` does with it).
+pub fn leading_bytes(head: &[u8], level: i32) -> io::Result<Option<Vec<u8>>> {
+    if head.len() < BLOCK_SIZE {
+        return Ok(None);
+    }
+    compress_frame(&head[..BLOCK_SIZE], level).map(Some)
+}
+
 fn compress_frame(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
     let mut compressor = zstd::bulk::Compressor::new(level)?;
     compressor.include_checksum(true)?;
@@ -125,6 +134,9 @@ mod tests {
         let one = write(1);
         assert_eq!(write(3), one);
         assert_eq!(zstd::decode_all(&one[..]).unwrap(), data);
+        let leading = leading_bytes(&data, 3).unwrap().unwrap();
+        assert!(one.starts_with(&leading));
+        assert!(!one.starts_with(&leading_bytes(&data, 9).unwrap().unwrap()));
         let empty = ParallelZstdWriter::with_pool(Vec::new(), 3, CompressionPool::new(1)).finish().unwrap();
         assert!(!empty.is_empty());
         assert_eq!(zstd::decode_all(&empty[..]).unwrap(), b"");

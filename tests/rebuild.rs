@@ -1,0 +1,262 @@
+//! Rebuilds with `--previous` (issue 14): a layer whose content the previous image already holds takes that image's
+//! blob instead of being compressed again, and the output is byte for byte what a build that compresses everything
+//! writes, whatever the compression, the thread count, or the state of the previous image: a previous image made at
+//! another level, with a blob corrupt or missing, or with a config that lies about a layer's content, is passed
+//! over (with a warning for what is wrong) and never copied unchecked.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{Workspace, json};
+use serde_json::Value;
+
+/// Packages of the test rootfs; each owns one file large enough for its layer to be worth reusing (over 1 MiB).
+const PACKAGES: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
+
+/// Compressible but not trivially so: words from a small vocabulary in a pseudo-random order.
+fn text(seed: u32, len: usize) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "rootfs ", "layer ", "image ", "yocto ", "package ", "blob ", "digest ", "tar\n", "zstd ", "gzip ", "oci ",
+        "x ",
+    ];
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        out.extend_from_slice(WORDS[(state % 12) as usize].as_bytes());
+        if state % 7 == 0 {
+            out.extend_from_slice(format!("{state:x} ").as_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// A rootfs directory with a dpkg database owning one 1.5 MiB file per package, and some unowned files; `changed`
+/// names the package whose file has a line appended.
+fn rootfs(ws: &Workspace, name: &str, changed: Option<&str>) -> PathBuf {
+    let root = ws.path(name);
+    let info = root.join("var/lib/dpkg/info");
+    fs::create_dir_all(&info).unwrap();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/hostname"), "device\n").unwrap();
+    fs::write(root.join("etc/unowned.txt"), text(99, 300_000)).unwrap();
+    let mut status = String::new();
+    for (i, package) in PACKAGES.iter().enumerate() {
+        let dir = root.join("usr/share").join(package);
+        fs::create_dir_all(&dir).unwrap();
+        let mut data = text(i as u32 + 1, 1_500_000 + i * 100_000);
+        if changed == Some(*package) {
+            data.extend_from_slice(b"\n# changed\n");
+        }
+        fs::write(dir.join("data"), data).unwrap();
+        fs::write(
+            info.join(format!("{package}.list")),
+            format!("/usr\n/usr/share\n/usr/share/{package}\n/usr/share/{package}/data\n"),
+        )
+        .unwrap();
+        status.push_str(&format!(
+            "Package: {package}\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\nInstalled-Size: {}\n\n",
+            1500 + i * 100
+        ));
+    }
+    fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
+    // Same mtimes in every tree, so that trees built apart differ only where a package changed.
+    let mut stack = vec![root.clone()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        let time =
+            fs::FileTimes::new().set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
+        fs::File::open(&path).unwrap().set_times(time).unwrap();
+    }
+    root
+}
+
+/// Converts `input` into the layout `out` (tag `t`) with `extra` options; the `--json` report.
+fn convert(ws: &Workspace, input: &Path, out: &str, extra: &[&str]) -> (Value, String) {
+    let mut command = ws.cmd();
+    command.arg(input).args([
+        "--layers",
+        "packages",
+        "--arch",
+        "amd64",
+        "-o",
+        &format!("oci:{out}:t", out = ws.path(out).display()),
+        "--json",
+    ]);
+    command.args(extra);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{command:?} failed: {stderr}");
+    (json(&String::from_utf8_lossy(&output.stdout)), stderr)
+}
+
+fn layout_ref(ws: &Workspace, name: &str) -> String {
+    format!("oci:{}:t", ws.path(name).display())
+}
+
+/// Every file of a layout, by path, with its bytes: two layouts are the same image written the same way.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            found.push((path.strip_prefix(dir).unwrap().display().to_string(), fs::read(&path).unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn assert_same_layout(ws: &Workspace, a: &str, b: &str) {
+    let (a_files, b_files) = (files(&ws.path(a)), files(&ws.path(b)));
+    let names = |files: &[(String, Vec<u8>)]| files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a_files), names(&b_files), "{a} and {b} hold other files");
+    for ((name, a_bytes), (_, b_bytes)) in a_files.iter().zip(&b_files) {
+        assert!(a_bytes == b_bytes, "{name} differs between {a} and {b}");
+    }
+}
+
+/// The layer blobs of a layout's image, bottom first, with the diff_id of each.
+fn layer_blobs(ws: &Workspace, name: &str) -> Vec<(PathBuf, String)> {
+    let dir = ws.path(name);
+    let blob = |digest: &str| dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let index = json(&fs::read_to_string(dir.join("index.json")).unwrap());
+    let manifest = json(&fs::read_to_string(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap());
+    let config = json(&fs::read_to_string(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap());
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+        .map(|(layer, diff_id)| (blob(layer["digest"].as_str().unwrap()), diff_id.as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_rebuild_takes_every_unchanged_blob_and_writes_what_a_cold_build_writes() {
+    let ws = Workspace::new();
+    let v1 = rootfs(&ws, "v1", None);
+    let v2 = rootfs(&ws, "v2", Some("charlie"));
+    for compression in ["gzip", "zstd", "none"] {
+        let c = ["--compression", compression];
+        let (built, _) = convert(&ws, &v1, &format!("{compression}-v1"), &c);
+        let layers = built["layers"].as_array().unwrap().len();
+        assert_eq!(layers, PACKAGES.len() + 1, "{built}");
+        let (cold, _) = convert(&ws, &v2, &format!("{compression}-cold"), &c);
+        for threads in ["1", "2"] {
+            let out = format!("{compression}-rebuilt-{threads}");
+            let previous = layout_ref(&ws, &format!("{compression}-v1"));
+            let (rebuilt, stderr) =
+                convert(&ws, &v2, &out, &[&c[..], &["--previous", &previous, "--threads", threads]].concat());
+            assert_eq!(
+                rebuilt["manifest_digest"], cold["manifest_digest"],
+                "{compression}, {threads} threads: {rebuilt}"
+            );
+            // Every package layer but charlie's is taken; the top layer (etc, the database) is under 1 MiB and is
+            // compressed whatever the previous image holds.
+            assert_eq!(rebuilt["blobs_taken"], PACKAGES.len() - 1, "{compression}, {threads} threads: {rebuilt}");
+            assert_eq!(rebuilt["reused_layers"], layers - 1, "{rebuilt}");
+            assert!(!stderr.contains("warning"), "{stderr}");
+            assert!(rebuilt.get("warnings").is_none(), "{rebuilt}");
+            assert_same_layout(&ws, &format!("{compression}-cold"), &out);
+        }
+    }
+}
+
+#[test]
+fn a_previous_image_made_at_another_level_is_compressed_afresh_without_a_warning() {
+    let ws = Workspace::new();
+    let v1 = rootfs(&ws, "v1", None);
+    convert(&ws, &v1, "fast", &["--compression-level", "1"]);
+    let (cold, _) = convert(&ws, &v1, "cold", &[]);
+    let (rebuilt, stderr) = convert(&ws, &v1, "rebuilt", &["--previous", &layout_ref(&ws, "fast")]);
+    assert_eq!(rebuilt["blobs_taken"], 0, "{rebuilt}");
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_same_layout(&ws, "cold", "rebuilt");
+    // zstd's first frame is not gzip's first block: nothing taken across compressions either.
+    let (zstd, _) = convert(&ws, &v1, "zstd", &["--compression", "zstd", "--previous", &layout_ref(&ws, "cold")]);
+    assert_eq!(zstd["blobs_taken"], 0, "{zstd}");
+}
+
+#[test]
+fn corrupt_missing_and_misdescribed_previous_blobs_are_compressed_afresh_with_a_warning_each() {
+    let ws = Workspace::new();
+    let v1 = rootfs(&ws, "v1", None);
+    let (cold, _) = convert(&ws, &v1, "cold", &[]);
+    convert(&ws, &v1, "previous", &[]);
+    let blobs = layer_blobs(&ws, "previous");
+    // alpha's blob: one byte flipped in the middle; bravo's: gone.
+    let mut corrupt = fs::read(&blobs[0].0).unwrap();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0x55;
+    fs::write(&blobs[0].0, corrupt).unwrap();
+    fs::remove_file(&blobs[1].0).unwrap();
+    let (rebuilt, stderr) = convert(&ws, &v1, "rebuilt", &["--previous", &layout_ref(&ws, "previous")]);
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    assert_eq!(rebuilt["blobs_taken"], PACKAGES.len() - 2, "{rebuilt}");
+    assert_same_layout(&ws, "cold", "rebuilt");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("rootfs2image: warning: ")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    let digest = |path: &Path| path.file_name().unwrap().to_str().unwrap().to_string();
+    for (warning, (blob, _)) in warnings.iter().zip(&blobs) {
+        assert!(warning.contains(&layout_ref(&ws, "previous")), "{warning}");
+        assert!(warning.contains(&digest(blob)), "{warning}");
+        assert!(warning.ends_with("not reused, compressed afresh"), "{warning}");
+    }
+    assert_eq!(rebuilt["warnings"].as_array().unwrap().len(), 2, "{rebuilt}");
+}
+
+#[test]
+fn a_previous_config_that_swaps_two_layers_contents_gets_neither_blob_taken() {
+    let ws = Workspace::new();
+    let v1 = rootfs(&ws, "v1", None);
+    let (cold, _) = convert(&ws, &v1, "cold", &[]);
+    convert(&ws, &v1, "previous", &[]);
+    // Rewrite the previous image so that its config claims alpha's blob holds bravo's tar and the other way round:
+    // blobs and digests all consistent, only the claim is false.
+    let dir = ws.path("previous");
+    let blob = |digest: &str| dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let put = |bytes: &[u8]| {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        fs::write(blob(&digest), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut index = json(&fs::read_to_string(dir.join("index.json")).unwrap());
+    let mut manifest = json(&fs::read_to_string(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap());
+    let mut config = json(&fs::read_to_string(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap());
+    let diff_ids = config["rootfs"]["diff_ids"].as_array_mut().unwrap();
+    diff_ids.swap(0, 1);
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = config_digest.into();
+    manifest["config"]["size"] = config_size.into();
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = manifest_digest.into();
+    index["manifests"][0]["size"] = manifest_size.into();
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let (rebuilt, stderr) = convert(&ws, &v1, "rebuilt", &["--previous", &layout_ref(&ws, "previous")]);
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    assert_eq!(rebuilt["blobs_taken"], PACKAGES.len() - 2, "{rebuilt}");
+    assert_same_layout(&ws, "cold", "rebuilt");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    for warning in warnings {
+        assert!(warning.contains("decompresses to"), "{warning}");
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
