@@ -36,7 +36,9 @@ most 1.3x its wall time). packages-scan times that first pass alone: rootfs2imag
 fails the second open of the input so the process ends as soon as the pass is over. layers-previous times the
 rebuild after one package changed (`--previous` of an image of the unchanged rootfs, written once, untimed, and
 cached with a stamp): what a device must download (target: under 5% of the image's layer bytes), checked against
-`rootfs2image diff` of the two images.
+`rootfs2image diff` of the two images, and its wall time against a cold build of the changed rootfs made once before
+the row (untimed by it): the rebuild takes the previous image's unchanged blobs (target: at most 0.35x the cold
+build) and must write the cold build's manifest digest.
 
 To add a row: write a function of the Bench in the scripts/bench/rows/ module of its family that calls `bench.measure`
 (or `bench.skip`), and add it to that module's ROWS (scripts/bench/README.md maps the files).

@@ -28,11 +28,21 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
-/// `GET /v2/<repo>/manifests/<reference>`; `None` when the registry has no such manifest (404).
+/// The manifest at `reference` (a tag or a digest), or `None` when the registry has none there.
 pub fn get_manifest(client: &RegistryClient, reference: &str) -> Result<Option<FetchedManifest>> {
+    request_manifest(client, reference, false)
+}
+
+/// The manifest at `reference`, which must exist: a 404 is an error quoting the registry's own words
+/// (`MANIFEST_UNKNOWN`), as every other refusal.
+pub fn fetch_manifest(client: &RegistryClient, reference: &str) -> Result<FetchedManifest> {
+    Ok(request_manifest(client, reference, true)?.expect("a missing manifest is an error"))
+}
+
+fn request_manifest(client: &RegistryClient, reference: &str, must_exist: bool) -> Result<Option<FetchedManifest>> {
     let url = client.url(&format!("manifests/{reference}"));
     let reply = client.send(Method::GET, &url, &[("accept", accept())], Body::Empty)?;
-    if reply.status == StatusCode::NOT_FOUND {
+    if reply.status == StatusCode::NOT_FOUND && !must_exist {
         return Ok(None);
     }
     if !reply.status.is_success() {
