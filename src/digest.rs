@@ -79,6 +79,12 @@ impl<W: Write> DigestWriter<W> {
         DigestWriter { inner, hasher: Sha256::new(), written: 0 }
     }
 
+    /// The inner writer, to tell it something other than bytes (where a tar entry's data begins); bytes written to
+    /// it directly would escape the digest.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// Returns the inner writer, the digest and the byte count of what was written.
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_hasher(self.hasher), self.written)

@@ -253,12 +253,12 @@ pub struct ConvertArgs {
     #[arg(short, long, value_name = "NAME[:TAG]", help_heading = "Output")]
     pub tag: Option<ImageName>,
 
-    /// Layer compression
+    /// Layer compression; zstd:chunked lets podman and CRI-O with partial pulls fetch only the files they lack
     #[arg(long, value_name = "ALGORITHM", default_value = "gzip", help_heading = "Output",
-          value_parser = ["gzip", "zstd", "none"])]
+          value_parser = ["gzip", "zstd", "zstd:chunked", "none"])]
     pub compression: String,
 
-    /// Compression level [default: 6 for gzip, 3 for zstd]
+    /// Compression level [default: 6 for gzip, 3 for zstd and zstd:chunked]
     #[arg(long, value_name = "N", help_heading = "Output")]
     pub compression_level: Option<i32>,
 

@@ -11,9 +11,9 @@ use serde::Serialize;
 use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
-use crate::layer::compress::FinishWrite;
-use crate::layer::compress::LayerCompression;
+use crate::layer::compress::chunked;
 use crate::layer::compress::pool::CompressionPool;
+use crate::layer::compress::{FinishWrite, LayerCompression};
 use crate::layer::reuse::PreviousBlobs;
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE};
 use crate::oci::descriptor::Descriptor;
@@ -21,7 +21,7 @@ use crate::oci::image::Layer;
 use crate::oci::media_type::MediaType;
 use crate::source::VerifiedLayer;
 use crate::tar::entry::Entry;
-use crate::tar::writer::TarWriter;
+use crate::tar::writer::{TarOutput, TarWriter};
 
 /// A finished layer blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -106,6 +106,16 @@ impl Write for Target {
     }
 }
 
+impl TarOutput for Target {
+    fn data_follows(&mut self, entry: &Entry, name: &[u8]) -> io::Result<()> {
+        match self {
+            Target::Compressor(compressor) => compressor.data_follows(entry, name),
+            // A spooled layer's compressor reads its entries back from the spool (`chunked::rewrite`).
+            Target::Spool(_) => Ok(()),
+        }
+    }
+}
+
 impl LayerWriter {
     /// A layer compressed with `threads` threads of its own, or on `pool` when several layers are written at once.
     /// With `spooled`, its tar is held in a temporary file beside the blobs until [`LayerWriter::commit`] decides
@@ -160,18 +170,21 @@ impl LayerWriter {
         let dir = self.dir;
         let write_error = |e| Error::io("cannot write a layer in", &dir, e);
         let (target, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
-        let written = |(digest, size)| WrittenLayer {
-            digest,
-            diff_id: diff_id.clone(),
-            size,
-            media_type: self.compression.media_type(),
-            uncompressed_size,
-            annotations: BTreeMap::new(),
+        // zstd:chunked's compressor names where its table of contents is; the layering adds what the layer holds.
+        let written = |compressor: Box<dyn FinishWrite<BlobWriter> + Send>| -> Result<WrittenLayer> {
+            let (blob, annotations) = compressor.finish_annotated().map_err(write_error)?;
+            let (digest, size) = blob.commit()?;
+            Ok(WrittenLayer {
+                digest,
+                diff_id: diff_id.clone(),
+                size,
+                media_type: self.compression.media_type(),
+                uncompressed_size,
+                annotations,
+            })
         };
         let spool = match target {
-            Target::Compressor(compressor) => {
-                return compressor.finish_stream().map_err(write_error)?.commit().map(written);
-            }
+            Target::Compressor(compressor) => return written(compressor),
             Target::Spool(spool) => spool.into_inner().map_err(|e| write_error(e.into_error()))?,
         };
         let mut spool = io::BufReader::with_capacity(128 << 10, spool);
@@ -193,8 +206,14 @@ impl LayerWriter {
             spool.rewind().map_err(write_error)?;
         }
         let mut compressor = Self::compressor(blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
-        io::copy(&mut spool, &mut compressor).map_err(write_error)?;
-        compressor.finish_stream().map_err(write_error)?.commit().map(written)
+        if self.compression.indexes_entries() {
+            // It learns where each file begins from the tar writer: the spool is read back entry by entry and
+            // written again (the same bytes, which the diff_id checks).
+            compressor = chunked::rewrite(&mut spool, compressor, &diff_id).map_err(write_error)?;
+        } else {
+            io::copy(&mut spool, &mut compressor).map_err(write_error)?;
+        }
+        written(compressor)
     }
 }
 

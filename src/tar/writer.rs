@@ -14,12 +14,34 @@ const BLOCK: usize = 512;
 const MAX_OCTAL_7: u64 = 0o7777777;
 const MAX_OCTAL_11: u64 = 0o77777777777;
 
+/// Where a tar stream goes: its bytes, and where each entry's data begins. A writer that indexes entries (the
+/// zstd:chunked compressor compresses each file's data apart and lists it in a table of contents) learns the entry
+/// boundaries here instead of parsing the stream again; every other writer keeps the default, which does nothing.
+pub trait TarOutput: Write {
+    /// The header of `entry`, named `name` as a tar reader reports it, was just written; the next `entry.size()`
+    /// bytes are its data (for a regular file), then come padding and the next header.
+    fn data_follows(&mut self, entry: &Entry, name: &[u8]) -> io::Result<()> {
+        let _ = (entry, name);
+        Ok(())
+    }
+}
+
+impl TarOutput for Vec<u8> {}
+
+impl<W: Write> TarOutput for io::BufWriter<W> {}
+
+impl<W: TarOutput> TarOutput for crate::digest::DigestWriter<W> {
+    fn data_follows(&mut self, entry: &Entry, name: &[u8]) -> io::Result<()> {
+        self.get_mut().data_follows(entry, name)
+    }
+}
+
 pub struct TarWriter<W> {
     out: W,
     buffer: Vec<u8>,
 }
 
-impl<W: Write> TarWriter<W> {
+impl<W: TarOutput> TarWriter<W> {
     pub fn new(out: W) -> Self {
         TarWriter { out, buffer: vec![0u8; 64 * 1024] }
     }
@@ -27,7 +49,8 @@ impl<W: Write> TarWriter<W> {
     /// Writes one entry; for a regular file, exactly its declared size is copied from `data`. Errors reading `data`
     /// pass through unchanged (readers mark theirs with [`InputFault`]).
     pub fn append(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
-        self.write_header(entry)?;
+        let name = self.write_header(entry)?;
+        self.out.data_follows(entry, &name)?;
         if let EntryKind::File { size } = entry.kind {
             self.copy_data(entry, size, data)?;
         }
@@ -57,7 +80,8 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(&[0u8; BLOCK][..pad])
     }
 
-    fn write_header(&mut self, entry: &Entry) -> io::Result<()> {
+    /// Writes the header (with its PAX header where needed) and returns the name it gives the entry.
+    fn write_header(&mut self, entry: &Entry) -> io::Result<Vec<u8>> {
         let mut name = entry.path.clone();
         if entry.kind == EntryKind::Directory {
             name.push(b'/');
@@ -132,7 +156,8 @@ impl<W: Write> TarWriter<W> {
             self.write_pax_header(&name, entry.mtime, &pax)?;
         }
         set_checksum(&mut header);
-        self.out.write_all(&header)
+        self.out.write_all(&header)?;
+        Ok(name)
     }
 
     fn write_pax_header(&mut self, name: &[u8], mtime: i64, records: &BTreeMap<String, Vec<u8>>) -> io::Result<()> {

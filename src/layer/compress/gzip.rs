@@ -15,6 +15,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 
 use crate::layer::compress::FinishWrite;
 use crate::layer::compress::pool::CompressionPool;
+use crate::tar::writer::TarOutput;
 
 const BLOCK_SIZE: usize = 128 * 1024;
 /// Deflate's window: a dictionary larger than this is never used.
@@ -142,6 +143,8 @@ impl<W: Write> Write for ParallelGzipWriter<W> {
         self.out.flush()
     }
 }
+
+impl<W: Write> TarOutput for ParallelGzipWriter<W> {}
 
 impl<W: Write> FinishWrite<W> for ParallelGzipWriter<W> {
     fn finish_stream(self: Box<Self>) -> io::Result<W> {

@@ -1,25 +1,44 @@
 //! Layer compression: the algorithms a layer may be written with (their media types and levels), and the one thing
-//! every compressor shares, a `Write` that must be told where the stream ends (to write its trailer) and then hands
-//! back the writer below it. The parallel compressors ([`gzip`], [`zstd`]) implement it on the shared [`pool`].
+//! every compressor shares, a tar output ([`TarOutput`]) that must be told where the stream ends (to write its
+//! trailer) and then hands back the writer below it. The parallel compressors ([`gzip`], [`zstd`], [`chunked`])
+//! implement it on the shared [`pool`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod chunked;
 pub mod gzip;
 pub mod pool;
 pub mod zstd;
 
+use self::chunked::ZstdChunkedWriter;
 use self::zstd::ParallelZstdWriter;
 use crate::error::Error;
 use crate::oci::media_type::MediaType;
+use crate::tar::entry::Entry;
+use crate::tar::writer::TarOutput;
 use gzip::ParallelGzipWriter;
 use pool::CompressionPool;
 
-/// A compressor that must be told when the stream ends, returning the inner writer.
-pub trait FinishWrite<W>: Write {
+/// A compressor that must be told when the stream ends, returning the inner writer. It takes a tar stream, so that
+/// one that indexes entries (zstd:chunked) learns where each begins; the others ignore that.
+pub trait FinishWrite<W>: TarOutput {
     fn finish_stream(self: Box<Self>) -> io::Result<W>;
+
+    /// Ends the stream, with the annotations the layer's descriptor must carry for readers to find what the
+    /// compressor indexed (zstd:chunked's table of contents); none for the others.
+    fn finish_annotated(self: Box<Self>) -> io::Result<(W, BTreeMap<String, String>)> {
+        Ok((self.finish_stream()?, BTreeMap::new()))
+    }
+}
+
+impl<W> TarOutput for Box<dyn FinishWrite<W> + Send + '_> {
+    fn data_follows(&mut self, entry: &Entry, name: &[u8]) -> io::Result<()> {
+        (**self).data_follows(entry, name)
+    }
 }
 
 /// How layers are compressed, resolved: the algorithm, a level it accepts, and the threads to use (which never
@@ -45,6 +64,9 @@ pub enum LayerCompression {
     #[default]
     Gzip,
     Zstd,
+    /// zstd in the zstd:chunked layout of containers/storage: each file's data in frames of its own, a table of
+    /// contents and tar-split at the end ([`chunked`]); readers that do not know it read plain zstd.
+    ZstdChunked,
     None,
 }
 
@@ -53,7 +75,7 @@ impl LayerCompression {
     pub fn media_type(self) -> MediaType {
         match self {
             LayerCompression::Gzip => MediaType::OciLayerGzip,
-            LayerCompression::Zstd => MediaType::OciLayerZstd,
+            LayerCompression::Zstd | LayerCompression::ZstdChunked => MediaType::OciLayerZstd,
             LayerCompression::None => MediaType::OciLayer,
         }
     }
@@ -62,7 +84,7 @@ impl LayerCompression {
     pub fn default_level(self) -> i32 {
         match self {
             LayerCompression::Gzip => 6,
-            LayerCompression::Zstd => 3,
+            LayerCompression::Zstd | LayerCompression::ZstdChunked => 3,
             LayerCompression::None => 0,
         }
     }
@@ -71,7 +93,7 @@ impl LayerCompression {
     pub fn levels(self) -> std::ops::RangeInclusive<i32> {
         match self {
             LayerCompression::Gzip => 0..=9,
-            LayerCompression::Zstd => 1..=22,
+            LayerCompression::Zstd | LayerCompression::ZstdChunked => 1..=22,
             LayerCompression::None => 0..=0,
         }
     }
@@ -94,10 +116,17 @@ impl LayerCompression {
                 LayerCompression::Zstd => {
                     return Ok(Box::new(ParallelZstdWriter::with_pool(out, level, Arc::clone(pool))));
                 }
+                LayerCompression::ZstdChunked => {
+                    return Ok(Box::new(ZstdChunkedWriter::new(out, level, Arc::clone(pool))?));
+                }
                 LayerCompression::None => {}
             }
         }
         Ok(match self {
+            // Files are compressed apart in any case: a pool of its own gives the same bytes as a shared one.
+            LayerCompression::ZstdChunked => {
+                Box::new(ZstdChunkedWriter::new(out, level, CompressionPool::new(threads))?)
+            }
             LayerCompression::Gzip => Box::new(ParallelGzipWriter::new(out, level as u32, threads)),
             LayerCompression::Zstd => {
                 let mut encoder = ::zstd::stream::write::Encoder::new(out, level)?;
@@ -109,6 +138,12 @@ impl LayerCompression {
             }
             LayerCompression::None => Box::new(Uncompressed(out)),
         })
+    }
+
+    /// Whether the compressor must learn where each entry's data begins (zstd:chunked compresses each file apart):
+    /// a layer spooled as plain bytes is then written again entry by entry (`chunked::rewrite`).
+    pub fn indexes_entries(self) -> bool {
+        self == LayerCompression::ZstdChunked
     }
 
     /// How much of a layer's uncompressed start [`LayerCompression::leading_bytes`] needs.
@@ -123,6 +158,9 @@ impl LayerCompression {
             LayerCompression::Gzip => gzip::leading_bytes(head, level as u32),
             LayerCompression::Zstd if pooled => self::zstd::leading_bytes(head, level),
             LayerCompression::Zstd => Ok(None),
+            // Its frames follow the files, and its descriptor carries the TOC's position, which a taken blob would
+            // have to bring along: compressed afresh.
+            LayerCompression::ZstdChunked => Ok(None),
             LayerCompression::None => Ok(Some(head.to_vec())),
         }
     }
@@ -133,6 +171,7 @@ impl fmt::Display for LayerCompression {
         f.write_str(match self {
             LayerCompression::Gzip => "gzip",
             LayerCompression::Zstd => "zstd",
+            LayerCompression::ZstdChunked => "zstd:chunked",
             LayerCompression::None => "none",
         })
     }
@@ -144,11 +183,14 @@ impl FromStr for LayerCompression {
         match s {
             "gzip" => Ok(LayerCompression::Gzip),
             "zstd" => Ok(LayerCompression::Zstd),
+            "zstd:chunked" => Ok(LayerCompression::ZstdChunked),
             "none" => Ok(LayerCompression::None),
-            _ => Err(Error::Invalid(format!("unknown compression `{s}`: use gzip, zstd or none"))),
+            _ => Err(Error::Invalid(format!("unknown compression `{s}`: use gzip, zstd, zstd:chunked or none"))),
         }
     }
 }
+
+impl<W: Write> TarOutput for ::zstd::stream::write::Encoder<'_, W> {}
 
 impl<W: Write> FinishWrite<W> for ::zstd::stream::write::Encoder<'_, W> {
     fn finish_stream(self: Box<Self>) -> io::Result<W> {
@@ -166,6 +208,8 @@ impl<W: Write> Write for Uncompressed<W> {
         self.0.flush()
     }
 }
+
+impl<W: Write> TarOutput for Uncompressed<W> {}
 
 impl<W: Write> FinishWrite<W> for Uncompressed<W> {
     fn finish_stream(self: Box<Self>) -> io::Result<W> {

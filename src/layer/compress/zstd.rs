@@ -11,6 +11,7 @@ use std::sync::mpsc::Receiver;
 
 use crate::layer::compress::FinishWrite;
 use crate::layer::compress::pool::CompressionPool;
+use crate::tar::writer::TarOutput;
 
 /// Small enough that dozens of open layers each holding a partial block stay cheap, large enough that frames
 /// compress nearly as well as one stream.
@@ -110,6 +111,8 @@ impl<W: Write> Write for ParallelZstdWriter<W> {
         self.out.flush()
     }
 }
+
+impl<W: Write> TarOutput for ParallelZstdWriter<W> {}
 
 impl<W: Write> FinishWrite<W> for ParallelZstdWriter<W> {
     fn finish_stream(self: Box<Self>) -> io::Result<W> {
