@@ -35,6 +35,7 @@ use std::mem;
 use std::sync::Arc;
 
 pub mod frames;
+pub mod read;
 pub mod tar_split;
 pub mod toc;
 pub mod trailer;
