@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make a minimal Debian trixie tree holding skopeo, for the signature tests (issue 13): Debian bookworm's skopeo and
-# podman are built with sigstore disabled; trixie's skopeo 1.18 signs (--sign-by-sigstore-private-key, cosign's
+# Make a minimal Debian trixie tree holding skopeo and podman: for the signature tests (issue 13), since Debian
+# bookworm's skopeo and podman are built with sigstore disabled, and for the zstd:chunked partial pulls of a current
+# podman (issue 14). Trixie's skopeo 1.18 signs (--sign-by-sigstore-private-key, cosign's
 # encrypted key format) and verifies (policy.json sigstoreSigned + keyPath, registries.d use-sigstore-attachments).
 # Safe to rerun: the tree is rebuilt only when its stamp does not match or its skopeo does not run.
 #
@@ -42,8 +43,10 @@ ARCH=$(dpkg --print-architecture)
 # debootstrap follows the Depends of what it includes but cannot pick a provider of a virtual package:
 # skopeo -> golang-github-containers-common -> container-network-stack, provided by netavark (17 MB, the one
 # containers-common recommends) or containernetworking-plugins (55 MB, pulls iptables). Nothing here runs it.
-# ca-certificates is for registries with TLS.
-INCLUDE=skopeo,ca-certificates,netavark
+# ca-certificates is for registries with TLS. podman (5.x, with runc: crun refuses this machine's cgroups) is
+# the current client of zstd:chunked partial pulls that tests/chunked.rs runs, chrooted with /proc, /dev and /sys
+# bind-mounted in a mount namespace of its own (tests/common/partial_pull.rs).
+INCLUDE=skopeo,ca-certificates,netavark,podman,runc
 # What the tree is made of: a different recipe rebuilds it. The mirror is not part of it.
 RECIPE="suite=$SUITE variant=$VARIANT arch=$ARCH include=$INCLUDE"
 STAMP=$TREE/.imgcraft-stamp
@@ -124,6 +127,7 @@ else
   # Package lists and cached .debs are not needed to run skopeo.
   rm -rf "$NEW"/var/lib/apt/lists/* "$NEW"/var/cache/apt/archives/*.deb "$NEW"/var/cache/apt/*.bin
   chroot "$NEW" skopeo --version >/dev/null || die "skopeo does not run in the fresh tree $NEW"
+  chroot "$NEW" podman --version >/dev/null || die "podman does not run in the fresh tree $NEW"
   printf '%s\n' "$RECIPE" >"$NEW/.imgcraft-stamp"
   safe_remove "$TREE"
   mv "$NEW" "$TREE"

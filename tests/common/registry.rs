@@ -31,6 +31,8 @@ pub struct RegistryConfig {
     pub tls: bool,
     /// Token authentication: the token service's address and its signing certificate (PEM).
     pub token: Option<(String, PathBuf)>,
+    /// A fixed loopback port instead of a free one (for tests whose clients are configured by port).
+    pub port: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -40,7 +42,7 @@ fn free_port() -> u16 {
 impl TestRegistry {
     pub fn start(config: RegistryConfig) -> TestRegistry {
         let dir = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{}", config.port.unwrap_or_else(free_port));
         let mut yaml = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
              http:\n  addr: {addr}\n",
@@ -98,6 +100,34 @@ impl TestRegistry {
     pub fn requests(&self, method: &str, fragment: &str) -> usize {
         let needle = format!("\"{method} ");
         self.log().lines().filter(|l| l.contains(&needle) && l.contains(fragment)).count()
+    }
+
+    /// How many lines the log has: a mark to count requests from ([`TestRegistry::blob_bytes_since`]).
+    pub fn log_lines(&self) -> usize {
+        self.log().lines().count()
+    }
+
+    /// The blob GETs logged after line `mark` of the log: the body bytes the registry sent for them (the access
+    /// log's size field, a range answer's included) and how many there were.
+    pub fn blob_bytes_since(&self, mark: usize) -> (u64, usize) {
+        let mut bytes = 0;
+        let mut count = 0;
+        for line in self.log().lines().skip(mark) {
+            // `... "GET /v2/NAME/blobs/sha256:HEX HTTP/1.1" 206 30046 "" "agent"`
+            let Some((request, rest)) = line
+                .split_once("\" ")
+                .and_then(|(head, rest)| head.rsplit_once('"').map(|(_, request)| (request, rest)))
+            else {
+                continue;
+            };
+            if !(request.starts_with("GET ") && request.contains("/blobs/sha256:")) {
+                continue;
+            }
+            let size = rest.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok());
+            bytes += size.unwrap_or_else(|| panic!("no size in the access log line {line}"));
+            count += 1;
+        }
+        (bytes, count)
     }
 
     /// The directory holding the test CA's certificate, for `--cert-dir`.
