@@ -121,6 +121,20 @@ class Registry:
         return (f"registry saw: HEAD blob {heads} ({found} found), POST upload {uploads}, PATCH {patches}, "
                 f"PUT manifest {manifests}")
 
+    def blob_bytes(self):
+        """(body bytes, requests) of the blob GETs since the mark, range answers included: what a pulling client
+        fetched."""
+        time.sleep(0.2)  # as in requests(): the last access log line lands once the response is out
+        sent = count = 0
+        for line in self.log.read_text(errors="replace").splitlines()[self.log_mark:]:
+            words = line.split()
+            if len(words) < 10 or words[0] != "127.0.0.1" or words[1] != "-":
+                continue
+            if words[5][1:] == "GET" and "/blobs/sha256:" in words[6] and words[9].isdigit():
+                sent += int(words[9])
+                count += 1
+        return sent, count
+
     def pushed_layers(self):
         """The layer digests of the manifest the registry now serves for the pushed tag, or None."""
         request = urllib.request.Request(

@@ -104,7 +104,7 @@ def json_row(bench: Bench, row: Row) -> dict:
     elif target.kind == "single":
         goal = {"max_ratio_to_single_layer": target.ratio, "single_layer_row": target.baseline}
     else:
-        goal = {"max_download_percent": settings.TARGET_DOWNLOAD_PERCENT}
+        goal = {"max_download_percent": target.percent}
     if goal is not None:
         goal["verdict"] = verdict(bench, row)
     single = single_layer_ratio(bench, row)

@@ -40,6 +40,12 @@ cached with a stamp): what a device must download (target: under 5% of the image
 the row (untimed by it): the rebuild takes the previous image's unchanged blobs (target: at most 0.35x the cold
 build) and must write the cold build's manifest digest.
 
+layers-partial-pull is what a podman with zstd:chunked partial pulls (the host's, Debian bookworm's 4.3) holding v1
+fetches for v2: both images written untimed by package with `--compression zstd:chunked` (v2 from the tarball of
+layers-previous, with `--previous` v1), pushed to the bench's docker-registry, v1 pulled into a podman storage of the
+row's own with `enable_partial_images`; each run removes v2 and times its pull. The bytes are the blob responses in
+the registry's access log (target: under 0.5% of the image's layer bytes), checked against `rootfs2image diff`'s
+partial_download_bytes less the tar-splits, which podman 4.3 does not fetch.
 To add a row: write a function of the Bench in the scripts/bench/rows/ module of its family that calls `bench.measure`
 (or `bench.skip`), and add it to that module's ROWS (scripts/bench/README.md maps the files).
 """
