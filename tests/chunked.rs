@@ -269,3 +269,30 @@ fn a_name_json_cannot_hold_is_refused_naming_the_entry() {
             .unwrap()
     });
 }
+
+#[test]
+fn diff_refuses_a_toc_that_does_not_match_its_digest_naming_image_and_layer() {
+    let versions = Versions::new();
+    let v1 = versions.build("v1", "zstd:chunked", &[]);
+    let v2 = versions.build("v2", "zstd:chunked", &[]);
+    // v2's manifest with one layer's TOC position moved by a byte, written as a new manifest the index names.
+    let mut manifest = v2.manifest();
+    let layer = &mut manifest["layers"][1];
+    let key = "io.github.containers.zstd-chunked.manifest-position";
+    let position = layer["annotations"][key].as_str().unwrap().to_string();
+    let (offset, rest) = position.split_once(':').unwrap();
+    layer["annotations"][key] = format!("{}:{rest}", offset.parse::<u64>().unwrap() + 1).into();
+    let digest = layer["digest"].as_str().unwrap().to_string();
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = imgcraft::digest::Digest::of(&bytes).to_string();
+    std::fs::write(v2.blob(&manifest_digest), &bytes).unwrap();
+    let index_path = v2.layout().join("index.json");
+    let mut index = json(&std::fs::read_to_string(&index_path).unwrap());
+    index["manifests"][0]["digest"] = manifest_digest.into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    assert_refused(&[], &[&v2.reference(), &digest, "table of contents does not match"], || {
+        bin().args(["diff", &v1.reference(), &v2.reference()]).output().unwrap()
+    });
+}
