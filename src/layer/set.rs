@@ -351,7 +351,11 @@ impl<'a> LayerSet<'a> {
         Ok(committed
             .into_iter()
             .zip(annotations)
-            .map(|(layer, annotations)| WrittenLayer { annotations, ..layer })
+            // Added to what the compressor annotated (zstd:chunked's table of contents).
+            .map(|(mut layer, annotations)| {
+                layer.annotations.extend(annotations);
+                layer
+            })
             .collect())
     }
 }
