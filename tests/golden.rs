@@ -262,6 +262,10 @@ fn digests() -> BTreeMap<String, String> {
         ("detected-arm64", vec![s(&arm64)]),
         ("packages-dpkg", vec![s(&dpkg), "--arch".into(), "amd64".into()]),
         ("packages-dpkg-zstd", vec![s(&dpkg), "--arch".into(), "amd64".into(), "--compression".into(), "zstd".into()]),
+        (
+            "packages-dpkg-zstd-chunked",
+            vec![s(&dpkg), "--arch".into(), "amd64".into(), "--compression".into(), "zstd:chunked".into()],
+        ),
         ("packages-opkg", vec![s(&opkg), "--arch".into(), "amd64".into()]),
         (
             "packages-pkgdata",
@@ -303,7 +307,9 @@ fn digests() -> BTreeMap<String, String> {
         }
     }
     // Threads never change the output, on the shared compression pool of a layered image too (gzip and zstd).
-    for (case, compression) in [("packages-dpkg", "gzip"), ("packages-dpkg-zstd", "zstd")] {
+    for (case, compression) in
+        [("packages-dpkg", "gzip"), ("packages-dpkg-zstd", "zstd"), ("packages-dpkg-zstd-chunked", "zstd:chunked")]
+    {
         for threads in ["1", "2"] {
             let name = format!("{case}-threads-{threads}");
             run(converter()
