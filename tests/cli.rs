@@ -44,14 +44,14 @@ fn convert_json(ws: &Workspace, input: &Path, extra: &[&str]) -> serde_json::Val
     json(&run(ws.cmd().arg(input).arg("--json").args(extra)))
 }
 
-/// The layer of a single-layer `oci:` layout, decompressed.
+/// The layer of a single-layer `oci:` layout, decompressed (every gzip member: a layer has one per 256 KiB).
 fn layer_tar(layout: &Path) -> Vec<u8> {
     let index = json(&std::fs::read_to_string(layout.join("index.json")).unwrap());
     let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
     let manifest = json(&std::fs::read_to_string(layout.join("blobs/sha256").join(manifest_digest)).unwrap());
     let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(layout.join("blobs/sha256").join(layer)).unwrap())
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(layout.join("blobs/sha256").join(layer)).unwrap())
         .read_to_end(&mut out)
         .unwrap();
     out

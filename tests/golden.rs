@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/digests.txt");
 
 /// Deterministic bytes that compress like real files: words from a small vocabulary chosen by a linear
-/// congruential generator, so that a layer spans several 128 KiB gzip blocks without being all zeros.
+/// congruential generator, so that layers compress like real files without being all zeros.
 fn text(seed: u64, len: usize) -> Vec<u8> {
     const WORDS: &[&str] =
         &["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"];
@@ -196,6 +196,10 @@ fn digests() -> BTreeMap<String, String> {
     opkg_entries.extend(database("opkg"));
     let opkg = tarball(dir, "opkg.tar", opkg_entries);
     let arm64 = tarball(dir, "arm64.tar", rootfs(EM_AARCH64, 5));
+    // A layer of a dozen gzip members (256 KiB blocks): pins how they are cut and joined.
+    let mut big_entries = rootfs(EM_X86_64, 5);
+    big_entries.push(Entry::file("usr/share/big", &text(7, 2_500_000)));
+    let big = tarball(dir, "big.tar", big_entries);
     let (pkgdata_dir, manifest) = pkgdata(dir);
     // The derived rootfs of --base: a file changed, one added, one removed.
     let mut derived: Vec<Entry> = rootfs(EM_X86_64, 5).into_iter().filter(|e| e.path != "usr/share/old").collect();
@@ -248,6 +252,7 @@ fn digests() -> BTreeMap<String, String> {
                 "1".into(),
             ],
         ),
+        ("single-gzip-members", vec![s(&big), "--arch".into(), "amd64".into()]),
         ("single-zstd", vec![s(&plain), "--arch".into(), "amd64".into(), "--compression".into(), "zstd".into()]),
         ("single-uncompressed-epoch", {
             let mut a = vec![s(&plain), "--arch".into(), "amd64".into(), "--compression".into(), "none".into()];

@@ -46,7 +46,7 @@ def podman_import(bench: Bench) -> None:
 
 def floor(bench: Bench) -> None:
     # The floor: decompress, recompress with every core, hash, with stock tools. A reference rather than a hard bound:
-    # pigz uses the system zlib, and a faster deflate (zlib-rs, as rootfs2image links) can beat it.
+    # pigz uses the system zlib, and a faster deflate (libdeflate, as rootfs2image links) can beat it.
     bench.measure("floor", None, ["bash", "-c", 'set -o pipefail; zstd -dc "$1" | pigz -p"$(nproc)" | sha256sum',
                                   "floor", settings.TARBALL])
 
