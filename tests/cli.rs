@@ -191,6 +191,30 @@ fn an_unknown_architecture_is_one_line_and_exit_1() {
 }
 
 #[test]
+fn zstd_chunked_into_a_docker_archive_is_refused_naming_both_and_leaves_the_archive_as_it_was() {
+    let ws = Workspace::new();
+    let input = ws.write("rootfs.tar", &archive(&sample_rootfs()));
+    let existing = ws.write("image.tar", b"an archive already there");
+    assert_refused(&[&existing, &ws.path("image.oci.tar")], &["zstd:chunked", "docker-archive:", "image.tar"], || {
+        ws.cmd()
+            .arg(&input)
+            .args([
+                "--compression",
+                "zstd:chunked",
+                "-o",
+                "oci-archive:image.oci.tar",
+                "-o",
+                "docker-archive:image.tar",
+            ])
+            .output()
+            .unwrap()
+    });
+    // Plain zstd has no annotations to lose: the same outputs are written.
+    convert_json(&ws, &input, &["--compression", "zstd", "-o", "docker-archive:plain.tar"]);
+    assert!(ws.path("plain.tar").is_file());
+}
+
+#[test]
 fn a_rootfs_without_binaries_needs_arch() {
     let ws = Workspace::new();
     let input = ws.write("rootfs.tar", &archive(&[Entry::file("etc/hostname", b"x")]));

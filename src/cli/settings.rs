@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use imgcraft::commands::convert::{ConvertOptions, ImageOptions, OutputOptions, current_dir};
 use imgcraft::error::Error;
-use imgcraft::layer::compress::Compression;
+use imgcraft::layer::compress::{Compression, LayerCompression};
 use imgcraft::layering::options::{Layering, LayeringOptions};
 use imgcraft::layering::plan::{LayerMode, PathRule};
 use imgcraft::oci::config::{ContainerConfig, Empty};
+use imgcraft::oci::reference::ImageRef;
 use imgcraft::progress::Progress;
 use imgcraft::rootfs::elf::PlatformOptions;
 
@@ -66,6 +67,16 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
              for (as it will be pushed: registry.example.com/team/app:1.0)"
                 .into(),
         ));
+    }
+    // zstd:chunked lives in its layers' annotations (where each table of contents is): an output with no place for
+    // them would hold layers no client can pull partially. Refused before any work.
+    let chunked_nowhere = args.outputs.iter().find(|o| matches!(o, ImageRef::DockerArchive { .. }));
+    if let Some(output) = chunked_nowhere.filter(|_| args.compression() == LayerCompression::ZstdChunked) {
+        return Err(Error::Invalid(format!(
+            "--compression zstd:chunked cannot go into {output}: a docker-archive's manifest.json has no layer \
+             annotations, where zstd:chunked says where each table of contents is (use oci-archive: or oci:, or \
+             --compression zstd)"
+        )));
     }
     Ok(ConvertOptions {
         platform: PlatformOptions {
