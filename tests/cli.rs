@@ -116,7 +116,7 @@ fn threads_compressions_and_reruns_never_change_digests() {
     let mut entries = sample_rootfs();
     entries.push(Entry::file("data.bin", &big));
     let input = ws.write("rootfs.tar", &archive(&entries));
-    for compression in ["gzip", "zstd", "none"] {
+    for compression in ["gzip", "zstd", "zstd:chunked", "none"] {
         let digests: Vec<serde_json::Value> = ["1", "2", "4", "1"]
             .iter()
             .map(|threads| {

@@ -128,17 +128,38 @@ fn assert_same_layout(ws: &Workspace, a: &str, b: &str) {
 /// The layer blobs of a layout's image, bottom first, with the diff_id of each.
 fn layer_blobs(ws: &Workspace, name: &str) -> Vec<(PathBuf, String)> {
     let dir = ws.path(name);
-    let blob = |digest: &str| dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
-    let index = json(&fs::read_to_string(dir.join("index.json")).unwrap());
-    let manifest = json(&fs::read_to_string(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap());
-    let config = json(&fs::read_to_string(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap());
+    let (_, manifest, config) = documents(&dir);
     manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
         .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
-        .map(|(layer, diff_id)| (blob(layer["digest"].as_str().unwrap()), diff_id.as_str().unwrap().to_string()))
+        .map(|(layer, diff_id)| {
+            (blob_path(&dir, layer["digest"].as_str().unwrap()), diff_id.as_str().unwrap().to_string())
+        })
         .collect()
+}
+
+/// Where a layout keeps the blob `digest`.
+fn blob_path(dir: &Path, digest: &str) -> PathBuf {
+    dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+}
+
+/// A layout's index.json, its image's manifest and config.
+fn documents(dir: &Path) -> (Value, Value, Value) {
+    let read = |path: PathBuf| json(&fs::read_to_string(path).unwrap());
+    let index = read(dir.join("index.json"));
+    let manifest = read(blob_path(dir, index["manifests"][0]["digest"].as_str().unwrap()));
+    let config = read(blob_path(dir, manifest["config"]["digest"].as_str().unwrap()));
+    (index, manifest, config)
+}
+
+/// The unchanged rootfs, a cold build of it (its report) and the same build as the layout `previous`.
+fn built_twice(ws: &Workspace) -> (PathBuf, Value) {
+    let v1 = rootfs(ws, "v1", None);
+    let (cold, _) = convert(ws, &v1, "cold", &[]);
+    convert(ws, &v1, "previous", &[]);
+    (v1, cold)
 }
 
 #[test]
@@ -191,9 +212,7 @@ fn a_previous_image_made_at_another_level_is_compressed_afresh_without_a_warning
 #[test]
 fn corrupt_missing_and_misdescribed_previous_blobs_are_compressed_afresh_with_a_warning_each() {
     let ws = Workspace::new();
-    let v1 = rootfs(&ws, "v1", None);
-    let (cold, _) = convert(&ws, &v1, "cold", &[]);
-    convert(&ws, &v1, "previous", &[]);
+    let (v1, cold) = built_twice(&ws);
     let blobs = layer_blobs(&ws, "previous");
     // alpha's blob: one byte flipped in the middle; bravo's: gone.
     let mut corrupt = fs::read(&blobs[0].0).unwrap();
@@ -220,21 +239,16 @@ fn corrupt_missing_and_misdescribed_previous_blobs_are_compressed_afresh_with_a_
 #[test]
 fn a_previous_config_that_swaps_two_layers_contents_gets_neither_blob_taken() {
     let ws = Workspace::new();
-    let v1 = rootfs(&ws, "v1", None);
-    let (cold, _) = convert(&ws, &v1, "cold", &[]);
-    convert(&ws, &v1, "previous", &[]);
+    let (v1, cold) = built_twice(&ws);
     // Rewrite the previous image so that its config claims alpha's blob holds bravo's tar and the other way round:
     // blobs and digests all consistent, only the claim is false.
     let dir = ws.path("previous");
-    let blob = |digest: &str| dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
     let put = |bytes: &[u8]| {
         let digest = format!("sha256:{}", sha256_hex(bytes));
-        fs::write(blob(&digest), bytes).unwrap();
+        fs::write(blob_path(&dir, &digest), bytes).unwrap();
         (digest, bytes.len())
     };
-    let mut index = json(&fs::read_to_string(dir.join("index.json")).unwrap());
-    let mut manifest = json(&fs::read_to_string(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap());
-    let mut config = json(&fs::read_to_string(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap());
+    let (mut index, mut manifest, mut config) = documents(&dir);
     let diff_ids = config["rootfs"]["diff_ids"].as_array_mut().unwrap();
     diff_ids.swap(0, 1);
     let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());

@@ -81,7 +81,6 @@ pub struct LayerWriter {
     level: i32,
     threads: usize,
     pool: Option<Arc<CompressionPool>>,
-    dir: std::path::PathBuf,
 }
 
 /// Where a layer's tar goes: straight into its compressor, or with `--previous` into a spool until its diff_id
@@ -142,7 +141,6 @@ impl LayerWriter {
             level,
             threads,
             pool: pool.cloned(),
-            dir: blobs.root().to_path_buf(),
         })
     }
 
@@ -167,8 +165,7 @@ impl LayerWriter {
     /// previous image's blob of the same content when `previous` has one that passes its checks, else the spool
     /// compressed now.
     pub fn commit(self, blobs: &BlobStore, previous: Option<&PreviousBlobs>) -> Result<WrittenLayer> {
-        let dir = self.dir;
-        let write_error = |e| Error::io("cannot write a layer in", &dir, e);
+        let write_error = |e| Error::io("cannot write a layer in", blobs.root(), e);
         let (target, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
         // zstd:chunked's compressor names where its table of contents is; the layering adds what the layer holds.
         let written = |compressor: Box<dyn FinishWrite<BlobWriter> + Send>| -> Result<WrittenLayer> {
