@@ -16,7 +16,7 @@
 //! A blob that is missing or fails a check is not reused: the layer is compressed from its spool and a warning says
 //! which blob of which image was passed over.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -41,7 +41,9 @@ pub struct PreviousBlobs {
     checked: Arc<(Mutex<Vec<Option<Checked>>>, Condvar)>,
     stop: Arc<AtomicBool>,
     worker: Option<JoinHandle<()>>,
-    warnings: Mutex<Vec<String>>,
+    /// By the index of the previous layer they are about, so that they read in the image's order whatever order the
+    /// layers are ended in, and once each.
+    warnings: Mutex<BTreeMap<usize, String>>,
     taken: AtomicUsize,
 }
 
@@ -85,7 +87,7 @@ impl PreviousBlobs {
             checked,
             stop,
             worker: Some(worker),
-            warnings: Mutex::new(Vec::new()),
+            warnings: Mutex::new(BTreeMap::new()),
             taken: AtomicUsize::new(0),
         })
     }
@@ -110,7 +112,7 @@ impl PreviousBlobs {
         let verified = match &slots[index] {
             Some(Checked::Staged(verified)) => verified.clone(),
             Some(Checked::Refused(problem)) => {
-                self.warn(format!("{problem}: not reused, compressed afresh"));
+                self.warn(index, format!("{problem}: not reused, compressed afresh"));
                 return Ok(None);
             }
             None => unreachable!("waited for above"),
@@ -130,13 +132,13 @@ impl PreviousBlobs {
         Ok(Some(verified))
     }
 
-    fn warn(&self, problem: String) {
+    fn warn(&self, index: usize, problem: String) {
         let line = match problem.contains(&self.reference) {
             true => problem,
             false => format!("previous image {}: {problem}", self.reference),
         };
         if let Ok(mut warnings) = self.warnings.lock() {
-            warnings.push(line);
+            warnings.insert(index, line);
         }
     }
 
@@ -145,9 +147,9 @@ impl PreviousBlobs {
         self.taken.load(Ordering::Relaxed)
     }
 
-    /// What was passed over and why, one line each.
+    /// What was passed over and why, one line each, in the previous image's layer order.
     pub fn warnings(&self) -> Vec<String> {
-        self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
+        self.warnings.lock().map(|w| w.values().cloned().collect()).unwrap_or_default()
     }
 }
 
