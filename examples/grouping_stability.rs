@@ -66,7 +66,8 @@ fn main() {
         std::process::exit(2);
     };
     let max_layers: usize = args.get(2).map(|n| n.parse().expect("MAX_LAYERS is a number")).unwrap_or(64);
-    let ownership = imgcraft::layering::packages::database::read(Path::new(rootfs), rootfs, &Progress::new(false))
+    let source = imgcraft::rootfs::source::RootfsSource::without_copy(Path::new(rootfs), rootfs);
+    let ownership = imgcraft::layering::packages::database::read(&source, &Progress::new(false))
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("{rootfs} has no opkg or dpkg database"));
     let by_package = ownership.paths_by_package();

@@ -2,6 +2,7 @@
 //! a temporary name in the same directory and renamed to its digest only when complete, so a reader never sees a
 //! partial blob under a digest name.
 
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -107,6 +108,30 @@ impl BlobStore {
                 &target,
                 io::Error::other(format!("the copy has digest {copied}")),
             ));
+        }
+        Ok(())
+    }
+
+    /// Streams the blob `digest` of `size` bytes that `from` (named `source` in messages) serves into this store,
+    /// refusing it unless its bytes have that digest and size. A blob the store holds already is not read again.
+    pub fn copy_checked(
+        &self,
+        from: &dyn BlobSource,
+        digest: &Digest,
+        size: u64,
+        source: &dyn fmt::Display,
+    ) -> Result<()> {
+        if self.contains(digest) {
+            return Ok(());
+        }
+        let mut reader = from.open_blob(digest)?;
+        let mut writer = self.writer()?;
+        io::copy(&mut reader, &mut writer)
+            .map_err(|e| Error::bad_image(source, format!("cannot copy blob {digest}: {e}")))?;
+        writer.flush().map_err(|e| Error::io("cannot write", &self.dir, e))?;
+        let (got, got_size) = writer.commit()?;
+        if &got != digest || got_size != size {
+            return Err(Error::bad_image(source, format!("blob {digest} is corrupt (read {got}, {got_size} bytes)")));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::{Workspace, json};
 use serde_json::Value;
@@ -80,7 +81,17 @@ fn rootfs(ws: &Workspace, name: &str, changed: Option<&str>) -> PathBuf {
 
 /// Converts `input` into the layout `out` (tag `t`) with `extra` options; the `--json` report.
 fn convert(ws: &Workspace, input: &Path, out: &str, extra: &[&str]) -> (Value, String) {
+    run_convert(ws.cmd(), ws, input, out, extra)
+}
+
+/// [`convert`], keeping facts about layer blobs in the workspace's `cache`.
+fn convert_cached(ws: &Workspace, input: &Path, out: &str, extra: &[&str]) -> (Value, String) {
     let mut command = ws.cmd();
+    command.env("IMGCRAFT_CACHE_DIR", ws.path("cache"));
+    run_convert(command, ws, input, out, extra)
+}
+
+fn run_convert(mut command: Command, ws: &Workspace, input: &Path, out: &str, extra: &[&str]) -> (Value, String) {
     command.arg(input).args([
         "--layers",
         "packages",
@@ -268,6 +279,96 @@ fn a_previous_config_that_swaps_two_layers_contents_gets_neither_blob_taken() {
     for warning in warnings {
         assert!(warning.contains("decompresses to"), "{warning}");
     }
+}
+
+/// The cache entry of the blob at `blob` in the cache at `cache`, if there is one.
+fn cache_entry(cache: &Path, blob: &Path) -> Option<Value> {
+    let path = cache.join("layers/sha256").join(blob.file_name().unwrap());
+    Some(json(&fs::read_to_string(path).ok()?))
+}
+
+#[test]
+fn blobs_this_machine_wrote_are_checked_by_digest_alone_and_a_corrupt_one_is_still_refused() {
+    let ws = Workspace::new();
+    let v1 = rootfs(&ws, "v1", None);
+    let v2 = rootfs(&ws, "v2", Some("charlie"));
+    convert_cached(&ws, &v1, "previous", &[]);
+    // Every layer written is recorded with the tar it holds.
+    let blobs = layer_blobs(&ws, "previous");
+    for (blob, diff_id) in &blobs {
+        let entry = cache_entry(&ws.path("cache"), blob).unwrap_or_else(|| panic!("{} not recorded", blob.display()));
+        assert_eq!(entry["diff_id"], diff_id.as_str(), "{entry}");
+    }
+    let (cold, _) = convert(&ws, &v2, "cold", &[]);
+    let previous = layout_ref(&ws, "previous");
+    let (rebuilt, stderr) = convert_cached(&ws, &v2, "rebuilt", &["--previous", &previous]);
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    assert_eq!(rebuilt["blobs_taken"], PACKAGES.len() - 1, "{rebuilt}");
+    assert_eq!(rebuilt["blobs_known"], PACKAGES.len() - 1, "{rebuilt}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_same_layout(&ws, "cold", "rebuilt");
+    // Without the cache the same blobs are taken, each decompressed to be checked.
+    let (uncached, _) = convert(&ws, &v2, "uncached", &["--previous", &previous]);
+    assert_eq!(uncached["blobs_taken"], PACKAGES.len() - 1, "{uncached}");
+    assert_eq!(uncached["blobs_known"], 0, "{uncached}");
+    // A blob the cache knows is still checked against its digest as it is copied: alpha's, one byte flipped.
+    let mut corrupt = fs::read(&blobs[0].0).unwrap();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0x55;
+    fs::write(&blobs[0].0, corrupt).unwrap();
+    let (rebuilt, stderr) = convert_cached(&ws, &v2, "rebuilt-corrupt", &["--previous", &previous]);
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    assert_eq!(rebuilt["blobs_taken"], PACKAGES.len() - 2, "{rebuilt}");
+    assert_eq!(rebuilt["blobs_known"], PACKAGES.len() - 2, "{rebuilt}");
+    assert_same_layout(&ws, "cold", "rebuilt-corrupt");
+    let alpha = blobs[0].0.file_name().unwrap().to_str().unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("corrupt") && stderr.contains(alpha), "{stderr}");
+}
+
+#[test]
+fn a_cache_entry_that_disagrees_with_the_previous_config_is_passed_over_and_corrected() {
+    let ws = Workspace::new();
+    let (v1, cold) = built_twice(&ws);
+    let blobs = layer_blobs(&ws, "previous");
+    // The cache says alpha's blob holds bravo's tar: not what the config claims, so alpha's blob is decompressed.
+    let cache = ws.path("cache/layers/sha256");
+    fs::create_dir_all(&cache).unwrap();
+    let entry = |diff_id: &str| {
+        format!(
+            r#"{{"diff_id":"{diff_id}","media_type":"application/vnd.oci.image.layer.v1.tar+gzip","uncompressed_size":1}}"#
+        )
+    };
+    fs::write(cache.join(blobs[0].0.file_name().unwrap()), entry(&blobs[1].1)).unwrap();
+    fs::write(cache.join(blobs[1].0.file_name().unwrap()), entry(&blobs[1].1)).unwrap();
+    let (rebuilt, stderr) = convert_cached(&ws, &v1, "rebuilt", &["--previous", &layout_ref(&ws, "previous")]);
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    assert_eq!(rebuilt["blobs_taken"], PACKAGES.len(), "{rebuilt}");
+    assert_eq!(rebuilt["blobs_known"], 1, "only bravo's blob was known: {rebuilt}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_same_layout(&ws, "cold", "rebuilt");
+    // What decompressing alpha's blob established replaced the wrong entry.
+    assert_eq!(cache_entry(&ws.path("cache"), &blobs[0].0).unwrap()["diff_id"], blobs[0].1.as_str());
+}
+
+#[test]
+fn the_cache_is_under_xdg_cache_home_else_home_and_an_empty_setting_keeps_none() {
+    let ws = Workspace::new();
+    let v1 = rootfs(&ws, "v1", None);
+    let layers = PACKAGES.len() + 1;
+    let entries = |dir: PathBuf| fs::read_dir(dir.join("imgcraft/layers/sha256")).map_or(0, Iterator::count);
+    let mut command = ws.cmd();
+    command.env_remove("IMGCRAFT_CACHE_DIR").env("XDG_CACHE_HOME", ws.path("xdg"));
+    run_convert(command, &ws, &v1, "out-xdg", &[]);
+    assert_eq!(entries(ws.path("xdg")), layers);
+    let mut command = ws.cmd();
+    command.env_remove("IMGCRAFT_CACHE_DIR").env_remove("XDG_CACHE_HOME").env("HOME", ws.path("home"));
+    run_convert(command, &ws, &v1, "out-home", &[]);
+    assert_eq!(entries(ws.path("home/.cache")), layers);
+    let mut command = ws.cmd();
+    command.env("IMGCRAFT_CACHE_DIR", "").env("XDG_CACHE_HOME", ws.path("none")).env("HOME", ws.path("none"));
+    run_convert(command, &ws, &v1, "out-none", &[]);
+    assert!(!ws.path("none").exists());
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

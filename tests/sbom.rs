@@ -18,6 +18,7 @@ use imgcraft::digest::Digest;
 use imgcraft::layering::packages::{Ownership, database, pkgdata};
 use imgcraft::oci::platform::Platform;
 use imgcraft::progress::Progress;
+use imgcraft::rootfs::source::RootfsSource;
 use imgcraft::rootfs::{input, normalize::Normalizer};
 use imgcraft::sbom::{FileInventory, GeneratedFormat, SbomSubject, generate};
 
@@ -283,7 +284,9 @@ fn assert_license_reference(spdx: &Value, cyclonedx: &Value) {
 fn a_dpkg_rootfs_gets_valid_documents_with_deb_package_urls() {
     let work = Workspace::new();
     let tar = tarball(&work, "dpkg.tar", [rootfs(), database("dpkg")].concat());
-    let ownership = database::read(&tar, "dpkg.tar", &Progress::new(false)).unwrap().expect("a dpkg database");
+    let ownership = database::read(&RootfsSource::new(&tar, "dpkg.tar", &work.path(".")), &Progress::new(false))
+        .unwrap()
+        .expect("a dpkg database");
     let (spdx, cyclonedx) = documents(&work, "dpkg", &inventory(&tar), Some(&ownership));
     assert_image_and_files(&spdx, &cyclonedx, file_count(Some("dpkg")));
     assert_packages(&spdx, &cyclonedx, "pkg:deb/debian/libc6@2.39%2Bgit0-r0?arch=amd64", None, "2.39+git0-r0");
@@ -293,7 +296,9 @@ fn a_dpkg_rootfs_gets_valid_documents_with_deb_package_urls() {
 fn an_opkg_rootfs_gets_valid_documents_with_licences_translated_to_spdx() {
     let work = Workspace::new();
     let tar = tarball(&work, "opkg.tar", [rootfs(), database("opkg")].concat());
-    let ownership = database::read(&tar, "opkg.tar", &Progress::new(false)).unwrap().expect("an opkg database");
+    let ownership = database::read(&RootfsSource::new(&tar, "opkg.tar", &work.path(".")), &Progress::new(false))
+        .unwrap()
+        .expect("an opkg database");
     let (spdx, cyclonedx) = documents(&work, "opkg", &inventory(&tar), Some(&ownership));
     assert_image_and_files(&spdx, &cyclonedx, file_count(Some("opkg")));
     let license = "GPL-2.0-or-later AND LGPL-2.1-or-later";

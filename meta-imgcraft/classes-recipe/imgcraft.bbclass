@@ -71,6 +71,10 @@ IMGCRAFT_REGISTRY_ARGS ??= ""
 # reproducibility for that. A path that does not exist yet (a first build) is skipped. It stays out of the task's
 # signature: the deployed image changes with every build and would rerun every build.
 IMGCRAFT_PREVIOUS ??= ""
+# Where rootfs2image records which tar each layer blob it writes or checks holds, so that with IMGCRAFT_PREVIOUS a
+# blob of the previous image is checked by its digest instead of being decompressed again (README, "Rebuilds").
+# Under TMPDIR, not the user's home; empty keeps nothing. Out of the task's signature: it changes no output byte.
+IMGCRAFT_CACHE_DIR ??= "${TMPDIR}/imgcraft-cache"
 # More rootfs2image options, verbatim.
 IMGCRAFT_EXTRA_ARGS ??= ""
 # Where rootfs2image comes from: the imgcraft-native recipe, built with the release's own Rust (1.75 or newer). Empty,
@@ -111,8 +115,8 @@ do_image_imgcraft[vardeps] += "IMGCRAFT_ARCH IMGCRAFT_VARIANT"
 # vardepsexclude to the variable that names it, so it goes on imgcraft_image, which reads it, as well; so does the
 # provenance, which describes the build rather than the image (see imgcraft_supply_chain.bbclass).
 # nooelint: oelint.vars.mispell.unknown - the task OE-core image.bbclass creates for this image type
-do_image_imgcraft[vardepsexclude] += "IMGCRAFT_PREVIOUS"
-imgcraft_image[vardepsexclude] += "IMGCRAFT_PREVIOUS IMGCRAFT_PROVENANCE_OPTIONS"
+do_image_imgcraft[vardepsexclude] += "IMGCRAFT_PREVIOUS IMGCRAFT_CACHE_DIR"
+imgcraft_image[vardepsexclude] += "IMGCRAFT_PREVIOUS IMGCRAFT_PROVENANCE_OPTIONS IMGCRAFT_CACHE_DIR"
 # imgcraft_option reads them by a name BitBake's code parser cannot see: named here, a new command reruns the task.
 imgcraft_image[vardeps] += "IMGCRAFT_ENTRYPOINT IMGCRAFT_CMD"
 
@@ -304,6 +308,7 @@ imgcraft_image() {
     elif [ -n "$previous" ] && [ -e "$previous" ]; then
         set -- "$@" --previous "oci-archive:$previous"
     fi
+    export IMGCRAFT_CACHE_DIR="${IMGCRAFT_CACHE_DIR}"
     for volume in ${IMGCRAFT_VOLUMES}; do set -- "$@" --volume "$volume"; done
     ${@imgcraft_sbom_options(d)}
     ${IMGCRAFT_PROVENANCE_OPTIONS}

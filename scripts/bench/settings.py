@@ -12,6 +12,9 @@ PACKAGES = (
 )
 MIRROR = os.environ.get("IMGCRAFT_BENCH_MIRROR") or ""
 ROOTFS2IMAGE = os.environ.get("ROOTFS2IMAGE") or ""
+# What rootfs2image learns about the layer blobs it writes (IMGCRAFT_CACHE_DIR) stays with the bench's files: the
+# previous image is built by the bench, so layers-previous measures a machine rebuilding what it built before.
+os.environ.setdefault("IMGCRAFT_CACHE_DIR", str(BENCH_DIR / "cache"))
 CHANGED_PACKAGE = os.environ.get("IMGCRAFT_BENCH_CHANGED_PACKAGE") or "vim-runtime"
 ARCH = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip()
 SUITE = "bookworm"

@@ -341,7 +341,10 @@ pub struct ConvertArgs {
     pub layer_rules: Vec<String>,
 
     /// An earlier image of this rootfs (oci:DIR[:TAG], oci-archive:FILE, docker://...): keep its package groups so
-    /// that unchanged packages keep bit-identical layers, and report what a device holding it must download
+    /// that unchanged packages keep bit-identical layers, take its blob of every layer whose content did not change
+    /// instead of compressing it again, and report what a device holding it must download. Blobs this machine wrote
+    /// or checked before are checked by digest alone (cache: $IMGCRAFT_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/imgcraft; empty keeps none)
     #[arg(long, value_name = "IMAGE", help_heading = "Layers")]
     pub previous: Option<ImageRef>,
 

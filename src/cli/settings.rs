@@ -2,10 +2,12 @@
 //! and combinations checked here, in the flags' own words, so that the library never names a flag.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use imgcraft::commands::convert::{ConvertOptions, ImageOptions, OutputOptions, current_dir};
 use imgcraft::error::Error;
 use imgcraft::layer::compress::{Compression, LayerCompression};
+use imgcraft::layer::known::KnownLayers;
 use imgcraft::layering::options::{Layering, LayeringOptions};
 use imgcraft::layering::plan::{LayerMode, PathRule};
 use imgcraft::oci::config::{ContainerConfig, Empty};
@@ -99,9 +101,25 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
             sink: SinkOptions { signer: signer(&args.sign)?, ..sink_options(&args.registry, rootfs == "-")? },
         },
         attach: AttachOptions { sboms: sboms(&args.sbom)?, provenance: provenance(args)? },
+        known_layers: known_layers(),
         progress: Progress::new(!args.quiet && !args.json),
         rootfs,
     })
+}
+
+/// Where facts about layer blobs are kept between runs: `$IMGCRAFT_CACHE_DIR` (empty: nowhere), else
+/// `$XDG_CACHE_HOME/imgcraft`, else `~/.cache/imgcraft` (the XDG base directory spec's default).
+fn known_layers() -> KnownLayers {
+    let var = |name| std::env::var_os(name).map(PathBuf::from);
+    let dir = match var("IMGCRAFT_CACHE_DIR") {
+        Some(dir) if dir.as_os_str().is_empty() => None,
+        Some(dir) => Some(dir),
+        None => var("XDG_CACHE_HOME")
+            .filter(|d| d.is_absolute())
+            .or_else(|| var("HOME").filter(|d| d.is_absolute()).map(|home| home.join(".cache")))
+            .map(|cache| cache.join("imgcraft")),
+    };
+    dir.map(KnownLayers::at).unwrap_or_else(KnownLayers::none)
 }
 
 /// `--compression`, `--compression-level` (the algorithm's default, checked against its range) and `--threads`

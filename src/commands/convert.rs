@@ -18,6 +18,7 @@ use crate::commands::inspect::AttachmentReport;
 use crate::digest::{Digest, FileHash};
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
+use crate::layer::known::{KnownLayer, KnownLayers};
 use crate::layer::reuse::PreviousBlobs;
 use crate::layer::set::LayerSet;
 use crate::layer::writer::WrittenLayer;
@@ -34,6 +35,7 @@ use crate::registry::PushReport;
 use crate::rootfs::elf::{ElfCensus, ElfSniffer, PlatformOptions};
 use crate::rootfs::input;
 use crate::rootfs::normalize::Normalizer;
+use crate::rootfs::source::RootfsSource;
 use crate::sbom::{FileInventory, SbomSubject};
 use crate::sign::provenance::Dependency;
 use crate::sink::{self, SinkOptions};
@@ -52,6 +54,9 @@ pub struct ConvertOptions {
     pub output: OutputOptions,
     /// SBOMs and provenance to attach (signing is the outputs': [`SinkOptions::signer`]).
     pub attach: AttachOptions,
+    /// Facts about layer blobs kept between runs: each layer written is recorded, and with `--previous` a blob
+    /// recorded before is not decompressed to be checked.
+    pub known_layers: KnownLayers,
     pub progress: Progress,
 }
 
@@ -121,6 +126,9 @@ pub struct Reuse {
     pub download_bytes: u64,
     /// Layers that took the previous image's blob of the same content instead of being compressed again.
     pub blobs_taken: usize,
+    /// Of those, the blobs checked by their digest alone, without decompressing them: this machine had written or
+    /// checked them before (see [`KnownLayers`]).
+    pub blobs_known: usize,
 }
 
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
@@ -141,7 +149,8 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let previous_image =
         layering.previous.as_ref().map(|r| crate::source::open_with(r, &output.sink.registry)).transpose()?;
     let previous = previous_image.as_ref().map(read_previous);
-    let previous_blobs = previous_image.map(|image| PreviousBlobs::start(image, &staging)).transpose()?;
+    let previous_blobs =
+        previous_image.map(|image| PreviousBlobs::start(image, &staging, &options.known_layers)).transpose()?;
     let base = match &layering.base {
         Some(reference) => {
             options.progress.message("reading the base image");
@@ -159,27 +168,34 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         false => None,
     };
     let rootfs_path = spool.as_ref().map(|f| f.path().to_path_buf()).unwrap_or_else(|| PathBuf::from(&options.rootfs));
+    let source = RootfsSource::new(&rootfs_path, &options.rootfs, staging_dir.path());
     let base_layers = base.as_ref().map(|b| (b.reference.as_str(), b.layers.len()));
-    let plan = layering.plan(&rootfs_path, &options.rootfs, previous.as_ref(), base_layers, &options.progress)?;
+    let plan = layering.plan(&source, previous.as_ref(), base_layers, &options.progress)?;
     // The input's sha256 for the provenance, hashed beside the conversion (a directory has none).
     let input_digest = match provenance {
         Some(_) if rootfs_path.is_file() => Some(FileHash::start(rootfs_path.clone())),
         _ => None,
     };
     let sbom_ownership = match sbom_format {
-        Some(_) if plan.ownership().is_none() => {
-            layering.ownership_for_sbom(&rootfs_path, &options.rootfs, &options.progress)?
-        }
+        Some(_) if plan.ownership().is_none() => layering.ownership_for_sbom(&source, &options.progress)?,
         _ => None,
     };
     let mut inventory = if sbom_format.is_some() { FileInventory::new() } else { FileInventory::disabled() };
-    let mut rootfs = match &spool {
-        Some(file) => input::open_path(file.path(), "-", &options.progress)?,
-        None => input::open(&options.rootfs, &options.progress)?,
+    let mut rootfs = match (&spool, reads_twice) {
+        (None, false) => input::open(&options.rootfs, &options.progress)?,
+        _ => source.open(&options.progress)?,
     };
 
     let scan =
         write_layers(&mut rootfs, &plan, base.as_ref(), previous_blobs.as_ref(), options, &staging, &mut inventory)?;
+    for layer in &scan.layers {
+        let fact = KnownLayer {
+            diff_id: layer.diff_id.clone(),
+            media_type: layer.media_type.clone(),
+            uncompressed_size: layer.uncompressed_size,
+        };
+        options.known_layers.record(&layer.digest, &fact);
+    }
     options.progress.message("writing outputs");
 
     let fallback = base
@@ -199,6 +215,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     };
     layers.extend(scan.layers);
     let blobs_taken = previous_blobs.as_ref().map_or(0, PreviousBlobs::taken);
+    let blobs_known = previous_blobs.as_ref().map_or(0, PreviousBlobs::taken_known);
     let warnings = previous_blobs.as_ref().map(PreviousBlobs::warnings).unwrap_or_default();
     let reuse = previous.as_ref().map(|previous| {
         let new: Vec<&WrittenLayer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
@@ -207,6 +224,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
             new_layers: new.len(),
             download_bytes: new.iter().map(|l| l.size).sum(),
             blobs_taken,
+            blobs_known,
         }
     });
     let image = Image::assemble(&staging, config, layers.iter().map(WrittenLayer::to_oci).collect(), annotations)?;

@@ -25,11 +25,17 @@ use std::thread::JoinHandle;
 use crate::blobs::{BlobStore, CopyingReader};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::layer::known::{KnownLayer, KnownLayers};
+use crate::oci::image::Layer;
 use crate::source::{SourceImage, VerifiedLayer};
 
 /// What checking one previous layer found: its blob, staged, or why it cannot be taken.
 enum Checked {
-    Staged(VerifiedLayer),
+    /// `known`: checked by its digest alone, this machine knowing what it decompresses to.
+    Staged {
+        layer: VerifiedLayer,
+        known: bool,
+    },
     Refused(String),
 }
 
@@ -45,12 +51,14 @@ pub struct PreviousBlobs {
     /// layers are ended in, and once each.
     warnings: Mutex<BTreeMap<usize, String>>,
     taken: AtomicUsize,
+    taken_known: AtomicUsize,
 }
 
 impl PreviousBlobs {
     /// Starts checking the layers of `image` that its config gives a diff_id, copying those that pass into a new
-    /// blob store at `staging` (the store the image being built is assembled in).
-    pub fn start(image: SourceImage, staging: &BlobStore) -> Result<PreviousBlobs> {
+    /// blob store at `staging` (the store the image being built is assembled in); blobs that `known` holds facts
+    /// about are not decompressed.
+    pub fn start(image: SourceImage, staging: &BlobStore, known: &KnownLayers) -> Result<PreviousBlobs> {
         let mut claims = HashMap::new();
         let mut order = Vec::new();
         for layer in &image.image.layers {
@@ -65,13 +73,14 @@ impl PreviousBlobs {
         let stop = Arc::new(AtomicBool::new(false));
         let staging = BlobStore::open(staging.root())?;
         let reference = image.reference.clone();
+        let known = known.clone();
         let worker = {
             let (checked, stop) = (Arc::clone(&checked), Arc::clone(&stop));
             std::thread::spawn(move || {
                 for (index, layer) in order.iter().enumerate() {
                     let result = match stop.load(Ordering::Relaxed) {
                         true => Checked::Refused("not checked: the conversion ended first".into()),
-                        false => check(&image, layer, &staging),
+                        false => check(&image, layer, &staging, &known),
                     };
                     let (slots, ready) = &*checked;
                     if let Ok(mut slots) = slots.lock() {
@@ -89,6 +98,7 @@ impl PreviousBlobs {
             worker: Some(worker),
             warnings: Mutex::new(BTreeMap::new()),
             taken: AtomicUsize::new(0),
+            taken_known: AtomicUsize::new(0),
         })
     }
 
@@ -109,8 +119,8 @@ impl PreviousBlobs {
         while slots[index].is_none() {
             slots = ready.wait(slots).map_err(poisoned)?;
         }
-        let verified = match &slots[index] {
-            Some(Checked::Staged(verified)) => verified.clone(),
+        let (verified, known) = match &slots[index] {
+            Some(Checked::Staged { layer, known }) => (layer.clone(), *known),
             Some(Checked::Refused(problem)) => {
                 self.warn(index, format!("{problem}: not reused, compressed afresh"));
                 return Ok(None);
@@ -129,6 +139,9 @@ impl PreviousBlobs {
             return Ok(None);
         }
         self.taken.fetch_add(1, Ordering::Relaxed);
+        if known {
+            self.taken_known.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Some(verified))
     }
 
@@ -147,6 +160,11 @@ impl PreviousBlobs {
         self.taken.load(Ordering::Relaxed)
     }
 
+    /// How many of the blobs taken were checked by their digest alone, this machine knowing their content.
+    pub fn taken_known(&self) -> usize {
+        self.taken_known.load(Ordering::Relaxed)
+    }
+
     /// What was passed over and why, one line each, in the previous image's layer order.
     pub fn warnings(&self) -> Vec<String> {
         self.warnings.lock().map(|w| w.values().cloned().collect()).unwrap_or_default()
@@ -163,9 +181,28 @@ impl Drop for PreviousBlobs {
     }
 }
 
-/// Reads one previous layer whole, copying its blob into `staging` as it goes: staged when its digest and its
-/// claimed diff_id both hold.
-fn check(image: &SourceImage, layer: &crate::oci::image::Layer, staging: &BlobStore) -> Checked {
+/// Copies one previous layer's blob into `staging` when its digest and its claimed diff_id both hold. A blob this
+/// machine knows (see [`known`](crate::layer::known)) to decompress to the claimed diff_id is only copied, its digest
+/// checked on the way; any other is decompressed whole as it is copied, and what that establishes is recorded.
+fn check(image: &SourceImage, layer: &Layer, staging: &BlobStore, known: &KnownLayers) -> Checked {
+    let descriptor = &layer.descriptor;
+    let fact = known.get(&descriptor.digest).filter(|fact| layer.diff_id.as_ref() == Some(&fact.diff_id));
+    if let Some(fact) = fact {
+        return match staging.copy_checked(image, &descriptor.digest, descriptor.size, &image.reference) {
+            Ok(()) => Checked::Staged {
+                layer: VerifiedLayer {
+                    digest: descriptor.digest.clone(),
+                    diff_id: fact.diff_id,
+                    size: descriptor.size,
+                    media_type: descriptor.media_type.clone(),
+                    uncompressed_size: fact.uncompressed_size,
+                    stored_media_type: fact.media_type,
+                },
+                known: true,
+            },
+            Err(e) => Checked::Refused(e.to_string()),
+        };
+    }
     let mut blob = match staging.writer() {
         Ok(blob) => blob,
         Err(e) => return Checked::Refused(e.to_string()),
@@ -174,7 +211,10 @@ fn check(image: &SourceImage, layer: &crate::oci::image::Layer, staging: &BlobSt
     // is made on, and the blob against its digest.
     let read = image.read_layer_through(layer, |raw| CopyingReader { inner: raw, copy: &mut blob }, |_| Ok(()));
     match read.and_then(|verified| blob.commit().map(|_| verified)) {
-        Ok(verified) => Checked::Staged(verified),
+        Ok(verified) => {
+            known.record(&verified.digest, &KnownLayer::of(&verified));
+            Checked::Staged { layer: verified, known: false }
+        }
         Err(e) => Checked::Refused(e.to_string()),
     }
 }

@@ -2,8 +2,7 @@
 //! all in one streaming pass with nothing held whole in memory.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, Read, Seek, Write};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -15,6 +14,7 @@ use crate::layer::compress::chunked;
 use crate::layer::compress::pool::CompressionPool;
 use crate::layer::compress::{FinishWrite, LayerCompression};
 use crate::layer::reuse::PreviousBlobs;
+use crate::layer::spool::LayerSpool;
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE};
 use crate::oci::descriptor::Descriptor;
 use crate::oci::image::Layer;
@@ -76,18 +76,18 @@ impl WrittenLayer {
 }
 
 pub struct LayerWriter {
-    tar: TarWriter<DigestWriter<Target>>,
+    tar: TarWriter<Target>,
     compression: LayerCompression,
     level: i32,
     threads: usize,
     pool: Option<Arc<CompressionPool>>,
 }
 
-/// Where a layer's tar goes: straight into its compressor, or with `--previous` into a spool until its diff_id
-/// says whether the previous image's blob can be taken (see [`crate::layer::reuse`]).
+/// Where a layer's tar goes: hashed (its diff_id) into its compressor, or with `--previous` into a spool until its
+/// diff_id says whether the previous image's blob can be taken (see [`crate::layer::reuse`]).
 enum Target {
-    Compressor(Box<dyn FinishWrite<BlobWriter> + Send>),
-    Spool(BufWriter<File>),
+    Compressor(DigestWriter<Box<dyn FinishWrite<BlobWriter> + Send>>),
+    Spool(LayerSpool),
 }
 
 impl Write for Target {
@@ -128,20 +128,13 @@ impl LayerWriter {
         spooled: bool,
     ) -> Result<LayerWriter> {
         let target = match spooled {
-            true => {
-                let file = tempfile::tempfile_in(blobs.root())
-                    .map_err(|e| Error::io("cannot create a layer spool in", blobs.root(), e))?;
-                Target::Spool(BufWriter::with_capacity(128 << 10, file))
-            }
-            false => Target::Compressor(Self::compressor(blobs, compression, level, threads, pool)?),
+            true => Target::Spool(
+                LayerSpool::create(blobs.root())
+                    .map_err(|e| Error::io("cannot create a layer spool in", blobs.root(), e))?,
+            ),
+            false => Target::Compressor(DigestWriter::new(Self::compressor(blobs, compression, level, threads, pool)?)),
         };
-        Ok(LayerWriter {
-            tar: TarWriter::new(DigestWriter::new(target)),
-            compression,
-            level,
-            threads,
-            pool: pool.cloned(),
-        })
+        Ok(LayerWriter { tar: TarWriter::new(target), compression, level, threads, pool: pool.cloned() })
     }
 
     fn compressor(
@@ -166,23 +159,29 @@ impl LayerWriter {
     /// compressed now.
     pub fn commit(self, blobs: &BlobStore, previous: Option<&PreviousBlobs>) -> Result<WrittenLayer> {
         let write_error = |e| Error::io("cannot write a layer in", blobs.root(), e);
-        let (target, diff_id, uncompressed_size) = self.tar.finish().map_err(write_error)?.finish();
+        let target = self.tar.finish().map_err(write_error)?;
         // zstd:chunked's compressor names where its table of contents is; the layering adds what the layer holds.
-        let written = |compressor: Box<dyn FinishWrite<BlobWriter> + Send>| -> Result<WrittenLayer> {
+        let written = |compressor: Box<dyn FinishWrite<BlobWriter> + Send>,
+                       diff_id: Digest,
+                       uncompressed_size: u64|
+         -> Result<WrittenLayer> {
             let (blob, annotations) = compressor.finish_annotated().map_err(write_error)?;
             let (digest, size) = blob.commit()?;
             Ok(WrittenLayer {
                 digest,
-                diff_id: diff_id.clone(),
+                diff_id,
                 size,
                 media_type: self.compression.media_type(),
                 uncompressed_size,
                 annotations,
             })
         };
-        let spool = match target {
-            Target::Compressor(compressor) => return written(compressor),
-            Target::Spool(spool) => spool.into_inner().map_err(|e| write_error(e.into_error()))?,
+        let (spool, diff_id, uncompressed_size) = match target {
+            Target::Compressor(compressor) => {
+                let (compressor, diff_id, uncompressed_size) = compressor.finish();
+                return written(compressor, diff_id, uncompressed_size);
+            }
+            Target::Spool(spool) => spool.finish().map_err(write_error)?,
         };
         let mut spool = io::BufReader::with_capacity(128 << 10, spool);
         spool.rewind().map_err(write_error)?;
@@ -210,7 +209,7 @@ impl LayerWriter {
         } else {
             io::copy(&mut spool, &mut compressor).map_err(write_error)?;
         }
-        written(compressor)
+        written(compressor, diff_id, uncompressed_size)
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the caller decided about layering (resolved and validated before the conversion starts), and turning it
 //! into a [`LayerPlan`] once the rootfs, the previous image and the base are known.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Remedy, Result};
 use crate::layering::packages::{Ownership, database, pkgdata};
@@ -10,6 +10,7 @@ use crate::layering::plan::{
 };
 use crate::oci::reference::ImageRef;
 use crate::progress::Progress;
+use crate::rootfs::source::RootfsSource;
 
 /// Where the split into layers comes from.
 #[derive(Clone, Debug, Default)]
@@ -69,12 +70,10 @@ impl Default for LayeringOptions {
 }
 
 impl LayeringOptions {
-    /// The layer plan for the rootfs at `rootfs` (named `name` in messages), with `base_layers` layers of a base
-    /// image below it.
+    /// The layer plan for `rootfs`, with `base_layers` layers of a base image below it.
     pub fn plan(
         &self,
-        rootfs: &Path,
-        name: &str,
+        rootfs: &RootfsSource,
         previous: Option<&PreviousLayers>,
         base: Option<(&str, usize)>,
         progress: &Progress,
@@ -105,12 +104,12 @@ impl LayeringOptions {
                 progress.message("reading pkgdata");
                 Some(pkgdata::load(dir, manifest.as_deref())?)
             }
-            Layering::Database { .. } => database::read(rootfs, name, progress)?,
+            Layering::Database { .. } => database::read(rootfs, progress)?,
         };
         match ownership {
             Some(ownership) => Ok(LayerPlan::packages(ownership, max_layers, previous)),
             None if matches!(self.layering, Layering::Database { required: true }) => Err(Error::BadInput {
-                input: name.to_string(),
+                input: rootfs.name().to_string(),
                 problem: "no package ownership known: the rootfs has no dpkg or opkg database (var/lib/dpkg/status, \
                     var/lib/opkg/status, usr/lib/opkg/status)"
                     .into(),
@@ -124,10 +123,10 @@ impl LayeringOptions {
 impl LayeringOptions {
     /// The package ownership an SBOM lists when the layer plan holds none (one layer, path rules, or too few layers
     /// to split): Yocto's pkgdata when given, else the rootfs's own dpkg or opkg database, if it has one.
-    pub fn ownership_for_sbom(&self, rootfs: &Path, name: &str, progress: &Progress) -> Result<Option<Ownership>> {
+    pub fn ownership_for_sbom(&self, rootfs: &RootfsSource, progress: &Progress) -> Result<Option<Ownership>> {
         match &self.layering {
             Layering::PackageData { dir, manifest } => Ok(Some(pkgdata::load(dir, manifest.as_deref())?)),
-            _ => database::read(rootfs, name, progress),
+            _ => database::read(rootfs, progress),
         }
     }
 }

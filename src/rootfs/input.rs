@@ -2,9 +2,11 @@
 //! Decoding runs on its own thread, ahead of the tar reader, so that decompression and layer writing overlap.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::Error;
 use crate::progress::{CountingReader, Progress};
@@ -30,7 +32,7 @@ pub fn open(spec: &str, progress: &Progress) -> Result<Rootfs, Error> {
     if spec == "-" {
         let stdin = io::stdin();
         progress.start(None, "converting standard input");
-        return open_stream(Box::new(CountingReader::new(stdin, progress.clone())), "-", "rootfs".into());
+        return open_stream(Box::new(CountingReader::new(stdin, progress.clone())), "-", "rootfs".into(), None);
     }
     open_path(Path::new(spec), spec, progress)
 }
@@ -39,13 +41,7 @@ pub fn open(spec: &str, progress: &Progress) -> Result<Rootfs, Error> {
 pub fn open_path(path: &Path, name: &str, progress: &Progress) -> Result<Rootfs, Error> {
     let spec = name;
     let path = path.to_path_buf();
-    let meta = std::fs::metadata(&path).map_err(|e| Error::BadInput {
-        input: spec.to_string(),
-        problem: match e.kind() {
-            io::ErrorKind::NotFound => "no such file or directory".into(),
-            _ => format!("cannot open: {e}"),
-        },
-    })?;
+    let meta = metadata(&path, spec)?;
     let stem = if name == "-" { "rootfs".to_string() } else { file_stem(&path) };
     if meta.is_dir() {
         progress.start(None, &format!("converting {spec}"));
@@ -59,10 +55,48 @@ pub fn open_path(path: &Path, name: &str, progress: &Progress) -> Result<Rootfs,
     let file = File::open(&path)
         .map_err(|e| Error::BadInput { input: spec.to_string(), problem: format!("cannot open: {e}") })?;
     progress.start(Some(meta.len()), &format!("converting {}", stem));
-    open_stream(Box::new(CountingReader::new(file, progress.clone())), spec, stem)
+    open_stream(Box::new(CountingReader::new(file, progress.clone())), spec, stem, None)
 }
 
-fn open_stream(mut raw: Box<dyn Read + Send>, name: &str, stem: String) -> Result<Rootfs, Error> {
+/// Opens the tarball at `path` like [`open_path`], copying what it decodes to into `tee` as it is read (and, should
+/// the reader stop early, to the end of the input); `None` back when the tarball is not compressed, so that there
+/// is nothing to keep.
+pub(crate) fn open_path_teeing(
+    path: &Path,
+    name: &str,
+    progress: &Progress,
+    tee: DecodedTee,
+) -> Result<(Rootfs, Option<Arc<TeeState>>), Error> {
+    let size = Some(metadata(path, name)?.len());
+    let file = File::open(path)
+        .map_err(|e| Error::BadInput { input: name.to_string(), problem: format!("cannot open: {e}") })?;
+    let stem = if name == "-" { "rootfs".to_string() } else { file_stem(path) };
+    progress.start(size, &format!("converting {}", stem));
+    let state = Arc::clone(&tee.state);
+    let rootfs = open_stream(Box::new(CountingReader::new(file, progress.clone())), name, stem, Some(tee))?;
+    let teeing = rootfs.description != "tar";
+    Ok((rootfs, teeing.then_some(state)))
+}
+
+/// Opens a tar file decoded earlier from the input named `name` (see [`crate::rootfs::source`]): read as the input
+/// itself, with its stem and description, without decoding.
+pub(crate) fn open_decoded(file: File, name: &str, stem: String, description: String, progress: &Progress) -> Rootfs {
+    progress.start(file.metadata().ok().map(|m| m.len()), &format!("converting {stem}"));
+    let raw: Box<dyn Read + Send> = Box::new(CountingReader::new(file, progress.clone()));
+    Rootfs {
+        name: name.to_string(),
+        stem,
+        entries: Box::new(TarReader::new(ReadAhead::spawn(raw, None), name, &description)),
+        description,
+    }
+}
+
+fn open_stream(
+    mut raw: Box<dyn Read + Send>,
+    name: &str,
+    stem: String,
+    tee: Option<DecodedTee>,
+) -> Result<Rootfs, Error> {
     let mut head = Vec::with_capacity(SNIFF_LEN);
     (&mut raw)
         .take(SNIFF_LEN as u64)
@@ -74,7 +108,9 @@ fn open_stream(mut raw: Box<dyn Read + Send>, name: &str, stem: String) -> Resul
     let compression =
         InputCompression::sniff(&head).map_err(|problem| Error::BadInput { input: name.to_string(), problem })?;
     let rejoined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
-    let decoded = ReadAhead::spawn(compression.decoder(rejoined));
+    // An uncompressed tar is read again as it is: nothing to keep.
+    let tee = tee.filter(|_| compression != InputCompression::None);
+    let decoded = ReadAhead::spawn(compression.decoder(rejoined), tee);
     let description = match compression {
         InputCompression::None => "tar".to_string(),
         other => format!("{other}-compressed tar"),
@@ -87,8 +123,19 @@ fn open_stream(mut raw: Box<dyn Read + Send>, name: &str, stem: String) -> Resul
     })
 }
 
+/// What is at `path`, or why the input named `name` cannot be opened.
+fn metadata(path: &Path, name: &str) -> Result<std::fs::Metadata, Error> {
+    std::fs::metadata(path).map_err(|e| Error::BadInput {
+        input: name.to_string(),
+        problem: match e.kind() {
+            io::ErrorKind::NotFound => "no such file or directory".into(),
+            _ => format!("cannot open: {e}"),
+        },
+    })
+}
+
 /// `core-image-minimal-qemuarm64.rootfs.tar.zst` -> `core-image-minimal-qemuarm64.rootfs`.
-fn file_stem(path: &Path) -> String {
+pub(crate) fn file_stem(path: &Path) -> String {
     let name = path
         .canonicalize()
         .ok()
@@ -104,8 +151,9 @@ fn file_stem(path: &Path) -> String {
 
 /// Reads a stream on a separate thread, a bounded number of chunks ahead.
 struct ReadAhead {
-    chunks: Receiver<io::Result<Vec<u8>>>,
-    current: Vec<u8>,
+    /// Shared with a [`DecodedTee`]'s thread, which writes the same chunks.
+    chunks: Receiver<io::Result<Arc<Vec<u8>>>>,
+    current: Arc<Vec<u8>>,
     position: usize,
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -114,16 +162,32 @@ impl ReadAhead {
     const CHUNK: usize = 256 * 1024;
     const AHEAD: usize = 16;
 
-    fn spawn(mut reader: Box<dyn Read + Send>) -> ReadAhead {
+    fn spawn(mut reader: Box<dyn Read + Send>, mut tee: Option<DecodedTee>) -> ReadAhead {
         let (sender, chunks) = mpsc::sync_channel(Self::AHEAD);
         std::thread::spawn(move || {
+            // Once the reader is gone, a tee still copies the rest, unless told to stop.
+            let mut reading = true;
             loop {
                 let mut chunk = vec![0u8; Self::CHUNK];
                 match reader.read(&mut chunk) {
-                    Ok(0) => return,
+                    Ok(0) => {
+                        if let Some(tee) = tee.take() {
+                            tee.finish();
+                        }
+                        return;
+                    }
                     Ok(n) => {
                         chunk.truncate(n);
-                        if sender.send(Ok(chunk)).is_err() {
+                        let chunk = Arc::new(chunk);
+                        if let Some(t) = &mut tee {
+                            if !t.write(&chunk) {
+                                tee = None;
+                            }
+                        }
+                        if reading && sender.send(Ok(chunk)).is_err() {
+                            reading = false;
+                        }
+                        if !reading && tee.as_ref().map_or(true, DecodedTee::stopped) {
                             return;
                         }
                     }
@@ -135,7 +199,103 @@ impl ReadAhead {
                 }
             }
         });
-        ReadAhead { chunks, current: Vec::new(), position: 0, failed: None }
+        ReadAhead { chunks, current: Arc::default(), position: 0, failed: None }
+    }
+}
+
+/// Where a decoded input is copied as it is read, by a thread of its own so that decoding does not wait for the
+/// disk; and how that went. A copy that fails is abandoned (the next read decodes the input again), never an error
+/// of the conversion.
+pub(crate) struct DecodedTee {
+    sender: Option<SyncSender<TeeMessage>>,
+    state: Arc<TeeState>,
+}
+
+enum TeeMessage {
+    Chunk(Arc<Vec<u8>>),
+    /// The input ended: the copy is whole once written.
+    End,
+}
+
+/// How a [`DecodedTee`] ended, shared with whoever reads the copy.
+#[derive(Default)]
+pub(crate) struct TeeState {
+    /// The copy holds the whole decoded input.
+    complete: AtomicBool,
+    /// Set when nobody will read the copy: copying stops at the next chunk.
+    pub stop: AtomicBool,
+    /// Set when the copying thread is done, whether complete or not; waited for through `ended`.
+    done: Mutex<bool>,
+    ended: Condvar,
+}
+
+impl TeeState {
+    /// Waits until the copy is done; whether it is whole.
+    pub fn wait(&self) -> bool {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.ended.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+        self.complete.load(Ordering::Acquire)
+    }
+}
+
+/// Chunks of decoded input waiting to be written: 4 MiB.
+const TEE_AHEAD: usize = 16;
+
+impl DecodedTee {
+    pub fn new(mut file: File) -> DecodedTee {
+        let state = Arc::<TeeState>::default();
+        let (sender, messages) = mpsc::sync_channel(TEE_AHEAD);
+        let shared = Arc::clone(&state);
+        let spawned = std::thread::Builder::new().name("decoded-copy".into()).spawn(move || {
+            let mut whole = false;
+            for message in messages {
+                match message {
+                    TeeMessage::Chunk(chunk) if !shared.stop.load(Ordering::Relaxed) => {
+                        if file.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
+                    TeeMessage::Chunk(_) => break,
+                    TeeMessage::End => whole = true,
+                }
+            }
+            shared.complete.store(whole, Ordering::Release);
+            let mut done = shared.done.lock().unwrap_or_else(|e| e.into_inner());
+            *done = true;
+            shared.ended.notify_all();
+        });
+        match spawned {
+            Ok(_) => DecodedTee { sender: Some(sender), state },
+            Err(_) => {
+                // No thread, no copy: whoever waits is told so at once.
+                *state.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                DecodedTee { sender: None, state }
+            }
+        }
+    }
+
+    /// Hands `chunk` to the copying thread; false once copying failed or was stopped.
+    fn write(&mut self, chunk: &Arc<Vec<u8>>) -> bool {
+        let sent = !self.stopped()
+            && self.sender.as_ref().is_some_and(|s| s.send(TeeMessage::Chunk(Arc::clone(chunk))).is_ok());
+        if !sent {
+            self.sender = None;
+        }
+        sent
+    }
+
+    fn stopped(&self) -> bool {
+        self.state.stop.load(Ordering::Relaxed)
+    }
+
+    /// The input ended: the copy is whole once the thread has written what it was given. Dropped without this (the
+    /// input failing to decode), the copy is not whole.
+    fn finish(mut self) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(TeeMessage::End);
+        }
     }
 }
 

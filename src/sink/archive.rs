@@ -82,9 +82,9 @@ pub fn prepare(
     tar.append(&member("blobs", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
     tar.append(&member("blobs/sha256", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
     for digest in image.blob_digests() {
-        let mut blob = staging.open_file(&digest)?;
+        let blob = staging.open_file(&digest)?;
         let size = blob.metadata().map_err(|e| Error::io("cannot read", staging.path(&digest), e))?.len();
-        tar.append(&member(&blob_name(&digest), EntryKind::File { size }), &mut blob).map_err(write_error)?;
+        tar.append_file(&member(&blob_name(&digest), EntryKind::File { size }), &blob).map_err(write_error)?;
     }
     add_bytes(&mut tar, "index.json", &serde_json::to_vec(&index).expect("an index serialises"))
         .map_err(write_error)?;

@@ -112,19 +112,7 @@ pub fn stage_attachments(
 
 /// Streams one blob into the staging store, checking its digest and size.
 fn copy_blob(from: &dyn BlobSource, staging: &BlobStore, blob: &Descriptor, source: &ImageRef) -> Result<()> {
-    if staging.contains(&blob.digest) {
-        return Ok(());
-    }
-    let mut reader = from.open_blob(&blob.digest)?;
-    let mut writer = staging.writer()?;
-    std::io::copy(&mut reader, &mut writer)
-        .map_err(|e| Error::bad_image(source, format!("cannot copy blob {}: {e}", blob.digest)))?;
-    std::io::Write::flush(&mut writer).map_err(|e| Error::io("cannot write", staging.root(), e))?;
-    let (digest, size) = writer.commit()?;
-    if digest != blob.digest || size != blob.size {
-        return Err(Error::bad_image(source, format!("blob {} is corrupt (read {digest}, {size} bytes)", blob.digest)));
-    }
-    Ok(())
+    staging.copy_checked(from, &blob.digest, blob.size, source)
 }
 
 /// A staging directory for publishing to `outputs`: beside the first one on disk, so that committing it is a rename on

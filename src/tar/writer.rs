@@ -57,6 +57,27 @@ impl<W: TarOutput> TarWriter<W> {
         Ok(())
     }
 
+    /// Writes one regular file entry (its declared size) whose data is `file`, read from its current position: a
+    /// stream of known type, so that the kernel can copy a file into a file (copy_file_range) without the bytes
+    /// passing through this process, as for a blob copied into an archive.
+    pub fn append_file(&mut self, entry: &Entry, file: &std::fs::File) -> io::Result<()> {
+        let EntryKind::File { size } = entry.kind else {
+            return self.append(entry, &mut io::empty());
+        };
+        let name = self.write_header(entry)?;
+        self.out.data_follows(entry, &name)?;
+        let copied = io::copy(&mut file.take(size), &mut self.out)?;
+        if copied < size {
+            return Err(io::Error::other(InputFault(format!(
+                "`{}` holds {} bytes fewer than its declared size of {size} (did it change while being read?)",
+                display_bytes(&entry.path),
+                size - copied
+            ))));
+        }
+        let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
+        self.out.write_all(&[0u8; BLOCK][..pad])
+    }
+
     fn copy_data(&mut self, entry: &Entry, size: u64, data: &mut dyn Read) -> io::Result<()> {
         let mut left = size;
         while left > 0 {

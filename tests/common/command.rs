@@ -3,8 +3,12 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary, keeping no facts about layer blobs between runs (`IMGCRAFT_CACHE_DIR` empty): no test sees what an
+/// earlier one, or the user's own builds, left in a cache. Tests of that cache set their own.
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rootfs2image"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rootfs2image"));
+    command.env("IMGCRAFT_CACHE_DIR", "");
+    command
 }
 
 /// Runs a command, panicking with its output if it fails; returns stdout.

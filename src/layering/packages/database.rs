@@ -3,8 +3,9 @@
 //! A sorted tarball holds `var/lib/...` near its end, after everything the database describes, so the conversion
 //! cannot route entries by owner as it reads them. The database is read first, in a pass that only decodes the
 //! tarball and keeps the few database files (a directory is read directly); standard input is spooled to a
-//! temporary file first (see `convert`). The pass costs one decompression of the input, measured by
-//! `scripts/bench.sh` (row `packages-scan`).
+//! temporary file first (see `convert`). The pass decodes the input, and keeps what it decodes for the conversion
+//! to read instead of decoding it again (see [`RootfsSource`]); measured by `scripts/bench.sh` (row
+//! `packages-scan`).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,7 +14,7 @@ use std::path::Path;
 use super::{Ownership, dpkg, opkg};
 use crate::error::Error;
 use crate::progress::Progress;
-use crate::rootfs::input;
+use crate::rootfs::source::RootfsSource;
 use crate::tar::entry::EntryKind;
 use crate::tar::path::normal_form;
 
@@ -46,10 +47,13 @@ fn is_database_file(path: &[u8]) -> bool {
     })
 }
 
-/// Reads the package database of the rootfs at `path` (named `name` in messages), if it has one.
-pub fn read(path: &Path, name: &str, progress: &Progress) -> Result<Option<Ownership>, Error> {
-    let files = if path.is_dir() { read_directory(path)? } else { read_tarball(path, name, progress)? };
-    from_files(files, name)
+/// Reads the package database of `rootfs`, if it has one, before the conversion reads it again.
+pub fn read(rootfs: &RootfsSource, progress: &Progress) -> Result<Option<Ownership>, Error> {
+    let files = match rootfs.is_dir() {
+        true => read_directory(rootfs.path())?,
+        false => read_tarball(rootfs, progress)?,
+    };
+    from_files(files, rootfs.name())
 }
 
 /// Adds `bytes` to the `total` kept, or says which limit was passed.
@@ -97,8 +101,9 @@ fn read_directory(root: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
 }
 
 /// One pass through the tarball that only decodes it, keeping the database files.
-fn read_tarball(path: &Path, name: &str, progress: &Progress) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
-    let mut rootfs = input::open_path(path, name, progress)?;
+fn read_tarball(source: &RootfsSource, progress: &Progress) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Error> {
+    let name = source.name();
+    let mut rootfs = source.open_to_read_again(progress)?;
     progress.message("reading the package database");
     let mut files = BTreeMap::new();
     let mut total = 0;
