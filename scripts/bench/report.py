@@ -57,7 +57,8 @@ def print_layers_legend(bench: Bench) -> None:
               "single;")
         print('  "Nx rootfs2image-*": wall (and cpu) over the single-layer row of the same compression')
     if "packages-scan" in ran:
-        print("packages-scan: that first pass alone, rootfs2image stopped by strace at its second open of the input")
+        print("packages-scan: that first pass alone, rootfs2image killed at its first read of the tar the pass decoded "
+              "and kept")
     if "layers-previous" in ran:
         print(f"layers-previous: {settings.CHANGED_TARBALL.name} with one file of {settings.CHANGED_PACKAGE} changed, "
               f"--previous {settings.PREVIOUS_IMAGE.name};")

@@ -33,7 +33,7 @@ The rootfs2image rows write one layer (`--layers single`: the bench rootfs has a
 split it). The layers rows split it by package ownership (`--layers packages`, read from that database in a first
 pass that only decodes the tarball) and are compared with the single-layer row of the same compression (target: at
 most 1.3x its wall time). packages-scan times that first pass alone: rootfs2image itself, run under strace, which
-fails the second open of the input so the process ends as soon as the pass is over. layers-previous times the
+kills the process at the conversion's first read of the tar the pass decoded and kept, as soon as the pass is over. layers-previous times the
 rebuild after one package changed (`--previous` of an image of the unchanged rootfs, written once, untimed, and
 cached with a stamp): what a device must download (target: under 5% of the image's layer bytes), checked against
 `rootfs2image diff` of the two images, and its wall time against a cold build of the changed rootfs made once before

@@ -78,11 +78,18 @@ pub(crate) fn open_path_teeing(
     Ok((rootfs, teeing.then_some(state)))
 }
 
-/// Opens a tar file decoded earlier from the input named `name` (see [`crate::rootfs::source`]): read as the input
-/// itself, with its stem and description, without decoding.
-pub(crate) fn open_decoded(file: File, name: &str, stem: String, description: String, progress: &Progress) -> Rootfs {
-    progress.start(file.metadata().ok().map(|m| m.len()), &format!("converting {stem}"));
-    let raw: Box<dyn Read + Send> = Box::new(CountingReader::new(file, progress.clone()));
+/// Opens a tar of `size` bytes decoded earlier from the input named `name` (see [`crate::rootfs::source`]): read as
+/// the input itself, with its stem and description, without decoding.
+pub(crate) fn open_decoded(
+    decoded: Box<dyn Read + Send>,
+    size: u64,
+    name: &str,
+    stem: String,
+    description: String,
+    progress: &Progress,
+) -> Rootfs {
+    progress.start(Some(size), &format!("converting {stem}"));
+    let raw: Box<dyn Read + Send> = Box::new(CountingReader::new(decoded, progress.clone()));
     Rootfs {
         name: name.to_string(),
         stem,

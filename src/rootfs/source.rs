@@ -6,6 +6,8 @@
 //! disk), the second read decodes the input again.
 
 use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -98,11 +100,30 @@ impl RootfsSource {
         let decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
         if let Decoded::Kept { file, state, stem, description } = &*decoded {
             if state.wait() {
-                let copy = File::open(file.path()).map_err(|e| Error::io("cannot open", file.path(), e))?;
-                return Ok(input::open_decoded(copy, &self.name, stem.clone(), description.clone(), progress));
+                // Read through the descriptor made with it, never reopened by name: nothing can swap the file.
+                let copy = file.file().try_clone().map_err(|e| Error::io("cannot read", file.path(), e))?;
+                let size = copy.metadata().map_err(|e| Error::io("cannot read", file.path(), e))?.len();
+                let reader = Box::new(ReadAt { file: copy, position: 0 });
+                let (stem, description) = (stem.clone(), description.clone());
+                return Ok(input::open_decoded(reader, size, &self.name, stem, description, progress));
             }
         }
         input::open_path(&self.path, &self.name, progress)
+    }
+}
+
+/// A file read from its start with positioned reads: the copy's descriptors share one offset, left at the end by
+/// the thread that wrote it.
+struct ReadAt {
+    file: File,
+    position: u64,
+}
+
+impl Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.position)?;
+        self.position += n as u64;
+        Ok(n)
     }
 }
 
