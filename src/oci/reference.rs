@@ -19,6 +19,8 @@ pub enum ImageRef {
     DockerArchive { file: PathBuf, reference: Option<ImageName> },
     /// A repository on a registry (`docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`).
     Registry(RegistryRef),
+    /// An OCI runtime bundle (`oci-bundle:DIR`, runtime-spec bundle.md): the image unpacked for runc. An output only.
+    Bundle { dir: PathBuf },
 }
 
 impl ImageRef {
@@ -27,6 +29,7 @@ impl ImageRef {
         match self {
             ImageRef::Layout { dir, .. } => Some(dir),
             ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => Some(file),
+            ImageRef::Bundle { dir } => Some(dir),
             ImageRef::Registry(_) => None,
         }
     }
@@ -38,6 +41,13 @@ impl FromStr for ImageRef {
     fn from_str(text: &str) -> Result<ImageRef, Error> {
         if let Some(rest) = text.strip_prefix("docker://") {
             return Ok(ImageRef::Registry(rest.parse()?));
+        }
+        // A bundle is a directory and nothing more: the whole rest is its path, colons included.
+        if let Some(dir) = text.strip_prefix("oci-bundle:") {
+            if dir.is_empty() {
+                return Err(Error::Invalid(format!("`{text}` names no directory")));
+            }
+            return Ok(ImageRef::Bundle { dir: PathBuf::from(dir) });
         }
         let (transport, rest) = text.split_once(':').ok_or_else(|| {
             Error::Invalid(format!(
@@ -83,6 +93,7 @@ impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (transport, path, reference) = match self {
             ImageRef::Registry(registry) => return write!(f, "docker://{registry}"),
+            ImageRef::Bundle { dir } => return write!(f, "oci-bundle:{}", dir.display()),
             ImageRef::Layout { dir, tag } => ("oci", dir, tag.clone()),
             ImageRef::OciArchive { file, reference } => ("oci-archive", file, reference.clone()),
             ImageRef::DockerArchive { file, reference } => {

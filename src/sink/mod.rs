@@ -4,6 +4,7 @@
 //! layout, an atomic index update). A failed run therefore leaves every destination as it was.
 
 pub mod archive;
+pub mod bundle;
 pub mod layout;
 pub mod registry;
 
@@ -198,6 +199,7 @@ pub fn prepare(
             let name = reference.as_ref().or(name);
             archive::prepare(file, name.map(ToString::to_string).as_deref(), name, image, staging)
         }
+        ImageRef::Bundle { dir } => bundle::prepare_output(dir, image, staging),
     }
 }
 
@@ -270,6 +272,7 @@ pub fn check_destination(output: &ImageRef) -> Result<()> {
                 return refuse("is a directory: an archive output needs a file name");
             }
         }
+        ImageRef::Bundle { dir } => return bundle::check_destination(dir, false),
         ImageRef::Registry(_) => {}
     }
     let parent = layout::parent_dir(path);
