@@ -331,10 +331,15 @@ impl Applier {
                 Err(Blocked::Missing(_) | Blocked::NotDirectory(_)) => return Ok(()),
                 other => other?,
             };
-            match at::open_dir(borrow(&parent), file_name(directory)) {
+            let name = file_name(directory);
+            match at::open_dir(borrow(&parent), name) {
                 Ok(fd) => fd,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
-                    // Nothing there, or not a directory (a symlink included): no children to hide.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+                    // The marker's own path goes through a symlink there: refused like any entry's.
+                    if at::stat(borrow(&parent), name).is_ok_and(|st| at::kind(&st) == libc::S_IFLNK) {
+                        return Err(Blocked::Symlink(directory.to_vec()));
+                    }
+                    // Nothing there, or not a directory: no children to hide.
                     return Ok(());
                 }
                 Err(e) => return Err(Blocked::Io(e)),
