@@ -10,7 +10,7 @@ use crate::sink::bundle::{self, BundleOptions, BundleReport};
 
 /// Unpacks `image` into the bundle `dir`; `registry` says how to reach a `docker://` image.
 pub fn unpack(image: &ImageRef, dir: &Path, options: &BundleOptions, registry: &ClientOptions) -> Result<BundleReport> {
-    bundle::check_destination(dir, options.replace)?;
+    bundle::check_destination(dir, options.replace, &dir.display().to_string())?;
     let source = crate::source::open_with(image, registry)?;
     let (prepared, report) = bundle::prepare(&source, dir, options)?;
     prepared.commit()?;

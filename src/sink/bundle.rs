@@ -56,9 +56,9 @@ pub struct BundleReport {
 }
 
 /// Checks, before any work, that a bundle can go to `dir`: nothing there (or a directory to `replace`), in an
-/// existing directory.
-pub fn check_destination(dir: &Path, replace: bool) -> Result<()> {
-    let refuse = |problem: &str| Err(Error::Invalid(format!("cannot write the bundle `{}`: {problem}", dir.display())));
+/// existing directory. `shown` is how the user named it (`oci-bundle:DIR`, or DIR).
+pub fn check_destination(dir: &Path, replace: bool, shown: &str) -> Result<()> {
+    let refuse = |problem: &str| Err(Error::Invalid(format!("cannot write the bundle `{shown}`: {problem}")));
     match fs::symlink_metadata(dir) {
         Ok(meta) if !meta.is_dir() => return refuse("it exists and is not a directory"),
         Ok(_) if !replace => return refuse("it exists, and a bundle replaces a directory only when asked to"),
@@ -80,7 +80,7 @@ pub struct PreparedBundle {
 
 /// Builds the bundle of `image` for `dir` in a temporary directory beside it.
 pub fn prepare(image: &SourceImage, dir: &Path, options: &BundleOptions) -> Result<(PreparedBundle, BundleReport)> {
-    check_destination(dir, options.replace)?;
+    check_destination(dir, options.replace, &dir.display().to_string())?;
     let parent = super::layout::parent_dir(dir);
     let temp =
         TempDir::new_in(&parent, BUNDLE_PREFIX).map_err(|e| Error::io("cannot create a directory in", &parent, e))?;

@@ -272,7 +272,7 @@ pub fn check_destination(output: &ImageRef) -> Result<()> {
                 return refuse("is a directory: an archive output needs a file name");
             }
         }
-        ImageRef::Bundle { dir } => return bundle::check_destination(dir, false),
+        ImageRef::Bundle { dir } => return bundle::check_destination(dir, false, &output.to_string()),
         ImageRef::Registry(_) => {}
     }
     let parent = layout::parent_dir(path);
