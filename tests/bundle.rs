@@ -62,7 +62,7 @@ fn the_oci_bundle_output_holds_the_image_just_written() {
 fn a_bundle_that_cannot_be_finished_leaves_nothing() {
     let ws = Workspace::new();
     let layer = archive(&[Entry::dir("etc"), Entry::file("etc/passwd", b"root:x:0:0::/:/bin/sh\n")]);
-    write_layout(&ws.path("nocmd"), "1", &[layer.clone()], json!({}), json!({}));
+    write_layout(&ws.path("nocmd"), "1", std::slice::from_ref(&layer), json!({}), json!({}));
     write_layout(&ws.path("nouser"), "1", &[layer], json!({"Cmd": ["/x"], "User": "app"}), json!({}));
     let before = ws.listing();
     assert_refused(&[ws.dir.path()], &["oci:nocmd:1", "neither an entrypoint nor a command"], || {
