@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 
+use super::Unprivileged;
 use super::at::{self, borrow};
 use super::root::{Blocked, Root};
 use crate::error::{Error, Remedy, Result};
@@ -19,23 +20,14 @@ use crate::tar::path::{PathProblem, file_name, join, normal_path, shown_name};
 use crate::tar::reader::{TarReader, input_fault};
 use crate::tar::whiteout::{self, Whiteout};
 
-/// What was left out because the unpacking user has no privilege.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Unprivileged {
-    /// Device nodes written as empty regular files (mknod needs CAP_MKNOD).
-    pub devices: u64,
-    /// Entries whose owner stayed the unpacking user's.
-    pub owners: u64,
-    /// `security.*` and `trusted.*` xattrs not set (they need CAP_SYS_ADMIN or CAP_SETFCAP).
-    pub xattrs: u64,
-}
-
 pub struct Applier {
     root: Root,
     unprivileged: bool,
     /// Mode and mtime of each directory an entry described, set at the end.
     directories: BTreeMap<Vec<u8>, (u32, i64)>,
+    /// Bytes of names held for the whole unpack (the directories') and for the layer being applied (its paths).
     held: u64,
+    layer_held: u64,
     pub entries: u64,
     pub left_out: Unprivileged,
 }
@@ -49,6 +41,7 @@ impl Applier {
             unprivileged,
             directories: BTreeMap::new(),
             held: 0,
+            layer_held: 0,
             entries: 0,
             left_out: Unprivileged::default(),
         }
@@ -59,6 +52,7 @@ impl Applier {
         let mut reader = TarReader::new(decoded, layer, "layer");
         // image-spec: a whiteout hides only what the layers below hold, never an entry of its own layer.
         let mut this_layer: HashSet<Vec<u8>> = HashSet::new();
+        self.layer_held = 0;
         while let Some(entry) = reader.next_entry()? {
             let refuse =
                 |problem: String| Error::BadEntry { input: layer.to_string(), entry: shown_name(&entry.path), problem };
@@ -76,7 +70,7 @@ impl Applier {
             if whiteout::is_overlay_whiteout(&entry.kind) {
                 return Err(refuse("a 0/0 character device is overlayfs's whiteout, not a file".into()));
             }
-            self.count(path.len() as u64)?;
+            self.count(path.len() as u64, false)?;
             match whiteout::read(&path) {
                 Some(Whiteout::Opaque { directory }) => {
                     self.clear_directory(&directory, &this_layer).map_err(|b| refuse(b.to_string()))?;
@@ -108,10 +102,11 @@ impl Applier {
         Ok(())
     }
 
-    /// Counts bytes of names kept in memory (this layer's paths, the directories' attributes) against the bound.
-    fn count(&mut self, bytes: u64) -> Result<()> {
-        self.held += bytes + 48;
-        if self.held > MAX_HELD_BYTES {
+    /// Counts bytes of names kept in memory against the bound: for the whole unpack (a directory's attributes) or
+    /// for this layer only (its paths).
+    fn count(&mut self, bytes: u64, whole_unpack: bool) -> Result<()> {
+        *(if whole_unpack { &mut self.held } else { &mut self.layer_held }) += bytes + 48;
+        if self.held + self.layer_held > MAX_HELD_BYTES {
             return Err(Error::Invalid(format!(
                 "the image's layers hold more than {} MiB of names, the most an unpack keeps in memory",
                 MAX_HELD_BYTES >> 20
@@ -162,7 +157,7 @@ impl Applier {
                 }
                 let fd = at::open_dir(dir, name).map_err(|e| failed("open the directory", e))?;
                 self.set_owner_and_xattrs(&fd, b"", entry, refuse)?;
-                self.count(path.len() as u64)?;
+                self.count(path.len() as u64, true)?;
                 self.directories.insert(path.to_vec(), (mode, entry.mtime));
                 return Ok(());
             }

@@ -10,11 +10,20 @@ pub mod root;
 
 use std::path::Path;
 
-pub use apply::Unprivileged;
-
 use crate::error::{Error, Result};
 use crate::progress::{CountingReader, Progress};
 use crate::source::{SourceImage, VerifiedLayer};
+
+/// What was left out because the unpacking user has no privilege.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Unprivileged {
+    /// Device nodes written as empty regular files (mknod needs CAP_MKNOD).
+    pub devices: u64,
+    /// Entries whose owner stayed the unpacking user's.
+    pub owners: u64,
+    /// `security.*` and `trusted.*` xattrs not set (they need CAP_SYS_ADMIN or CAP_SETFCAP).
+    pub xattrs: u64,
+}
 
 /// What unpacking an image did.
 #[derive(Clone, Debug, serde::Serialize)]
