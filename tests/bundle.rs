@@ -1,6 +1,7 @@
 //! Runtime bundles run by Debian's runc: the process sees the image's environment, working directory and user
 //! (amd64, and arm64 under qemu-user), rootless too under `runc --root` as an unprivileged user; the
 //! `oci-bundle:DIR` output holds the image just written, as `umoci unpack` gives it.
+#![cfg(feature = "engine-tests")]
 
 mod common;
 

@@ -21,6 +21,9 @@ pub enum ImageRef {
     Registry(RegistryRef),
     /// An OCI runtime bundle (`oci-bundle:DIR`, runtime-spec bundle.md): the image unpacked for runc. An output only.
     Bundle { dir: PathBuf },
+    /// A running Docker engine (`docker-daemon:NAME[:TAG]`, at `DOCKER_HOST`), the image loaded under NAME. An
+    /// output only.
+    DockerDaemon { name: ImageName },
 }
 
 impl ImageRef {
@@ -30,7 +33,7 @@ impl ImageRef {
             ImageRef::Layout { dir, .. } => Some(dir),
             ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => Some(file),
             ImageRef::Bundle { dir } => Some(dir),
-            ImageRef::Registry(_) => None,
+            ImageRef::Registry(_) | ImageRef::DockerDaemon { .. } => None,
         }
     }
 }
@@ -41,6 +44,9 @@ impl FromStr for ImageRef {
     fn from_str(text: &str) -> Result<ImageRef, Error> {
         if let Some(rest) = text.strip_prefix("docker://") {
             return Ok(ImageRef::Registry(rest.parse()?));
+        }
+        if let Some(name) = text.strip_prefix("docker-daemon:") {
+            return Ok(ImageRef::DockerDaemon { name: name.parse()? });
         }
         // A bundle is a directory and nothing more: the whole rest is its path, colons included.
         if let Some(dir) = text.strip_prefix("oci-bundle:") {
@@ -94,6 +100,7 @@ impl fmt::Display for ImageRef {
         let (transport, path, reference) = match self {
             ImageRef::Registry(registry) => return write!(f, "docker://{registry}"),
             ImageRef::Bundle { dir } => return write!(f, "oci-bundle:{}", dir.display()),
+            ImageRef::DockerDaemon { name } => return write!(f, "docker-daemon:{}", name.familiar()),
             ImageRef::Layout { dir, tag } => ("oci", dir, tag.clone()),
             ImageRef::OciArchive { file, reference } => ("oci-archive", file, reference.clone()),
             ImageRef::DockerArchive { file, reference } => {

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod daemon;
 pub mod layout;
 pub mod registry;
 
@@ -200,6 +201,7 @@ pub fn prepare(
             archive::prepare(file, name.map(ToString::to_string).as_deref(), name, image, staging)
         }
         ImageRef::Bundle { dir } => bundle::prepare_output(dir, image, staging),
+        ImageRef::DockerDaemon { name } => daemon::prepare(name, image, staging),
     }
 }
 
@@ -252,6 +254,9 @@ pub(crate) fn with_signatures(
 /// Checks, before any work, that `output` can be written: a layout is a directory (new, empty or a layout), an
 /// archive a file in an existing directory.
 pub fn check_destination(output: &ImageRef) -> Result<()> {
+    if let ImageRef::DockerDaemon { .. } = output {
+        return daemon::check();
+    }
     let Some(path) = output.path() else {
         // A registry is checked when the push starts (its first request asks for credentials).
         return Ok(());
@@ -273,7 +278,7 @@ pub fn check_destination(output: &ImageRef) -> Result<()> {
             }
         }
         ImageRef::Bundle { dir } => return bundle::check_destination(dir, false, &output.to_string()),
-        ImageRef::Registry(_) => {}
+        ImageRef::Registry(_) | ImageRef::DockerDaemon { .. } => {}
     }
     let parent = layout::parent_dir(path);
     if !parent.is_dir() {

@@ -163,8 +163,8 @@ pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<Sourc
         ImageRef::Registry(target) => {
             return registry::open(target, registry, &display).and_then(within_layer_limit);
         }
-        ImageRef::Bundle { .. } => {
-            return Err(Error::Invalid(format!("`{display}`: a runtime bundle is written, never read as an image")));
+        ImageRef::Bundle { .. } | ImageRef::DockerDaemon { .. } => {
+            return Err(Error::Invalid(format!("`{display}` is an output only: images are not read from it")));
         }
     };
     if let Blobs::Layout { dir, .. } = &blobs {
