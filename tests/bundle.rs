@@ -99,6 +99,11 @@ fn a_rootless_bundle_runs_under_runc_as_an_unprivileged_user() {
     }
     let bin = env!("CARGO_BIN_EXE_rootfs2image");
     let image = format!("oci:{}:1", ws.path("layout").display());
+    // Without --rootless, the owners nobody cannot set are refused, with what to do.
+    let hint = "(hint: run as root, or unpack with --rootless";
+    assert_refused(&[&home], &["cannot set the owner 0:0", hint], || {
+        as_nobody(bin, &home).args(["unpack", &image]).arg(home.join("bundle")).output().unwrap()
+    });
     let report = run(as_nobody(bin, &home).args(["unpack", "--rootless", "--json", &image]).arg(home.join("bundle")));
     let report = common::json(&report);
     // The fixture has device nodes and files owned by others, which nobody cannot make.
@@ -108,4 +113,16 @@ fn a_rootless_bundle_runs_under_runc_as_an_unprivileged_user() {
     assert_eq!(config["linux"]["uidMappings"], json!([{"containerID": 0, "hostID": 65534, "size": 1}]));
     let out = runc_run(&mut as_nobody("runc", &home), &home.join("state"), &home.join("bundle"), "rootless");
     assert_eq!(out, "0\n0\n/home/user\nhello there\nx86_64\n");
+}
+
+#[test]
+fn an_image_on_a_registry_unpacks_into_a_bundle() {
+    let registry = common::TestRegistry::start(common::RegistryConfig { port: Some(5160), ..Default::default() });
+    let ws = Workspace::new();
+    let image = format!("docker://{}/unpack/app:1", registry.addr);
+    run(ws.cmd().arg(common::fixtures().join("rootfs-amd64.tar")).args(["--cmd", PROBE, "-o", &image, "-q"]));
+    run(ws.cmd().args(["unpack", &image, "bundle"]));
+    assert_same_tree(&snapshot(&common::fixtures().join("rootfs-amd64")), &snapshot(&ws.path("bundle/rootfs")));
+    let out = runc_run(&mut Command::new("runc"), &ws.path("state"), &ws.path("bundle"), "from-registry");
+    assert_eq!(out, "0\n0\n/\n\nx86_64\n");
 }

@@ -397,6 +397,10 @@ impl Applier {
             }
             let parent = self.root.parent(path, false).map_err(|b| fail(io::Error::other(b.to_string())))?;
             let name = file_name(path);
+            // fchmodat follows a symlink: only what is still the directory recorded is touched.
+            if !at::stat(borrow(&parent), name).is_ok_and(|st| at::kind(&st) == libc::S_IFDIR) {
+                continue;
+            }
             at::chmod(borrow(&parent), name, *mode).map_err(fail)?;
             at::set_mtime(borrow(&parent), name, *mtime).map_err(fail)?;
         }

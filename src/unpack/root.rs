@@ -174,3 +174,36 @@ fn open_in_root(dir: BorrowedFd<'_>, path: &[u8], flags: libc::c_int) -> io::Res
     // SAFETY: the kernel returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parent_is_reached_only_through_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let mut root = Root::open(dir.path()).unwrap();
+        assert!(matches!(root.parent(b"link/x", true), Err(Blocked::Symlink(at)) if at == b"link"));
+        assert!(matches!(root.parent(b"file/x", true), Err(Blocked::NotDirectory(at)) if at == b"file"));
+        assert!(matches!(root.parent(b"a/b/c", false), Err(Blocked::Missing(at)) if at == b"a"));
+        root.parent(b"a/b/c", true).unwrap();
+        assert!(dir.path().join("a/b").is_dir(), "missing directories on the way are made");
+        assert!(matches!(root.parent(b"a/link/x", true), Ok(_)));
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing was made through the link");
+    }
+
+    #[test]
+    fn only_regular_files_of_the_root_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/big"), vec![b'x'; 100]).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        assert_eq!(root.read_file(b"etc/big", 100).unwrap().unwrap().len(), 100);
+        assert!(root.read_file(b"etc/big", 99).is_err(), "a file past the bound is refused");
+        assert!(root.read_file(b"etc/none", 99).unwrap().is_none());
+        assert!(matches!(root.read_file(b"etc", 99), Err(Blocked::NotFile(_))));
+    }
+}
