@@ -269,7 +269,8 @@ pub struct ConvertArgs {
     pub no_arch_check: bool,
 
     /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF],
-    /// docker://HOST[:PORT]/REPO[:TAG], oci-bundle:DIR (a runtime bundle for runc)
+    /// docker://HOST[:PORT]/REPO[:TAG], oci-bundle:DIR (a runtime bundle for runc), docker-daemon:NAME[:TAG] (loaded
+    /// into the Docker engine at $DOCKER_HOST)
     /// [default: oci-archive:<input stem>-<arch>.oci.tar]
     #[arg(short, long = "output", value_name = "DEST", help_heading = "Output")]
     pub outputs: Vec<ImageRef>,

@@ -89,7 +89,8 @@ impl FromStr for ImageRef {
                 Err(Error::Invalid(format!("`{text}`: the registry transport is written docker://HOST/REPO[:TAG]")))
             }
             other => Err(Error::Invalid(format!(
-                "unknown transport `{other}` in `{text}`: use oci:, oci-archive: or docker-archive:"
+                "unknown transport `{other}` in `{text}`: use oci:, oci-archive:, docker-archive:, docker://, \
+                 oci-bundle: or docker-daemon: (the last two as outputs)"
             ))),
         }
     }
@@ -276,6 +277,18 @@ impl FromStr for RegistryRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundles_and_engines_are_named_as_outputs() {
+        let bundle: ImageRef = "oci-bundle:/run/bundles/app:1".parse().unwrap();
+        assert_eq!(bundle, ImageRef::Bundle { dir: PathBuf::from("/run/bundles/app:1") });
+        assert_eq!(bundle.to_string(), "oci-bundle:/run/bundles/app:1");
+        let daemon: ImageRef = "docker-daemon:myorg/app:1.2".parse().unwrap();
+        assert_eq!(daemon.to_string(), "docker-daemon:myorg/app:1.2");
+        assert_eq!(daemon.path(), None);
+        assert!("oci-bundle:".parse::<ImageRef>().is_err());
+        assert!("docker-daemon:UPPER/case".parse::<ImageRef>().is_err());
+    }
 
     #[test]
     fn names_normalise_like_docker() {
