@@ -131,7 +131,7 @@ impl Applier {
                 return Err(refuse(format!("the root is a directory, not a {}", entry.kind.name())));
             }
             let root = self.root.handle().try_clone_to_owned().map_err(|e| failed("open the root", e))?;
-            self.set_owner_and_xattrs(&root, b"", entry, refuse)?;
+            self.set_owner_and_xattrs(&root, entry, refuse)?;
             self.directories.insert(Vec::new(), (entry.mode, entry.mtime));
             return Ok(());
         }
@@ -156,7 +156,7 @@ impl Applier {
                     at::mkdir(dir, name, 0o700).map_err(|e| failed("create the directory", e))?;
                 }
                 let fd = at::open_dir(dir, name).map_err(|e| failed("open the directory", e))?;
-                self.set_owner_and_xattrs(&fd, b"", entry, refuse)?;
+                self.set_owner_and_xattrs(&fd, entry, refuse)?;
                 self.count(path.len() as u64, true)?;
                 self.directories.insert(path.to_vec(), (mode, entry.mtime));
                 return Ok(());
@@ -223,14 +223,8 @@ impl Applier {
     }
 
     /// A directory's owner and xattrs (its mode and mtime come at the end).
-    fn set_owner_and_xattrs(
-        &mut self,
-        fd: &OwnedFd,
-        name: &[u8],
-        entry: &Entry,
-        refuse: &dyn Fn(String) -> Error,
-    ) -> Result<()> {
-        self.set_owner(borrow(fd), name, entry, refuse)?;
+    fn set_owner_and_xattrs(&mut self, fd: &OwnedFd, entry: &Entry, refuse: &dyn Fn(String) -> Error) -> Result<()> {
+        self.set_owner(borrow(fd), b"", entry, refuse)?;
         for (key, value) in &entry.xattrs {
             self.set_xattr(key, at::fset_xattr(borrow(fd), key, value), refuse)?;
         }
