@@ -207,6 +207,43 @@ impl TempDir {
         self.armed = false;
         Ok(())
     }
+
+    /// Swaps this directory with the existing directory `to` in one step (renameat2 `RENAME_EXCHANGE`), so that
+    /// `to` is never missing: what was at `to` is then this temporary directory, removed when it is dropped. Where
+    /// the file system cannot exchange, `to` is first renamed to a temporary name of its own (removed likewise).
+    pub fn exchange_with(&mut self, to: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput);
+        let (from, to_c) = (c(&self.path)?, c(to)?);
+        // SAFETY: two valid NUL-terminated paths.
+        let exchanged = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if exchanged == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) {
+            return Err(e);
+        }
+        let parent = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let prefix = format!("{}old-", self.path.file_name().and_then(|n| n.to_str()).unwrap_or(".rootfs2image-"));
+        let mut old = TempDir::new_in(parent, &prefix)?;
+        fs::rename(to, &old.path)?;
+        if let Err(e) = self.rename_to(to) {
+            // Put the old one back: a failed replacement leaves what was there.
+            let _ = old.rename_to(to);
+            return Err(e);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for TempDir {

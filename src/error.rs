@@ -58,6 +58,9 @@ pub enum Remedy {
     TrustRegistry,
     /// The registry refused zstd layers: write gzip ones.
     UseGzip,
+    /// Unpacking needs privileges this user lacks (setting owners, making device nodes): run as root, or unpack
+    /// rootless, leaving those out.
+    RunPrivileged,
 }
 
 impl Error {

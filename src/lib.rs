@@ -3,10 +3,11 @@
 //! Data flows one way, one folder per stage:
 //! [`rootfs`] (open, sniff, decode, walk, normalise) -> [`tar`] (the entry model, reading and writing tar)
 //! -> [`layer`] (canonical tar -> [`digest`] -> compression -> [`blobs`]), split by [`layering`]
-//! -> [`oci`] (the image model and its documents) -> [`sink`] (layout, archive, registry).
+//! -> [`oci`] (the image model and its documents) -> [`sink`] (layout, archive, registry, runtime bundle).
 //! [`source`] reads images back into the same model, every blob confined, bounded and verified; [`registry`] speaks
-//! the distribution API for both. The supply chain: [`attach`] turns an image's SBOMs ([`sbom`]), provenance and
-//! signatures ([`sign`]: keys and cosign's formats) into attachments ([`oci::artifact`]) the sinks publish beside it.
+//! the distribution API for both; [`unpack`] applies an image's layers to a directory, as an engine would, for the
+//! runtime bundle. The supply chain: [`attach`] turns an image's SBOMs ([`sbom`]), provenance and signatures
+//! ([`sign`]: keys and cosign's formats) into attachments ([`oci::artifact`]) the sinks publish beside it.
 //! [`commands`] wires one pipeline per subcommand. [`cleanup`] removes a run's temporary paths when a signal ends it,
 //! and a dead run's leftovers.
 
@@ -27,5 +28,6 @@ pub mod sign;
 pub mod sink;
 pub mod source;
 pub mod tar;
+pub mod unpack;
 
 pub use error::{Error, Result};

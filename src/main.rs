@@ -58,6 +58,7 @@ fn main() -> ExitCode {
             }),
         Some(Command::Attach(args)) => attach(args),
         Some(Command::Verify(args)) => verify(args),
+        Some(Command::Unpack(args)) => unpack(args),
         None => settings::resolve(&cli.convert).and_then(|options| {
             let report = convert(&options);
             options.progress.finish();
@@ -166,6 +167,44 @@ fn attach(args: &cli::args::AttachArgs) -> Result<(), imgcraft::Error> {
     for push in &report.pushes {
         print_push(push);
     }
+    Ok(())
+}
+
+fn unpack(args: &cli::args::UnpackArgs) -> Result<(), imgcraft::Error> {
+    let registry = settings::sink_options(&args.registry, false)?.registry;
+    let options = imgcraft::sink::bundle::BundleOptions {
+        rootless: args.rootless,
+        replace: args.force,
+        progress: imgcraft::progress::Progress::new(!args.quiet && !args.json),
+    };
+    let report = imgcraft::commands::unpack::unpack(&args.image, &args.dir, &options, &registry);
+    options.progress.finish();
+    let report = report?;
+    for warning in &report.warnings {
+        eprintln!("rootfs2image: warning: {warning}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
+        return Ok(());
+    }
+    if args.quiet {
+        return Ok(());
+    }
+    let variant = report.variant.as_deref().map(|v| format!("/{v}")).unwrap_or_default();
+    if let Some(digest) = &report.manifest_digest {
+        println!("manifest  {digest} ({}{variant})", report.architecture);
+    }
+    println!("layers    {} applied, {} entries", report.layers.len(), report.entries);
+    let user = &report.user;
+    println!("process   {} (uid {}, gid {}, cwd {})", shell_words::join(&report.args), user.uid, user.gid, report.cwd);
+    let left = &report.left_out;
+    if left.owners + left.devices + left.xattrs > 0 {
+        println!(
+            "rootless  left out: {} owners, {} device nodes (empty files instead), {} privileged xattrs",
+            left.owners, left.devices, left.xattrs
+        );
+    }
+    println!("wrote     {} (runc run -b {} NAME)", report.bundle.display(), report.bundle.display());
     Ok(())
 }
 

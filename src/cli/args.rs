@@ -48,6 +48,31 @@ pub enum Command {
     /// Check an image's signatures against a public key and list its SBOMs and attestations (exit 1 when no valid
     /// signature by the key is found)
     Verify(VerifyArgs),
+    /// Unpack an image into an OCI runtime bundle (DIR/rootfs and DIR/config.json) that runc or crun runs
+    Unpack(UnpackArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UnpackArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG|@DIGEST]
+    pub image: ImageRef,
+    /// The bundle directory to create (it must not exist, unless --force)
+    pub dir: std::path::PathBuf,
+    /// A bundle for rootless runc: the container's root maps to the invoking user; run by a user other than root,
+    /// owners, device nodes and security.*/trusted.* xattrs are left out
+    #[arg(long)]
+    pub rootless: bool,
+    /// Replace DIR if it exists (in one step, once the new bundle is complete)
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report on standard output
+    #[arg(long)]
+    pub json: bool,
+    /// No progress and no summary; errors only
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Signing what is written or pushed.
@@ -244,7 +269,8 @@ pub struct ConvertArgs {
     pub no_arch_check: bool,
 
     /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF],
-    /// docker://HOST[:PORT]/REPO[:TAG]
+    /// docker://HOST[:PORT]/REPO[:TAG], oci-bundle:DIR (a runtime bundle for runc), docker-daemon:NAME[:TAG] (loaded
+    /// into the Docker engine at $DOCKER_HOST)
     /// [default: oci-archive:<input stem>-<arch>.oci.tar]
     #[arg(short, long = "output", value_name = "DEST", help_heading = "Output")]
     pub outputs: Vec<ImageRef>,

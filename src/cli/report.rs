@@ -30,6 +30,7 @@ fn hint(remedy: &Remedy) -> String {
         Remedy::LogIn => "give --creds USER:PASSWORD or --creds-stdin, or log in with docker or podman".into(),
         Remedy::TrustRegistry => "a private CA? give --cert-dir DIR with its .crt, or --tls-verify=false".into(),
         Remedy::UseGzip => "this image has zstd layers, which some registries refuse: try --compression gzip".into(),
+        Remedy::RunPrivileged => "run as root, or unpack with --rootless, which leaves owners and devices out".into(),
     }
 }
 

@@ -72,7 +72,8 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
     }
     // zstd:chunked lives in its layers' annotations (where each table of contents is): an output with no place for
     // them would hold layers no client can pull partially. Refused before any work.
-    let chunked_nowhere = args.outputs.iter().find(|o| matches!(o, ImageRef::DockerArchive { .. }));
+    let chunked_nowhere =
+        args.outputs.iter().find(|o| matches!(o, ImageRef::DockerArchive { .. } | ImageRef::DockerDaemon { .. }));
     if let Some(output) = chunked_nowhere.filter(|_| args.compression() == LayerCompression::ZstdChunked) {
         return Err(Error::Invalid(format!(
             "--compression zstd:chunked cannot go into {output}: a docker-archive's manifest.json has no layer \

@@ -8,4 +8,5 @@ pub mod index;
 pub mod inspect;
 pub mod keygen;
 pub mod push;
+pub mod unpack;
 pub mod verify;

@@ -19,6 +19,11 @@ pub enum ImageRef {
     DockerArchive { file: PathBuf, reference: Option<ImageName> },
     /// A repository on a registry (`docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`).
     Registry(RegistryRef),
+    /// An OCI runtime bundle (`oci-bundle:DIR`, runtime-spec bundle.md): the image unpacked for runc. An output only.
+    Bundle { dir: PathBuf },
+    /// A running Docker engine (`docker-daemon:NAME[:TAG]`, at `DOCKER_HOST`), the image loaded under NAME. An
+    /// output only.
+    DockerDaemon { name: ImageName },
 }
 
 impl ImageRef {
@@ -27,7 +32,8 @@ impl ImageRef {
         match self {
             ImageRef::Layout { dir, .. } => Some(dir),
             ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => Some(file),
-            ImageRef::Registry(_) => None,
+            ImageRef::Bundle { dir } => Some(dir),
+            ImageRef::Registry(_) | ImageRef::DockerDaemon { .. } => None,
         }
     }
 }
@@ -38,6 +44,16 @@ impl FromStr for ImageRef {
     fn from_str(text: &str) -> Result<ImageRef, Error> {
         if let Some(rest) = text.strip_prefix("docker://") {
             return Ok(ImageRef::Registry(rest.parse()?));
+        }
+        if let Some(name) = text.strip_prefix("docker-daemon:") {
+            return Ok(ImageRef::DockerDaemon { name: name.parse()? });
+        }
+        // A bundle is a directory and nothing more: the whole rest is its path, colons included.
+        if let Some(dir) = text.strip_prefix("oci-bundle:") {
+            if dir.is_empty() {
+                return Err(Error::Invalid(format!("`{text}` names no directory")));
+            }
+            return Ok(ImageRef::Bundle { dir: PathBuf::from(dir) });
         }
         let (transport, rest) = text.split_once(':').ok_or_else(|| {
             Error::Invalid(format!(
@@ -73,7 +89,8 @@ impl FromStr for ImageRef {
                 Err(Error::Invalid(format!("`{text}`: the registry transport is written docker://HOST/REPO[:TAG]")))
             }
             other => Err(Error::Invalid(format!(
-                "unknown transport `{other}` in `{text}`: use oci:, oci-archive: or docker-archive:"
+                "unknown transport `{other}` in `{text}`: use oci:, oci-archive:, docker-archive:, docker://, \
+                 oci-bundle: or docker-daemon: (the last two as outputs)"
             ))),
         }
     }
@@ -83,6 +100,8 @@ impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (transport, path, reference) = match self {
             ImageRef::Registry(registry) => return write!(f, "docker://{registry}"),
+            ImageRef::Bundle { dir } => return write!(f, "oci-bundle:{}", dir.display()),
+            ImageRef::DockerDaemon { name } => return write!(f, "docker-daemon:{}", name.familiar()),
             ImageRef::Layout { dir, tag } => ("oci", dir, tag.clone()),
             ImageRef::OciArchive { file, reference } => ("oci-archive", file, reference.clone()),
             ImageRef::DockerArchive { file, reference } => {
@@ -258,6 +277,18 @@ impl FromStr for RegistryRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundles_and_engines_are_named_as_outputs() {
+        let bundle: ImageRef = "oci-bundle:/run/bundles/app:1".parse().unwrap();
+        assert_eq!(bundle, ImageRef::Bundle { dir: PathBuf::from("/run/bundles/app:1") });
+        assert_eq!(bundle.to_string(), "oci-bundle:/run/bundles/app:1");
+        let daemon: ImageRef = "docker-daemon:myorg/app:1.2".parse().unwrap();
+        assert_eq!(daemon.to_string(), "docker-daemon:myorg/app:1.2");
+        assert_eq!(daemon.path(), None);
+        assert!("oci-bundle:".parse::<ImageRef>().is_err());
+        assert!("docker-daemon:UPPER/case".parse::<ImageRef>().is_err());
+    }
 
     #[test]
     fn names_normalise_like_docker() {

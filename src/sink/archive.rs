@@ -3,6 +3,7 @@
 //! `docker save`. Docker 20.10+ reads `manifest.json`; podman and skopeo read either half.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use super::layout::parent_dir;
 use super::{OCI_LAYOUT, PreparedOutput, attachment_entries, index_descriptor};
 use crate::blobs::BlobStore;
 use crate::cleanup::TempFile;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::index::Index;
 use crate::oci::reference::ImageName;
@@ -46,8 +48,29 @@ pub fn prepare(
     let dir = parent_dir(file);
     let temp = TempFile::new_in(&dir, super::TEMP_PREFIX).map_err(|e| Error::io("cannot create a file in", &dir, e))?;
     let write_error = |e| Error::io("cannot write", temp.path(), e);
-    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, temp.file()));
+    let blobs = image
+        .blob_digests()
+        .into_iter()
+        .map(|digest| Ok((staging.open_file(&digest)?, digest)))
+        .collect::<Result<Vec<_>>>()?;
+    let out = write(BufWriter::with_capacity(1 << 20, temp.file()), ref_name, name, image, &blobs, &write_error)?;
+    let mut out = out;
+    out.flush().map_err(write_error)?;
+    drop(out);
+    Ok(Box::new(PreparedArchive { temp, file: file.to_path_buf() }))
+}
 
+/// Writes the archive of `image` to `out`: `blobs` are its blobs (every one of [`Publication::blob_digests`], in that
+/// order), opened; `write_error` says what a failed write was writing to.
+pub(crate) fn write<W: crate::tar::writer::TarOutput>(
+    out: W,
+    ref_name: Option<&str>,
+    name: Option<&ImageName>,
+    image: &Publication,
+    blobs: &[(File, Digest)],
+    write_error: &dyn Fn(std::io::Error) -> Error,
+) -> Result<W> {
+    let mut tar = TarWriter::new(out);
     let blob_name = |digest: &crate::digest::Digest| format!("blobs/sha256/{}", digest.hex());
     // Docker loads every image listed; an index's images stay untagged (Docker 20.10 has no multi-platform store).
     // With attachments beside the image in index.json, containers/image reads no unnamed image from the OCI half
@@ -81,10 +104,9 @@ pub fn prepare(
     };
     tar.append(&member("blobs", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
     tar.append(&member("blobs/sha256", EntryKind::Directory), &mut std::io::empty()).map_err(write_error)?;
-    for digest in image.blob_digests() {
-        let blob = staging.open_file(&digest)?;
-        let size = blob.metadata().map_err(|e| Error::io("cannot read", staging.path(&digest), e))?.len();
-        tar.append_file(&member(&blob_name(&digest), EntryKind::File { size }), &blob).map_err(write_error)?;
+    for (blob, digest) in blobs.iter() {
+        let size = blob.metadata().map_err(|e| Error::io("cannot read blob", digest.to_string(), e))?.len();
+        tar.append_file(&member(&blob_name(digest), EntryKind::File { size }), blob).map_err(write_error)?;
     }
     add_bytes(&mut tar, "index.json", &serde_json::to_vec(&index).expect("an index serialises"))
         .map_err(write_error)?;
@@ -101,10 +123,7 @@ pub fn prepare(
         add_bytes(&mut tar, "repositories", &serde_json::to_vec(&repositories).expect("serialises"))
             .map_err(write_error)?;
     }
-    let mut out = tar.finish().map_err(write_error)?;
-    out.flush().map_err(write_error)?;
-    drop(out);
-    Ok(Box::new(PreparedArchive { temp, file: file.to_path_buf() }))
+    tar.finish().map_err(write_error)
 }
 
 struct PreparedArchive {

@@ -4,6 +4,8 @@
 //! layout, an atomic index update). A failed run therefore leaves every destination as it was.
 
 pub mod archive;
+pub mod bundle;
+pub mod daemon;
 pub mod layout;
 pub mod registry;
 
@@ -198,6 +200,8 @@ pub fn prepare(
             let name = reference.as_ref().or(name);
             archive::prepare(file, name.map(ToString::to_string).as_deref(), name, image, staging)
         }
+        ImageRef::Bundle { dir } => bundle::prepare_output(dir, image, staging),
+        ImageRef::DockerDaemon { name } => daemon::prepare(name, image, staging),
     }
 }
 
@@ -250,6 +254,9 @@ pub(crate) fn with_signatures(
 /// Checks, before any work, that `output` can be written: a layout is a directory (new, empty or a layout), an
 /// archive a file in an existing directory.
 pub fn check_destination(output: &ImageRef) -> Result<()> {
+    if let ImageRef::DockerDaemon { .. } = output {
+        return daemon::check();
+    }
     let Some(path) = output.path() else {
         // A registry is checked when the push starts (its first request asks for credentials).
         return Ok(());
@@ -270,7 +277,8 @@ pub fn check_destination(output: &ImageRef) -> Result<()> {
                 return refuse("is a directory: an archive output needs a file name");
             }
         }
-        ImageRef::Registry(_) => {}
+        ImageRef::Bundle { dir } => return bundle::check_destination(dir, false, &output.to_string()),
+        ImageRef::Registry(_) | ImageRef::DockerDaemon { .. } => {}
     }
     let parent = layout::parent_dir(path);
     if !parent.is_dir() {

@@ -163,6 +163,9 @@ pub fn open_with(reference: &ImageRef, registry: &ClientOptions) -> Result<Sourc
         ImageRef::Registry(target) => {
             return registry::open(target, registry, &display).and_then(within_layer_limit);
         }
+        ImageRef::Bundle { .. } | ImageRef::DockerDaemon { .. } => {
+            return Err(Error::Invalid(format!("`{display}` is an output only: images are not read from it")));
+        }
     };
     if let Blobs::Layout { dir, .. } = &blobs {
         if let Err(blob::LayoutRefusal::Missing) = open_in_layout(dir, "index.json") {
@@ -202,6 +205,20 @@ fn layers_of(descriptors: &[Descriptor], diff_ids: &[Digest]) -> Vec<Layer> {
 }
 
 impl SourceImage {
+    /// An image whose blobs this run wrote into a layout-shaped store (a conversion's staging store), read back like
+    /// any layout: for an output that needs the layers' contents, a runtime bundle.
+    pub fn from_store(image: Image, root: &std::path::Path, reference: &str) -> SourceImage {
+        SourceImage {
+            reference: reference.to_string(),
+            names: Vec::new(),
+            image,
+            blobs: Blobs::Layout { dir: root.to_path_buf(), image: reference.to_string() },
+            members: HashMap::new(),
+            attachments: Vec::new(),
+            candidates: Vec::new(),
+        }
+    }
+
     /// Reads every layer once, checking its size and digest, and its uncompressed digest against the config's
     /// diff_id.
     pub fn verify_layers(&self) -> Result<Vec<VerifiedLayer>> {

@@ -1,7 +1,8 @@
 //! Shared test harness, one concept per module: the built binary and command runners, BitBake builds of
 //! meta-imgcraft, the fixtures, a tar writer of the tests' own, file-tree snapshots that compare every attribute the
-//! converter promises to keep, scratch workspaces, the refusal every bad input must end in, container engines,
-//! registry servers, podman with zstd:chunked partial pulls, the trixie skopeo, and layered images as the layering tests read them.
+//! converter promises to keep, OCI layouts written from such tars, scratch workspaces, the refusal every bad input
+//! must end in, container engines, registry servers, podman with zstd:chunked partial pulls, the trixie skopeo, and
+//! layered images as the layering tests read them.
 
 // Each test file is a crate of its own that uses a part of the harness and of these re-exports.
 #![allow(dead_code, unused_imports)]
@@ -10,6 +11,7 @@ pub mod bitbake;
 pub mod command;
 pub mod engine;
 pub mod fixtures;
+pub mod image;
 pub mod layered;
 pub mod partial_pull;
 pub mod refusal;

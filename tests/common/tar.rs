@@ -11,6 +11,7 @@ pub enum Kind {
     Hardlink(String),
     Fifo,
     Char(u32, u32),
+    Block(u32, u32),
 }
 
 /// One tar entry, with the attributes a rootfs carries.
@@ -88,6 +89,7 @@ fn append(out: &mut Vec<u8>, entry: &Entry) {
         Kind::Hardlink(target) => (b'1', target, &[]),
         Kind::Fifo => (b'6', "", &[]),
         Kind::Char(..) => (b'3', "", &[]),
+        Kind::Block(..) => (b'4', "", &[]),
     };
     let name = if matches!(entry.kind, Kind::Dir) { format!("{}/", entry.path) } else { entry.path.clone() };
     let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
@@ -109,7 +111,10 @@ fn append(out: &mut Vec<u8>, entry: &Entry) {
         out.extend(header(&short, b'x', "", body.len() as u64, 0o644, 0, 0, entry.mtime, (0, 0)));
         pad(out, &body);
     }
-    let devices = if let Kind::Char(major, minor) = entry.kind { (major, minor) } else { (0, 0) };
+    let devices = match entry.kind {
+        Kind::Char(major, minor) | Kind::Block(major, minor) => (major, minor),
+        _ => (0, 0),
+    };
     let short_name = if name.len() > 100 { &name[name.len() - 100..] } else { &name[..] };
     let short_link = if link.len() > 100 { &link[..100] } else { link };
     out.extend(header(
