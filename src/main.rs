@@ -115,7 +115,8 @@ fn index(args: &cli::args::IndexArgs) -> Result<(), imgcraft::Error> {
 }
 
 fn copy(args: &cli::args::CopyArgs) -> Result<(), imgcraft::Error> {
-    let options = signed_sink_options(&args.registry, &args.sign)?;
+    let options =
+        imgcraft::sink::SinkOptions { replace_bundle: args.force, ..signed_sink_options(&args.registry, &args.sign)? };
     let report = imgcraft::commands::copy::copy_image(&args.source, &args.destinations, args.tag.as_ref(), &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));

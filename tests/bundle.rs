@@ -54,9 +54,20 @@ fn the_oci_bundle_output_holds_the_image_just_written() {
     assert_eq!(out, "0\n0\n/\n\nx86_64\n");
 
     // An existing bundle is refused before any work: no other output is written either.
-    assert_refused(&[ws.dir.path(), &ws.path("bundle")], &["`oci-bundle:bundle`", "exists"], || {
+    assert_refused(&[ws.dir.path(), &ws.path("bundle")], &["`oci-bundle:bundle`", "exists", "--force"], || {
         ws.cmd().arg(&rootfs).args(["-o", "oci:second", "-o", "oci-bundle:bundle"]).output().unwrap()
     });
+    // With --force it is replaced whole: the new image's command, nothing left of the old bundle.
+    std::fs::write(ws.path("bundle/rootfs/left-behind"), b"old").unwrap();
+    run(ws.cmd().arg(&rootfs).args(["--cmd", r#"["/bin/true"]"#, "--force", "-o", "oci-bundle:bundle", "-q"]));
+    let config = common::json(&std::fs::read_to_string(ws.path("bundle/config.json")).unwrap());
+    assert_eq!(config["process"]["args"], json!(["/bin/true"]));
+    assert!(!ws.path("bundle/rootfs/left-behind").exists());
+    assert_same_tree(&snapshot(&ws.path("umoci/rootfs")), &snapshot(&ws.path("bundle/rootfs")));
+    // copy takes --force the same way.
+    run(ws.cmd().args(["copy", "--force", "oci:layout:1", "oci-bundle:bundle"]));
+    let config = common::json(&std::fs::read_to_string(ws.path("bundle/config.json")).unwrap());
+    assert_eq!(config["process"]["args"], serde_json::from_str::<serde_json::Value>(PROBE).unwrap());
 }
 
 #[test]

@@ -182,9 +182,13 @@ pub struct IndexArgs {
 pub struct CopyArgs {
     /// The image: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF]
     pub source: ImageRef,
-    /// Where to (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker://HOST/REPO[:TAG]
+    /// Where to (repeatable): oci:DIR[:TAG], oci-archive:FILE[:REF], docker://HOST/REPO[:TAG], oci-bundle:DIR,
+    /// docker-daemon:NAME[:TAG]
     #[arg(required = true, value_name = "DEST")]
     pub destinations: Vec<ImageRef>,
+    /// Replace an oci-bundle:DIR destination that exists (in one step, once the new bundle is complete)
+    #[arg(long)]
+    pub force: bool,
     /// The image's name in layouts and archives [default: the destination's tag, else the source's]
     #[arg(short, long, value_name = "NAME[:TAG]")]
     pub tag: Option<ImageName>,
@@ -274,6 +278,10 @@ pub struct ConvertArgs {
     /// [default: oci-archive:<input stem>-<arch>.oci.tar]
     #[arg(short, long = "output", value_name = "DEST", help_heading = "Output")]
     pub outputs: Vec<ImageRef>,
+
+    /// Replace an oci-bundle:DIR output that exists (in one step, once the new bundle is complete)
+    #[arg(long, help_heading = "Output")]
+    pub force: bool,
 
     /// The image's name in archives, so that `docker load` and `podman load` list it under it
     #[arg(short, long, value_name = "NAME[:TAG]", help_heading = "Output")]

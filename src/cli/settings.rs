@@ -99,7 +99,11 @@ pub fn resolve(args: &ConvertArgs) -> Result<ConvertOptions, Error> {
             outputs: args.outputs.clone(),
             default_dir: current_dir(),
             name: args.tag.clone(),
-            sink: SinkOptions { signer: signer(&args.sign)?, ..sink_options(&args.registry, rootfs == "-")? },
+            sink: SinkOptions {
+                signer: signer(&args.sign)?,
+                replace_bundle: args.force,
+                ..sink_options(&args.registry, rootfs == "-")?
+            },
         },
         attach: AttachOptions { sboms: sboms(&args.sbom)?, provenance: provenance(args)? },
         known_layers: known_layers(),
@@ -334,6 +338,7 @@ pub fn sink_options(args: &RegistryArgs, stdin_taken: bool) -> Result<SinkOption
         },
         mount_from: args.mount_from.clone(),
         signer: None,
+        replace_bundle: false,
     })
 }
 

@@ -134,7 +134,7 @@ pub struct Reuse {
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let output = &options.output;
     for destination in &output.outputs {
-        sink::check_destination(destination)?;
+        sink::check_destination(destination, &output.sink)?;
     }
     // Blobs are staged beside the first local output so that they can be hardlinked, not copied, into a layout.
     // The default output's name waits for the platform, but its directory is known.

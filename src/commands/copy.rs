@@ -36,7 +36,7 @@ pub fn copy_image(
         return Err(Error::Invalid("a copy needs at least one destination".into()));
     }
     for output in outputs {
-        sink::check_destination(output)?;
+        sink::check_destination(output, options)?;
     }
     let mut opened = crate::source::open_with(source, &options.registry)?;
     opened.load_attachments()?;

@@ -34,7 +34,7 @@ pub fn build_index(
         return Err(Error::Invalid("an index needs at least one source image and one -o output".into()));
     }
     for output in outputs {
-        sink::check_destination(output)?;
+        sink::check_destination(output, options)?;
     }
     let staging_dir = sink::staging_dir(outputs)?;
     let staging = BlobStore::open(staging_dir.path())?;

@@ -61,7 +61,7 @@ pub fn check_destination(dir: &Path, replace: bool, shown: &str) -> Result<()> {
     let refuse = |problem: &str| Err(Error::Invalid(format!("cannot write the bundle `{shown}`: {problem}")));
     match fs::symlink_metadata(dir) {
         Ok(meta) if !meta.is_dir() => return refuse("it exists and is not a directory"),
-        Ok(_) if !replace => return refuse("it exists, and a bundle replaces a directory only when asked to"),
+        Ok(_) if !replace => return refuse("it exists: give --force to replace it"),
         _ => {}
     }
     let parent = super::layout::parent_dir(dir);
@@ -166,13 +166,18 @@ impl PreparedOutput for PreparedBundle {
 }
 
 /// `oci-bundle:DIR` as an output: the image just written, unpacked from the staging store.
-pub fn prepare_output(dir: &Path, publication: &Publication, staging: &BlobStore) -> Result<Box<dyn PreparedOutput>> {
+pub fn prepare_output(
+    dir: &Path,
+    publication: &Publication,
+    staging: &BlobStore,
+    replace: bool,
+) -> Result<Box<dyn PreparedOutput>> {
     let shown = format!("oci-bundle:{}", dir.display());
     let [image] = publication.images.as_slice() else {
         return Err(Error::Invalid(format!("cannot write `{shown}`: a runtime bundle holds one image, not an index")));
     };
     let source = SourceImage::from_store(image.clone(), staging.root(), &shown);
-    let (prepared, _) = prepare(&source, dir, &BundleOptions::default())?;
+    let (prepared, _) = prepare(&source, dir, &BundleOptions { replace, ..BundleOptions::default() })?;
     Ok(Box::new(prepared))
 }
 

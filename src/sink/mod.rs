@@ -166,6 +166,8 @@ pub struct SinkOptions {
     pub mount_from: Option<String>,
     /// Sign every manifest published (`--sign-key`).
     pub signer: Option<Signer>,
+    /// Replace an existing `oci-bundle:` directory (`--force`) rather than refuse it.
+    pub replace_bundle: bool,
 }
 
 /// Prepares `publication` for `output`. `name` is the image's name (`--tag`), used where the reference names none.
@@ -200,7 +202,7 @@ pub fn prepare(
             let name = reference.as_ref().or(name);
             archive::prepare(file, name.map(ToString::to_string).as_deref(), name, image, staging)
         }
-        ImageRef::Bundle { dir } => bundle::prepare_output(dir, image, staging),
+        ImageRef::Bundle { dir } => bundle::prepare_output(dir, image, staging, options.replace_bundle),
         ImageRef::DockerDaemon { name } => daemon::prepare(name, image, staging),
     }
 }
@@ -251,9 +253,9 @@ pub(crate) fn with_signatures(
     Ok(signed)
 }
 
-/// Checks, before any work, that `output` can be written: a layout is a directory (new, empty or a layout), an
-/// archive a file in an existing directory.
-pub fn check_destination(output: &ImageRef) -> Result<()> {
+/// Checks, before any work, that `output` can be written with `options`: a layout is a directory (new, empty or a
+/// layout), an archive a file in an existing directory, a bundle a new directory unless it is to be replaced.
+pub fn check_destination(output: &ImageRef, options: &SinkOptions) -> Result<()> {
     if let ImageRef::DockerDaemon { .. } = output {
         return daemon::check();
     }
@@ -277,7 +279,9 @@ pub fn check_destination(output: &ImageRef) -> Result<()> {
                 return refuse("is a directory: an archive output needs a file name");
             }
         }
-        ImageRef::Bundle { dir } => return bundle::check_destination(dir, false, &output.to_string()),
+        ImageRef::Bundle { dir } => {
+            return bundle::check_destination(dir, options.replace_bundle, &output.to_string());
+        }
         ImageRef::Registry(_) | ImageRef::DockerDaemon { .. } => {}
     }
     let parent = layout::parent_dir(path);
