@@ -76,10 +76,12 @@ fn a_bundle_that_cannot_be_finished_leaves_nothing() {
     let layer = archive(&[Entry::dir("etc"), Entry::file("etc/passwd", b"root:x:0:0::/:/bin/sh\n")]);
     write_layout(&ws.path("nocmd"), "1", std::slice::from_ref(&layer), json!({}), json!({}));
     write_layout(&ws.path("nouser"), "1", &[layer], json!({"Cmd": ["/x"], "User": "app"}), json!({}));
+    // No process at all: `sh`, as runc spec writes, and a warning saying so.
+    let report = common::json(&run(ws.cmd().args(["unpack", "--json", "oci:nocmd:1", "nocmd-bundle"])));
+    assert!(report["warnings"][0].as_str().unwrap().contains("neither an entrypoint nor a command"), "{report}");
+    let config = common::json(&std::fs::read_to_string(ws.path("nocmd-bundle/config.json")).unwrap());
+    assert_eq!(config["process"]["args"], json!(["sh"]));
     let before = ws.listing();
-    assert_refused(&[ws.dir.path()], &["oci:nocmd:1", "neither an entrypoint nor a command"], || {
-        ws.cmd().args(["unpack", "oci:nocmd:1", "bundle"]).output().unwrap()
-    });
     assert_refused(&[ws.dir.path()], &["oci:nouser:1", "the user `app` is not in the rootfs's /etc/passwd"], || {
         ws.cmd().args(["unpack", "oci:nouser:1", "bundle"]).output().unwrap()
     });

@@ -106,7 +106,8 @@ def bench(as_json: bool, selected: list, state: Bench) -> int:
         tools.need_tools(tools.PUSH)
     if "packages-scan" in selected:
         tools.need_tools(tools.PACKAGES_SCAN)
-    if pushing or any(row.startswith(("rootfs2image-", "layers-")) or row == "packages-scan" for row in selected):
+    if pushing or any(row.startswith(("rootfs2image-", "layers-")) or row in ("packages-scan", "unpack")
+                      for row in selected):
         state.binary = binary.resolve()
     if pushing:
         push.prepare(state)

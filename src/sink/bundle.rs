@@ -98,12 +98,16 @@ pub fn prepare(image: &SourceImage, dir: &Path, options: &BundleOptions) -> Resu
     options.progress.message("writing config.json");
 
     let config = &image.image.config;
-    let args = runtime::process_args(config);
+    let mut warnings = Vec::new();
+    let mut args = runtime::process_args(config);
     if args.is_empty() {
-        return Err(Error::bad_image(
-            &image.reference,
-            "the image config has neither an entrypoint nor a command: a bundle needs a process to run",
-        ));
+        // As umoci does: the bundle is still what the user wants to look into or run with args of their own.
+        args = vec!["sh".to_string()];
+        warnings.push(
+            "the image config has neither an entrypoint nor a command: the bundle runs `sh`, as `runc spec` writes; \
+             set process.args in config.json to run something else"
+                .to_string(),
+        );
     }
     if let Some(cwd) = config.config.working_dir.as_deref().filter(|w| !w.is_empty() && !w.starts_with('/')) {
         return Err(Error::bad_image(
@@ -113,7 +117,6 @@ pub fn prepare(image: &SourceImage, dir: &Path, options: &BundleOptions) -> Resu
     }
     let root = Root::open(&rootfs).map_err(|e| Error::io("cannot open", &rootfs, e))?;
     let user = accounts::resolve(config.config.user.as_deref(), &root, &image.reference)?;
-    let mut warnings = Vec::new();
     let runner = if options.rootless { Runner::Rootless { uid, gid } } else { Runner::Root };
     if options.rootless && (user.uid != 0 || user.gid != 0) {
         warnings.push(format!(
