@@ -91,3 +91,43 @@ fn the_engines_refusal_is_shown_in_one_line() {
         });
     }
 }
+
+/// A TCP port on the loopback that forwards every connection to the engine's Unix socket (DOCKER_HOST of the test
+/// set-up), as an engine listening on `tcp://` would answer: the real engine, reached over TCP.
+fn tcp_to_engine() -> String {
+    let engine = std::env::var("DOCKER_HOST").expect("the test set-up exports DOCKER_HOST");
+    let socket = engine.strip_prefix("unix://").expect("the test engine listens on a Unix socket").to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let client = client.unwrap();
+            let server = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+            let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut server_out);
+                let _ = server_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut server_in, mut client_out) = (server, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_in, &mut client_out);
+                let _ = client_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    format!("tcp://127.0.0.1:{port}")
+}
+
+#[test]
+fn an_engine_on_tcp_loads_the_image_too() {
+    let ws = Workspace::new();
+    let rootfs = common::fixtures().join("rootfs-amd64.tar");
+    let name = "imgcraft-test/daemon-tcp:1";
+    let host = tcp_to_engine();
+    let mut convert = ws.cmd();
+    convert.arg(rootfs).args(["--env", "LOADED=over-tcp", "-o", &format!("docker-daemon:{name}")]);
+    run(convert.env("DOCKER_HOST", &host));
+    let seen = run(docker().args(["run", "--rm", "--network", "none", name, "/bin/sh", "-c", "echo $LOADED"]));
+    assert_eq!(seen, "over-tcp\n");
+    run(docker().args(["rmi", name]));
+}
