@@ -9,7 +9,9 @@ use std::path::Path;
 
 use common::image::write_layout;
 use common::tar::{Entry, Kind, archive};
-use common::{Workspace, assert_refused, assert_same_tree, run, snapshot};
+use common::{Workspace, assert_refused, run};
+#[cfg(feature = "engine-tests")]
+use common::{assert_same_tree, snapshot};
 use serde_json::json;
 
 /// A v2 `security.capability` granting CAP_NET_RAW, effective (linux/capability.h `vfs_cap_data`).
