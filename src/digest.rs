@@ -67,6 +67,30 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
+/// sha256 fed piece by piece, for digests kept by the thousand (one per file of a rootfs), where a [`Digest`]'s
+/// text would take three times the memory.
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    pub fn new() -> Hasher {
+        Hasher(Sha256::new())
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+impl Default for Hasher {
+    fn default() -> Hasher {
+        Hasher::new()
+    }
+}
+
 /// A writer that hashes and counts everything passing through it to the inner writer.
 pub struct DigestWriter<W> {
     inner: W,

@@ -351,6 +351,88 @@ fn a_cache_entry_that_disagrees_with_the_previous_config_is_passed_over_and_corr
     assert_eq!(cache_entry(&ws.path("cache"), &blobs[0].0).unwrap()["diff_id"], blobs[0].1.as_str());
 }
 
+/// `dir` as the gzip-compressed tarball `name`: the first read of a compressed rootfs keeps what it decodes for the
+/// second, and records its large files' digests.
+fn tarball(ws: &Workspace, dir: &Path, name: &str) -> PathBuf {
+    let out = ws.path(name);
+    let status = Command::new("tar")
+        .args(["--sort=name", "--numeric-owner", "--owner=0", "--group=0", "-czf"])
+        .arg(&out)
+        .arg("-C")
+        .arg(dir)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+/// The outline entries of the cache at `cache`, each with the diff_id it gives.
+fn outline_entries(cache: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(dir) = fs::read_dir(cache.join("outlines/min-16384")) else { return Vec::new() };
+    let mut entries: Vec<(PathBuf, String)> = dir
+        .map(|e| e.unwrap().path())
+        .map(|path| {
+            let diff_id = json(&fs::read_to_string(&path).unwrap())["diff_id"].as_str().unwrap_or("").to_string();
+            (path, diff_id)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn unchanged_layers_are_recognised_by_their_outline_and_a_wrong_entry_does_no_harm() {
+    let ws = Workspace::new();
+    let v1_dir = rootfs(&ws, "v1", None);
+    let v1 = tarball(&ws, &v1_dir, "v1.tar.gz");
+    let v2 = tarball(&ws, &rootfs(&ws, "v2", Some("charlie")), "v2.tar.gz");
+    let (cold, _) = convert(&ws, &v2, "cold", &[]);
+    // A cold build from a directory records no outline: nothing recorded its files' digests.
+    convert_cached(&ws, &v1_dir, "from-directory", &[]);
+    assert!(outline_entries(&ws.path("cache")).is_empty());
+    // A cold build from the tarball records each layer's outline with the layer's diff_id.
+    convert_cached(&ws, &v1, "previous", &[]);
+    let blobs = layer_blobs(&ws, "previous");
+    let mut recorded: Vec<String> = outline_entries(&ws.path("cache")).into_iter().map(|(_, d)| d).collect();
+    let mut diff_ids: Vec<String> = blobs.iter().map(|(_, diff_id)| diff_id.clone()).collect();
+    recorded.sort();
+    diff_ids.sort();
+    assert_eq!(recorded, diff_ids);
+    let previous = layout_ref(&ws, "previous");
+    let (rebuilt, stderr) = convert_cached(&ws, &v2, "rebuilt", &["--previous", &previous]);
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    assert_eq!(rebuilt["layers_recognised"], blobs.len() - 1, "every layer but charlie's: {rebuilt}");
+    assert_eq!(rebuilt["blobs_taken"], PACKAGES.len() - 1, "{rebuilt}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_same_layout(&ws, "cold", "rebuilt");
+    assert_eq!(outline_entries(&ws.path("cache")).len(), blobs.len() + 1, "charlie's new layer is recorded too");
+
+    // Alpha's entry torn, bravo's giving another size, delta's giving charlie's old diff_id: the first two are as if
+    // absent; delta's layer takes no blob (its tar does not begin as charlie's old blob does) and is compressed,
+    // which hashes it and corrects the entry. The output is the cold build's all the same.
+    let entry_of =
+        |diff_id: &str| outline_entries(&ws.path("cache")).into_iter().find(|(_, d)| d == diff_id).unwrap().0;
+    let (alpha, bravo, delta) = (entry_of(&blobs[0].1), entry_of(&blobs[1].1), entry_of(&blobs[3].1));
+    fs::write(&alpha, b"{\"diff_id\":").unwrap();
+    let bravo_entry = json(&fs::read_to_string(&bravo).unwrap());
+    let wrong_size =
+        format!(r#"{{"diff_id":"{}","size":{}}}"#, blobs[1].1, bravo_entry["size"].as_u64().unwrap() + 512);
+    fs::write(&bravo, wrong_size).unwrap();
+    let delta_entry = json(&fs::read_to_string(&delta).unwrap());
+    let wrong_tar = format!(r#"{{"diff_id":"{}","size":{}}}"#, blobs[2].1, delta_entry["size"]);
+    fs::write(&delta, wrong_tar).unwrap();
+    let (rebuilt, stderr) = convert_cached(&ws, &v2, "rebuilt-again", &["--previous", &previous]);
+    assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{rebuilt}");
+    // Charlie's new layer was recorded by the rebuild before.
+    assert_eq!(rebuilt["layers_recognised"], blobs.len() - 2, "all but alpha's and bravo's: {rebuilt}");
+    assert_eq!(rebuilt["blobs_taken"], PACKAGES.len() - 2, "alpha and bravo, hashed: {rebuilt}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_same_layout(&ws, "cold", "rebuilt-again");
+    assert_eq!(json(&fs::read_to_string(&delta).unwrap()), delta_entry, "delta's entry is corrected");
+    assert_eq!(json(&fs::read_to_string(&alpha).unwrap())["diff_id"], blobs[0].1.as_str(), "alpha's is rewritten");
+}
+
 #[test]
 fn the_cache_is_under_xdg_cache_home_else_home_and_an_empty_setting_keeps_none() {
     let ws = Workspace::new();

@@ -129,6 +129,9 @@ pub struct Reuse {
     /// Of those, the blobs checked by their digest alone, without decompressing them: this machine had written or
     /// checked them before (see [`KnownLayers`]).
     pub blobs_known: usize,
+    /// Layers whose diff_id this machine knew from their outline (their tar with each large file's data replaced
+    /// by its recorded digest, see [`crate::layer::outline`]), so that their data was neither hashed nor spooled.
+    pub layers_recognised: usize,
 }
 
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
@@ -168,7 +171,10 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
         false => None,
     };
     let rootfs_path = spool.as_ref().map(|f| f.path().to_path_buf()).unwrap_or_else(|| PathBuf::from(&options.rootfs));
-    let source = RootfsSource::new(&rootfs_path, &options.rootfs, staging_dir.path());
+    let mut source = RootfsSource::new(&rootfs_path, &options.rootfs, staging_dir.path());
+    if options.known_layers.dir().is_some() {
+        source = source.recording_file_digests();
+    }
     let base_layers = base.as_ref().map(|b| (b.reference.as_str(), b.layers.len()));
     let plan = layering.plan(&source, previous.as_ref(), base_layers, &options.progress)?;
     // The input's sha256 for the provenance, hashed beside the conversion (a directory has none).
@@ -216,6 +222,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     layers.extend(scan.layers);
     let blobs_taken = previous_blobs.as_ref().map_or(0, PreviousBlobs::taken);
     let blobs_known = previous_blobs.as_ref().map_or(0, PreviousBlobs::taken_known);
+    let layers_recognised = previous_blobs.as_ref().map_or(0, PreviousBlobs::recognised);
     let warnings = previous_blobs.as_ref().map(PreviousBlobs::warnings).unwrap_or_default();
     let reuse = previous.as_ref().map(|previous| {
         let new: Vec<&WrittenLayer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
@@ -225,6 +232,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
             download_bytes: new.iter().map(|l| l.size).sum(),
             blobs_taken,
             blobs_known,
+            layers_recognised,
         }
     });
     let image = Image::assemble(&staging, config, layers.iter().map(WrittenLayer::to_oci).collect(), annotations)?;
@@ -333,6 +341,9 @@ fn write_layers(
     if let Some(previous) = previous {
         layers = layers.reusing(previous);
     }
+    if rootfs.entries.knows_data() && options.known_layers.dir().is_some() {
+        layers = layers.outlining(&options.known_layers);
+    }
     let mut has_bin_sh = false;
     while let Some(entry) = rootfs.entries.next_entry()? {
         let Some(entry) = normalizer.normalize(entry)? else {
@@ -340,13 +351,14 @@ fn write_layers(
         };
         has_bin_sh |= entry.path == b"bin/sh";
         let size = matches!(entry.kind, EntryKind::File { .. }).then(|| entry.size());
+        let known = rootfs.entries.known_data();
         let mut data = ElfSniffer::new(rootfs.entries.data(), &census, size);
         let fault = |e: std::io::Error| match input_fault(&e) {
             Some(problem) => Error::BadInput { input: rootfs.name.clone(), problem: problem.to_string() },
             None => Error::io("cannot write a layer in", staging.root(), e),
         };
         let mut hashed = inventory.hashing(&entry, &mut data);
-        layers.append(&entry, &mut hashed).map_err(fault)?;
+        layers.append(&entry, &mut hashed, known).map_err(fault)?;
         hashed.finish().map_err(fault)?;
         let (head, whole) = data.into_captured();
         census.observe(&entry.path, &head);

@@ -4,6 +4,9 @@
 //! CPU. containers/image keeps the same fact (a blob's "uncompressed digest") in its blob-info cache for the same
 //! reason.
 //!
+//! It also knows the tars of layer outlines (`outlines/min-<size>/<hex>`, see [`crate::layer::outline`]): a rebuild
+//! learns an unchanged layer's diff_id from its outline, without hashing its tar.
+//!
 //! One small file per blob, `layers/sha256/<hex>`, holding the diff_id, the sniffed media type and the uncompressed
 //! size; written whole to a temporary file and renamed, so that concurrent runs and a crash leave only whole entries.
 //! The cache is an optimisation: an entry that cannot be written or read is as if absent, and an entry is used only
@@ -39,6 +42,14 @@ pub struct KnownLayer {
     pub uncompressed_size: u64,
 }
 
+/// What the tar of a layer outline is (see [`crate::layer::outline`]): its diff_id and size, as this process hashed
+/// them from the tar itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownTar {
+    pub diff_id: Digest,
+    pub size: u64,
+}
+
 impl KnownLayer {
     /// What reading a layer established.
     pub fn of(read: &VerifiedLayer) -> KnownLayer {
@@ -71,29 +82,57 @@ impl KnownLayers {
 
     /// What the blob `digest` decompresses to, if this machine established it before.
     pub fn get(&self, digest: &Digest) -> Option<KnownLayer> {
-        let file = fs::File::open(self.entry(digest)?).ok()?;
-        let mut text = Vec::new();
-        file.take(MAX_ENTRY).read_to_end(&mut text).ok()?;
-        serde_json::from_slice(&text).ok()
+        read_entry(&self.entry(digest)?)
     }
 
     /// Records that the blob `digest` decompresses to `layer`. Failing to is not an error: the next rebuild then
     /// decompresses the blob to check it, as if there were no cache.
     pub fn record(&self, digest: &Digest, layer: &KnownLayer) {
-        let Some(path) = self.entry(digest) else { return };
-        if self.get(digest).as_ref() == Some(layer) {
-            return;
+        if let Some(path) = self.entry(digest) {
+            write_entry(&path, layer);
         }
-        let write = || -> std::io::Result<()> {
-            let dir = path.parent().expect("an entry is in a directory");
-            fs::create_dir_all(dir)?;
-            let mut temp = tempfile::Builder::new().prefix(".entry-").tempfile_in(dir)?;
-            temp.write_all(&serde_json::to_vec(layer).expect("an entry serialises"))?;
-            temp.persist(&path)?;
-            Ok(())
-        };
-        let _ = write();
     }
+
+    /// Outlines are kept apart by the rule that makes them, which names the files whose data they leave out.
+    fn outline_entry(&self, outline: &Digest) -> Option<PathBuf> {
+        let rule = format!("min-{}", crate::tar::file_digests::MIN_SIZE);
+        Some(self.dir.as_ref()?.join("outlines").join(rule).join(outline.hex()))
+    }
+
+    /// The tar whose outline is `outline`, if this machine wrote or hashed it before.
+    pub fn tar_of(&self, outline: &Digest) -> Option<KnownTar> {
+        read_entry(&self.outline_entry(outline)?)
+    }
+
+    /// Records that the tar whose outline is `outline` is `tar`, as hashed from its bytes by this process.
+    pub fn record_tar(&self, outline: &Digest, tar: &KnownTar) {
+        if let Some(path) = self.outline_entry(outline) {
+            write_entry(&path, tar);
+        }
+    }
+}
+
+fn read_entry<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let file = fs::File::open(path).ok()?;
+    let mut text = Vec::new();
+    file.take(MAX_ENTRY).read_to_end(&mut text).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Writes an entry whole, unless it already says the same.
+fn write_entry<T: Serialize + serde::de::DeserializeOwned + PartialEq>(path: &Path, fact: &T) {
+    if read_entry::<T>(path).as_ref() == Some(fact) {
+        return;
+    }
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().expect("an entry is in a directory");
+        fs::create_dir_all(dir)?;
+        let mut temp = tempfile::Builder::new().prefix(".entry-").tempfile_in(dir)?;
+        temp.write_all(&serde_json::to_vec(fact).expect("an entry serialises"))?;
+        temp.persist(path)?;
+        Ok(())
+    };
+    let _ = write();
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod compress;
 pub mod known;
+pub mod outline;
 pub mod reuse;
 pub mod set;
 pub mod spool;

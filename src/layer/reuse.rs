@@ -52,6 +52,7 @@ pub struct PreviousBlobs {
     warnings: Mutex<BTreeMap<usize, String>>,
     taken: AtomicUsize,
     taken_known: AtomicUsize,
+    recognised: AtomicUsize,
 }
 
 impl PreviousBlobs {
@@ -99,6 +100,7 @@ impl PreviousBlobs {
             warnings: Mutex::new(BTreeMap::new()),
             taken: AtomicUsize::new(0),
             taken_known: AtomicUsize::new(0),
+            recognised: AtomicUsize::new(0),
         })
     }
 
@@ -163,6 +165,16 @@ impl PreviousBlobs {
     /// How many of the blobs taken were checked by their digest alone, this machine knowing their content.
     pub fn taken_known(&self) -> usize {
         self.taken_known.load(Ordering::Relaxed)
+    }
+
+    /// A layer's diff_id was known from its outline (see [`crate::layer::outline`]): its tar was not hashed.
+    pub fn note_recognised(&self) {
+        self.recognised.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many layers' diff_ids were known from their outlines.
+    pub fn recognised(&self) -> usize {
+        self.recognised.load(Ordering::Relaxed)
     }
 
     /// What was passed over and why, one line each, in the previous image's layer order.

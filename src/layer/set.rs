@@ -15,11 +15,13 @@ use crate::blobs::BlobStore;
 use crate::error::Result;
 use crate::layer::compress::LayerCompression;
 use crate::layer::compress::pool::CompressionPool;
+use crate::layer::known::KnownLayers;
 use crate::layer::reuse::PreviousBlobs;
-use crate::layer::writer::{LayerWriter, WrittenLayer};
+use crate::layer::writer::{LayerShape, LayerWriter, WrittenLayer};
 use crate::layering::base::{BaseImage, Comparison};
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE, Group, LayerPlan};
 use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::file_digests::KnownData;
 use crate::tar::path::{PathHasher, normal_form, parent_of, shown_name};
 
 /// The mtime of parent-directory stubs in lower layers.
@@ -69,6 +71,8 @@ pub struct LayerSet<'a> {
     hasher: PathHasher,
     /// With `--previous`: blobs a layer of the same content takes instead of being compressed again.
     previous: Option<&'a PreviousBlobs>,
+    /// Where layer outlines are recorded and looked up, when the rootfs's read knows its files' digests.
+    outlines: Option<&'a KnownLayers>,
 }
 
 impl<'a> LayerSet<'a> {
@@ -97,6 +101,7 @@ impl<'a> LayerSet<'a> {
             directory_hashes: HashSet::new(),
             hasher: PathHasher::default(),
             previous: None,
+            outlines: None,
         }
     }
 
@@ -107,9 +112,21 @@ impl<'a> LayerSet<'a> {
         self
     }
 
+    /// Describes each layer by its outline too (see [`crate::layer::outline`]), recorded in `known`: given only when
+    /// the rootfs's read hands over each large file's recorded digest.
+    pub fn outlining(mut self, known: &'a KnownLayers) -> Self {
+        self.outlines = Some(known);
+        self
+    }
+
     fn new_writer(&self) -> Result<LayerWriter> {
-        let spooled = self.previous.is_some();
-        LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref(), spooled)
+        let shape = match (self.previous.is_some(), self.outlines.is_some()) {
+            (false, false) => LayerShape::Compressed,
+            (false, true) => LayerShape::CompressedOutlined,
+            (true, false) => LayerShape::Spooled,
+            (true, true) => LayerShape::Outlined,
+        };
+        LayerWriter::create(self.blobs, self.compression, self.level, self.threads, self.pool.as_ref(), shape)
     }
 
     /// Keeps `entry` as the record of a directory, for lower layers to carry as a parent.
@@ -151,14 +168,14 @@ impl<'a> LayerSet<'a> {
     }
 
     /// Appends one normalised entry to its layer, with the parent directories that layer still lacks; on a base,
-    /// only if the base does not have it as it is.
-    pub fn append(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
+    /// only if the base does not have it as it is. `known` is its data as the rootfs's read knows it.
+    pub fn append(&mut self, entry: &Entry, data: &mut dyn Read, known: Option<KnownData>) -> io::Result<()> {
         let Some(base) = self.base else {
-            return self.write(entry, data);
+            return self.write(entry, data, known);
         };
         self.note_present(entry)?;
         match base.compare(entry) {
-            Comparison::Differs => self.write(entry, data),
+            Comparison::Differs => self.write(entry, data, known),
             Comparison::Same => {
                 if matches!(entry.kind, EntryKind::Directory) {
                     self.charge(Self::record_size(entry), entry)?;
@@ -173,7 +190,7 @@ impl<'a> LayerSet<'a> {
                     return Ok(());
                 }
                 content.rewind()?;
-                self.write(entry, &mut content)
+                self.write(entry, &mut content, known)
             }
         }
     }
@@ -197,7 +214,7 @@ impl<'a> LayerSet<'a> {
         Ok(())
     }
 
-    fn write(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
+    fn write(&mut self, entry: &Entry, data: &mut dyn Read, known: Option<KnownData>) -> io::Result<()> {
         let directory_group = self.plan.directory_group();
         let (group, package) = match &entry.kind {
             EntryKind::Directory => {
@@ -228,7 +245,7 @@ impl<'a> LayerSet<'a> {
         }
         let layer = self.layer(group)?;
         for stub in &stubs {
-            layer.writer.append(stub, &mut io::empty())?;
+            layer.writer.append(stub, &mut io::empty(), None)?;
             layer.directories.insert(stub.path.clone());
         }
         if let Some(package) = package {
@@ -237,7 +254,7 @@ impl<'a> LayerSet<'a> {
         if matches!(entry.kind, EntryKind::Directory) {
             layer.directories.insert(entry.path.clone());
         }
-        layer.writer.append(entry, data)
+        layer.writer.append(entry, data, known)
     }
 
     /// The group of a non-directory path, looking its owner up under a top-level directory symlink too: with a
@@ -310,7 +327,7 @@ impl<'a> LayerSet<'a> {
                 let mut writer = self.new_writer()?;
                 for whiteout in &whiteouts {
                     writer
-                        .append(whiteout, &mut io::empty())
+                        .append(whiteout, &mut io::empty(), None)
                         .map_err(|e| crate::error::Error::io("cannot write a layer in", self.blobs.root(), e))?;
                 }
                 ending.push((writer, BTreeMap::from([(ANNOTATION_CONTENT.into(), "whiteouts".into())])));
@@ -347,7 +364,9 @@ impl<'a> LayerSet<'a> {
             ending.push((self.new_writer()?, BTreeMap::new()));
         }
         let (writers, annotations): (Vec<LayerWriter>, Vec<_>) = ending.into_iter().unzip();
-        let committed = commit_all(writers, self.threads, self.blobs, self.previous)?;
+        let no_cache = KnownLayers::none();
+        let known = self.outlines.unwrap_or(&no_cache);
+        let committed = commit_all(writers, self.threads, self.blobs, self.previous, known)?;
         Ok(committed
             .into_iter()
             .zip(annotations)
@@ -368,10 +387,11 @@ fn commit_all(
     threads: usize,
     blobs: &BlobStore,
     previous: Option<&PreviousBlobs>,
+    known: &KnownLayers,
 ) -> Result<Vec<WrittenLayer>> {
     let workers = threads.min(writers.len());
     if previous.is_none() || workers <= 1 {
-        return writers.into_iter().map(|writer| writer.commit(blobs, previous)).collect();
+        return writers.into_iter().map(|writer| writer.commit(blobs, previous, known)).collect();
     }
     let queue = Mutex::new(writers.into_iter().enumerate());
     let done = Mutex::new(Vec::new());
@@ -381,7 +401,7 @@ fn commit_all(
                 loop {
                     let next = queue.lock().ok().and_then(|mut queue| queue.next());
                     let Some((index, writer)) = next else { break };
-                    let committed = writer.commit(blobs, previous);
+                    let committed = writer.commit(blobs, previous, known);
                     let failed = committed.is_err();
                     if let Ok(mut done) = done.lock() {
                         done.push((index, committed));

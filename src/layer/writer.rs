@@ -2,17 +2,19 @@
 //! all in one streaming pass with nothing held whole in memory.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::blobs::{BlobStore, BlobWriter};
-use crate::digest::{Digest, DigestWriter};
+use crate::digest::{Digest, DigestReader, DigestWriter};
 use crate::error::{Error, Result};
 use crate::layer::compress::chunked;
 use crate::layer::compress::pool::CompressionPool;
 use crate::layer::compress::{FinishWrite, LayerCompression};
+use crate::layer::known::{KnownLayers, KnownTar};
+use crate::layer::outline::{OutlineTracker, Recipe};
 use crate::layer::reuse::PreviousBlobs;
 use crate::layer::spool::LayerSpool;
 use crate::layering::plan::{ANNOTATION_CONTENT, ANNOTATION_PACKAGES, ANNOTATION_RULE};
@@ -21,6 +23,7 @@ use crate::oci::image::Layer;
 use crate::oci::media_type::MediaType;
 use crate::source::VerifiedLayer;
 use crate::tar::entry::Entry;
+use crate::tar::file_digests::KnownData;
 use crate::tar::writer::{TarOutput, TarWriter};
 
 /// A finished layer blob.
@@ -86,21 +89,43 @@ pub struct LayerWriter {
 /// Where a layer's tar goes: hashed (its diff_id) into its compressor, or with `--previous` into a spool until its
 /// diff_id says whether the previous image's blob can be taken (see [`crate::layer::reuse`]).
 enum Target {
-    Compressor(DigestWriter<Box<dyn FinishWrite<BlobWriter> + Send>>),
+    /// With an outline, the outline is hashed beside, to be recorded with the diff_id for a later rebuild.
+    Compressor(DigestWriter<Box<dyn FinishWrite<BlobWriter> + Send>>, Option<(OutlineTracker, DigestWriter<io::Sink>)>),
     Spool(LayerSpool),
+    /// The outline into a spool, the data it leaves out left where the rootfs's read found it (see
+    /// [`crate::layer::outline`]).
+    Recipe(LayerSpool, OutlineTracker),
 }
 
 impl Write for Target {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Target::Compressor(compressor) => compressor.write(buf),
+            Target::Compressor(compressor, None) => compressor.write(buf),
+            Target::Compressor(compressor, Some((tracker, outline))) => {
+                let n = compressor.write(buf)?;
+                let left_out = tracker.left_out(n);
+                if tracker.is_whole() && left_out < n {
+                    outline.write_all(&buf[left_out..n])?;
+                    tracker.advance(n - left_out);
+                }
+                Ok(n)
+            }
             Target::Spool(spool) => spool.write(buf),
+            Target::Recipe(spool, tracker) => {
+                let left_out = tracker.left_out(buf.len());
+                if left_out > 0 {
+                    return Ok(left_out);
+                }
+                let n = spool.write(buf)?;
+                tracker.advance(n);
+                Ok(n)
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Target::Compressor(compressor) => compressor.flush(),
-            Target::Spool(spool) => spool.flush(),
+            Target::Compressor(compressor, _) => compressor.flush(),
+            Target::Spool(spool) | Target::Recipe(spool, _) => spool.flush(),
         }
     }
 }
@@ -108,31 +133,61 @@ impl Write for Target {
 impl TarOutput for Target {
     fn data_follows(&mut self, entry: &Entry, name: &[u8]) -> io::Result<()> {
         match self {
-            Target::Compressor(compressor) => compressor.data_follows(entry, name),
+            Target::Compressor(compressor, outline) => {
+                if let Some((tracker, outline)) = outline {
+                    if let Some(digest) = tracker.data_follows(entry) {
+                        outline.write_all(&digest)?;
+                    }
+                }
+                compressor.data_follows(entry, name)
+            }
             // A spooled layer's compressor reads its entries back from the spool (`chunked::rewrite`).
             Target::Spool(_) => Ok(()),
+            Target::Recipe(spool, tracker) => match tracker.data_follows(entry) {
+                Some(digest) => spool.write_all(&digest),
+                None => Ok(()),
+            },
         }
     }
 }
 
+/// How a layer is written: see [`Target`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerShape {
+    /// Compressed as it is written.
+    Compressed,
+    /// Compressed as it is written, its outline hashed beside and recorded.
+    CompressedOutlined,
+    /// Spooled whole until its diff_id is known (`--previous`).
+    Spooled,
+    /// Spooled as its outline until its diff_id is known (`--previous`, the rootfs's digests recorded).
+    Outlined,
+}
+
 impl LayerWriter {
     /// A layer compressed with `threads` threads of its own, or on `pool` when several layers are written at once.
-    /// With `spooled`, its tar is held in a temporary file beside the blobs until [`LayerWriter::commit`] decides
-    /// between compressing it and a previous image's blob.
+    /// A spooled layer's tar (or outline) is held in a temporary file beside the blobs until
+    /// [`LayerWriter::commit`] decides between compressing it and a previous image's blob.
     pub fn create(
         blobs: &BlobStore,
         compression: LayerCompression,
         level: i32,
         threads: usize,
         pool: Option<&Arc<CompressionPool>>,
-        spooled: bool,
+        shape: LayerShape,
     ) -> Result<LayerWriter> {
-        let target = match spooled {
-            true => Target::Spool(
-                LayerSpool::create(blobs.root())
-                    .map_err(|e| Error::io("cannot create a layer spool in", blobs.root(), e))?,
-            ),
-            false => Target::Compressor(DigestWriter::new(Self::compressor(blobs, compression, level, threads, pool)?)),
+        let spool = || {
+            LayerSpool::create(blobs.root()).map_err(|e| Error::io("cannot create a layer spool in", blobs.root(), e))
+        };
+        let compressor =
+            || -> Result<_> { Ok(DigestWriter::new(Self::compressor(blobs, compression, level, threads, pool)?)) };
+        let target = match shape {
+            LayerShape::Compressed => Target::Compressor(compressor()?, None),
+            LayerShape::CompressedOutlined => {
+                Target::Compressor(compressor()?, Some((OutlineTracker::new(), DigestWriter::new(io::sink()))))
+            }
+            LayerShape::Spooled => Target::Spool(spool()?),
+            LayerShape::Outlined => Target::Recipe(spool()?, OutlineTracker::new()),
         };
         Ok(LayerWriter { tar: TarWriter::new(target), compression, level, threads, pool: pool.cloned() })
     }
@@ -149,15 +204,25 @@ impl LayerWriter {
             .map_err(|e| Error::Invalid(format!("cannot start the {compression} compressor: {e}")))
     }
 
-    /// Appends one normalised entry, copying a regular file's data from `data`.
-    pub fn append(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {
+    /// Appends one normalised entry, copying a regular file's data from `data`; `known` is that data as the
+    /// rootfs's read knows it, for the outline.
+    pub fn append(&mut self, entry: &Entry, data: &mut dyn Read, known: Option<KnownData>) -> io::Result<()> {
+        if let Target::Compressor(_, Some((tracker, _))) | Target::Recipe(_, tracker) = self.tar.output_mut() {
+            tracker.expect(known);
+        }
         self.tar.append(entry, data)
     }
 
     /// Ends the tar stream and stores the blob under its digest: the compressed stream, or for a spooled layer the
     /// previous image's blob of the same content when `previous` has one that passes its checks, else the spool
     /// compressed now.
-    pub fn commit(self, blobs: &BlobStore, previous: Option<&PreviousBlobs>) -> Result<WrittenLayer> {
+    /// An outlined layer's outline is recorded in `known` with the diff_id, or looked up there.
+    pub fn commit(
+        self,
+        blobs: &BlobStore,
+        previous: Option<&PreviousBlobs>,
+        known: &KnownLayers,
+    ) -> Result<WrittenLayer> {
         let write_error = |e| Error::io("cannot write a layer in", blobs.root(), e);
         let target = self.tar.finish().map_err(write_error)?;
         // zstd:chunked's compressor names where its table of contents is; the layering adds what the layer holds.
@@ -176,19 +241,52 @@ impl LayerWriter {
                 annotations,
             })
         };
-        let (spool, diff_id, uncompressed_size) = match target {
-            Target::Compressor(compressor) => {
+        // A recipe's outline, when whole: recorded with the tar's diff_id once that is hashed.
+        let mut outline = None;
+        let (recipe, diff_id, uncompressed_size) = match target {
+            Target::Compressor(compressor, outline) => {
                 let (compressor, diff_id, uncompressed_size) = compressor.finish();
+                if let Some((tracker, hashed)) = outline.filter(|(tracker, _)| tracker.is_whole()) {
+                    let (_, outline, _) = hashed.finish();
+                    known.record_tar(&outline, &KnownTar { diff_id: diff_id.clone(), size: uncompressed_size });
+                    debug_assert_eq!(tracker.tar_size(), uncompressed_size);
+                }
                 return written(compressor, diff_id, uncompressed_size);
             }
-            Target::Spool(spool) => spool.finish().map_err(write_error)?,
+            Target::Spool(spool) => {
+                let (file, diff_id, size) = spool.finish().map_err(write_error)?;
+                (Recipe::plain(file), diff_id, size)
+            }
+            Target::Recipe(spool, tracker) => {
+                let (file, digest, _) = spool.finish().map_err(write_error)?;
+                let size = tracker.tar_size();
+                outline = tracker.is_whole().then_some(digest);
+                let recipe = tracker.into_recipe(file);
+                let recorded = outline.as_ref().and_then(|o| known.tar_of(o)).filter(|tar| tar.size == size);
+                let diff_id = match recorded {
+                    Some(tar) => {
+                        if let Some(previous) = previous {
+                            previous.note_recognised();
+                        }
+                        tar.diff_id
+                    }
+                    None => {
+                        let mut hashed = DigestReader::new(recipe.tar());
+                        io::copy(&mut hashed, &mut io::sink()).map_err(write_error)?;
+                        let (diff_id, _) = hashed.finish();
+                        if let Some(outline) = &outline {
+                            known.record_tar(outline, &KnownTar { diff_id: diff_id.clone(), size });
+                        }
+                        diff_id
+                    }
+                };
+                (recipe, diff_id, size)
+            }
         };
-        let mut spool = io::BufReader::with_capacity(128 << 10, spool);
-        spool.rewind().map_err(write_error)?;
         let previous = previous.filter(|p| p.has(&diff_id) && uncompressed_size >= REUSE_MIN_SIZE);
         if let Some(previous) = previous {
             let mut head = Vec::with_capacity(LayerCompression::LEADING_INPUT);
-            (&mut spool).take(LayerCompression::LEADING_INPUT as u64).read_to_end(&mut head).map_err(write_error)?;
+            recipe.tar().take(LayerCompression::LEADING_INPUT as u64).read_to_end(&mut head).map_err(write_error)?;
             let leading =
                 self.compression.leading_bytes(&head, self.level, self.pool.is_some()).map_err(write_error)?;
             let taken = match leading {
@@ -199,15 +297,21 @@ impl LayerWriter {
                 let media_type = self.compression.media_type();
                 return Ok(WrittenLayer { media_type, ..WrittenLayer::kept(&read, &BTreeMap::new()) });
             }
-            spool.rewind().map_err(write_error)?;
         }
         let mut compressor = Self::compressor(blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
+        // Hashed again as it is compressed, so that the diff_id written is the tar's whatever a cache entry said.
+        let mut tar = DigestReader::new(recipe.tar());
         if self.compression.indexes_entries() {
             // It learns where each file begins from the tar writer: the spool is read back entry by entry and
             // written again (the same bytes, which the diff_id checks).
-            compressor = chunked::rewrite(&mut spool, compressor, &diff_id).map_err(write_error)?;
+            compressor = chunked::rewrite(&mut tar, compressor).map_err(write_error)?;
         } else {
-            io::copy(&mut spool, &mut compressor).map_err(write_error)?;
+            io::copy(&mut tar, &mut compressor).map_err(write_error)?;
+        }
+        let (diff_id, uncompressed_size) = tar.finish();
+        if let Some(outline) = &outline {
+            // Corrects an entry that said otherwise: the blob written is right either way, and a cold build's.
+            known.record_tar(outline, &KnownTar { diff_id: diff_id.clone(), size: uncompressed_size });
         }
         written(compressor, diff_id, uncompressed_size)
     }

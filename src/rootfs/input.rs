@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::progress::{CountingReader, Progress};
 use crate::rootfs::decode::{InputCompression, SNIFF_LEN};
 use crate::rootfs::directory::DirectoryReader;
+use crate::tar::file_digests::DataIndex;
 use crate::tar::reader::TarReader;
 
 pub use crate::tar::entry::EntrySource;
@@ -79,23 +80,23 @@ pub(crate) fn open_path_teeing(
 }
 
 /// Opens a tar of `size` bytes decoded earlier from the input named `name` (see [`crate::rootfs::source`]): read as
-/// the input itself, with its stem and description, without decoding.
+/// the input itself, with its stem and description, without decoding; `index` is what the first read recorded of it.
 pub(crate) fn open_decoded(
     decoded: Box<dyn Read + Send>,
     size: u64,
     name: &str,
     stem: String,
     description: String,
+    index: Option<DataIndex>,
     progress: &Progress,
 ) -> Rootfs {
     progress.start(Some(size), &format!("converting {stem}"));
     let raw: Box<dyn Read + Send> = Box::new(CountingReader::new(decoded, progress.clone()));
-    Rootfs {
-        name: name.to_string(),
-        stem,
-        entries: Box::new(TarReader::new(ReadAhead::spawn(raw, None), name, &description)),
-        description,
+    let mut reader = TarReader::new(ReadAhead::spawn(raw, None), name, &description);
+    if let Some(index) = index {
+        reader = reader.knowing(index);
     }
+    Rootfs { name: name.to_string(), stem, entries: Box::new(reader), description }
 }
 
 fn open_stream(

@@ -16,6 +16,7 @@ use crate::cleanup::TempFile;
 use crate::error::Error;
 use crate::progress::Progress;
 use crate::rootfs::input::{self, DecodedTee, Rootfs, TeeState};
+use crate::tar::file_digests::{DataIndex, DigestSlot};
 
 /// A rootfs given as a path (a tarball, a directory, or a spool of standard input), to be opened once or more.
 pub struct RootfsSource {
@@ -24,6 +25,8 @@ pub struct RootfsSource {
     name: String,
     /// Where the decoded copy goes (beside the outputs, so on a disk sized for them); none is made without one.
     spool_dir: Option<PathBuf>,
+    /// Whether the first read records large files' digests for the second (see [`crate::tar::file_digests`]).
+    records_digests: bool,
     decoded: Mutex<Decoded>,
 }
 
@@ -33,7 +36,7 @@ enum Decoded {
     #[default]
     None,
     /// Being written, or written, by the copying thread of an earlier read.
-    Kept { file: TempFile, state: Arc<TeeState>, stem: String, description: String },
+    Kept { file: TempFile, state: Arc<TeeState>, stem: String, description: String, digests: DigestSlot },
     /// Tried and abandoned: later reads decode the input.
     Abandoned,
 }
@@ -54,8 +57,17 @@ impl RootfsSource {
             path: path.to_path_buf(),
             name: name.to_string(),
             spool_dir: spool_dir.map(Path::to_path_buf),
+            records_digests: false,
             decoded: Mutex::new(Decoded::None),
         }
+    }
+
+    /// The first read of a compressed tarball also records the digests of its large files' data, which the second
+    /// read hands to the layers with each file ([`crate::tar::entry::EntrySource::known_data`]). The hashing runs
+    /// while the first read waits on decoding, on the core decoding leaves free.
+    pub fn recording_file_digests(mut self) -> Self {
+        self.records_digests = true;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -85,11 +97,19 @@ impl RootfsSource {
             return self.open(progress);
         };
         let copy = file.file().try_clone().map_err(|e| Error::io("cannot write in", spool_dir, e))?;
-        let (rootfs, state) = input::open_path_teeing(&self.path, &self.name, progress, DecodedTee::new(copy))?;
+        let (mut rootfs, state) = input::open_path_teeing(&self.path, &self.name, progress, DecodedTee::new(copy))?;
+        let digests = DigestSlot::default();
+        if state.is_some() && self.records_digests {
+            rootfs.entries.record_file_digests(Arc::clone(&digests));
+        }
         *decoded = match state {
-            Some(state) => {
-                Decoded::Kept { file, state, stem: rootfs.stem.clone(), description: rootfs.description.clone() }
-            }
+            Some(state) => Decoded::Kept {
+                file,
+                state,
+                stem: rootfs.stem.clone(),
+                description: rootfs.description.clone(),
+                digests,
+            },
             None => Decoded::Abandoned,
         };
         Ok(rootfs)
@@ -98,14 +118,23 @@ impl RootfsSource {
     /// Opens the rootfs: the decoded copy an earlier read made when it is whole, else the input itself.
     pub fn open(&self, progress: &Progress) -> Result<Rootfs, Error> {
         let decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Decoded::Kept { file, state, stem, description } = &*decoded {
+        if let Decoded::Kept { file, state, stem, description, digests } = &*decoded {
             if state.wait() {
                 // Read through the descriptor made with it, never reopened by name: nothing can swap the file.
-                let copy = file.file().try_clone().map_err(|e| Error::io("cannot read", file.path(), e))?;
-                let size = copy.metadata().map_err(|e| Error::io("cannot read", file.path(), e))?.len();
+                let cannot_read = |e| Error::io("cannot read", file.path(), e);
+                let copy = file.file().try_clone().map_err(cannot_read)?;
+                let size = copy.metadata().map_err(cannot_read)?.len();
+                // The data the first read hashed is read back from this same descriptor, so it is the data hashed.
+                let index = match digests.get() {
+                    Some(_) => Some(DataIndex {
+                        digests: Arc::clone(digests),
+                        file: Arc::new(file.file().try_clone().map_err(cannot_read)?),
+                    }),
+                    None => None,
+                };
                 let reader = Box::new(ReadAt { file: copy, position: 0 });
                 let (stem, description) = (stem.clone(), description.clone());
-                return Ok(input::open_decoded(reader, size, &self.name, stem, description, progress));
+                return Ok(input::open_decoded(reader, size, &self.name, stem, description, index, progress));
             }
         }
         input::open_path(&self.path, &self.name, progress)

@@ -74,6 +74,19 @@ pub trait EntrySource {
     fn next_entry(&mut self) -> Result<Option<Entry>, crate::error::Error>;
     /// The current entry's content (empty for anything but a regular file).
     fn data(&mut self) -> Box<dyn std::io::Read + '_>;
+    /// Records the digests of large files' data as they pass, for a second read of the same tar (see
+    /// [`crate::tar::file_digests`]); a source that is not a tar records nothing.
+    fn record_file_digests(&mut self, slot: crate::tar::file_digests::DigestSlot) {
+        let _ = slot;
+    }
+    /// The current entry's data, when an earlier read of the same tar recorded it and none of it is read yet.
+    fn known_data(&self) -> Option<crate::tar::file_digests::KnownData> {
+        None
+    }
+    /// Whether an earlier read of the same tar recorded its large files' digests.
+    fn knows_data(&self) -> bool {
+        false
+    }
 }
 
 /// One file system object. `path` is relative to the rootfs, without a leading `/` or `./` and without a trailing

@@ -7,6 +7,7 @@
 //! their numbers and times, and the two spellings of extended attributes).
 
 pub mod entry;
+pub mod file_digests;
 mod header;
 pub mod path;
 mod pax;

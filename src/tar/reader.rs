@@ -10,6 +10,7 @@ use std::io::{self, Read};
 
 use crate::error::{Error, display_bytes};
 use crate::tar::entry::{Entry, EntryKind};
+use crate::tar::file_digests::{DataIndex, DigestRecorder, DigestSlot, KnownData};
 use crate::tar::header::{BLOCK, Header, padding};
 use crate::tar::path::shown_name;
 use crate::tar::pax::{self, Records};
@@ -51,6 +52,12 @@ pub struct TarReader<R> {
     global: Records,
     entries: u64,
     offset: u64,
+    /// With [`TarReader::record_file_digests`]: hashes each large file's data as it passes.
+    recorder: Option<DigestRecorder>,
+    /// With [`TarReader::knowing`]: what an earlier read recorded of this same tar.
+    index: Option<DataIndex>,
+    /// The current entry's data size, while none of it is read; `None` once any is.
+    unread_data: Option<u64>,
 }
 
 impl<R: Read> TarReader<R> {
@@ -66,7 +73,28 @@ impl<R: Read> TarReader<R> {
             global: Records::new(),
             entries: 0,
             offset: 0,
+            recorder: None,
+            index: None,
+            unread_data: None,
         }
+    }
+
+    /// Records the sha256 of every regular file's data of [`file_digests::MIN_SIZE`] bytes or more, published into
+    /// `slot` when the end of the archive is reached.
+    pub fn record_file_digests(&mut self, slot: DigestSlot) {
+        self.recorder = Some(DigestRecorder::new(slot));
+    }
+
+    /// A reader of a tar an earlier read recorded digests of (`index`), to tell each file's from
+    /// [`TarReader::known_data`].
+    pub fn knowing(mut self, index: DataIndex) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// The current entry's data, when an earlier read of this tar recorded its digest and none of it is read yet.
+    pub fn known_data(&self) -> Option<KnownData> {
+        self.index.as_ref()?.known(self.offset, self.unread_data?)
     }
 
     fn bad(&self, problem: impl Into<String>) -> Error {
@@ -104,6 +132,23 @@ impl<R: Read> TarReader<R> {
         Ok(())
     }
 
+    /// Skips the rest of the current entry's data, which a recorder still hashes.
+    fn skip_data(&mut self, mut n: u64) -> io::Result<()> {
+        if self.recorder.is_none() {
+            return self.skip(n);
+        }
+        let mut scratch = [0u8; 64 << 10];
+        while n > 0 {
+            let chunk = n.min(scratch.len() as u64) as usize;
+            self.read_exact_counted(&mut scratch[..chunk])?;
+            if let Some(recorder) = &mut self.recorder {
+                recorder.data(&scratch[..chunk]);
+            }
+            n -= chunk as u64;
+        }
+        Ok(())
+    }
+
     /// Reads the data of an extension header (PAX, GNU long name), bounded.
     fn read_metadata(&mut self, size: u64, what: &str) -> Result<Vec<u8>, Error> {
         if size > MAX_METADATA {
@@ -121,9 +166,11 @@ impl<R: Read> TarReader<R> {
     /// The next entry, or `None` at the end-of-archive marker. The previous entry's unread data is skipped.
     pub fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
         let while_skipping = format!("inside entry `{}`", shown_name(&self.current));
-        self.skip(self.remaining + self.padding).map_err(|e| self.stream_error(e, &while_skipping))?;
+        self.skip_data(self.remaining).map_err(|e| self.stream_error(e, &while_skipping))?;
+        self.skip(self.padding).map_err(|e| self.stream_error(e, &while_skipping))?;
         self.remaining = 0;
         self.padding = 0;
+        self.unread_data = None;
 
         let mut local: Option<Records> = None;
         let mut long_name: Option<Vec<u8>> = None;
@@ -155,6 +202,9 @@ impl<R: Read> TarReader<R> {
                     return Err(self.bad("an extended header is followed by the end of the archive, not an entry"));
                 }
                 self.drain_trailer()?;
+                if let Some(recorder) = self.recorder.take() {
+                    recorder.publish();
+                }
                 return Ok(None);
             }
             if !header.checksum_ok() {
@@ -294,6 +344,12 @@ impl<R: Read> TarReader<R> {
         };
         self.remaining = data_size;
         self.padding = padding(data_size);
+        if let EntryKind::File { .. } = kind {
+            self.unread_data = Some(data_size);
+            if let Some(recorder) = &mut self.recorder {
+                recorder.file(self.offset, data_size);
+            }
+        }
         if typeflag == b'D' {
             self.skip(data_size + padding(data_size)).map_err(|e| self.stream_error(e, "inside a GNU dumpdir"))?;
             self.remaining = 0;
@@ -311,6 +367,11 @@ impl<R: Read> TarReader<R> {
     /// Offset in the (decoded) stream where the current entry's data starts, while none of it has been read.
     pub fn data_offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The stream read, at the point this reader reached.
+    pub fn into_inner(self) -> R {
+        self.inner
     }
 
     /// A reader over the current entry's data.
@@ -347,6 +408,10 @@ impl<R: Read> Read for EntryData<'_, R> {
             Ok(n) => {
                 r.remaining -= n as u64;
                 r.offset += n as u64;
+                r.unread_data = None;
+                if let Some(recorder) = &mut r.recorder {
+                    recorder.data(&buf[..n]);
+                }
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
@@ -368,6 +433,15 @@ impl<R: Read> crate::tar::entry::EntrySource for TarReader<R> {
     }
     fn data(&mut self) -> Box<dyn Read + '_> {
         Box::new(TarReader::data(self))
+    }
+    fn record_file_digests(&mut self, slot: DigestSlot) {
+        TarReader::record_file_digests(self, slot)
+    }
+    fn known_data(&self) -> Option<KnownData> {
+        TarReader::known_data(self)
+    }
+    fn knows_data(&self) -> bool {
+        self.index.as_ref().is_some_and(|index| index.digests.get().is_some())
     }
 }
 

@@ -46,6 +46,11 @@ impl<W: TarOutput> TarWriter<W> {
         TarWriter { out, buffer: vec![0u8; 64 * 1024] }
     }
 
+    /// Where the stream goes, to tell it something other than bytes (what the next entry's data is).
+    pub fn output_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Writes one entry; for a regular file, exactly its declared size is copied from `data`. Errors reading `data`
     /// pass through unchanged (readers mark theirs with [`InputFault`]).
     pub fn append(&mut self, entry: &Entry, data: &mut dyn Read) -> io::Result<()> {

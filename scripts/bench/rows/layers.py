@@ -133,6 +133,7 @@ def check_previous_rebuild(bench: Bench, figures: dict) -> bool:
         return False
     figures.clear()
     figures.update(ours, blobs_taken=report.get("blobs_taken", 0), blobs_known=report.get("blobs_known", 0),
+                   layers_recognised=report.get("layers_recognised", 0),
                    manifest_digest=report.get("manifest_digest"))
     return True
 
@@ -193,7 +194,8 @@ def layers_previous(bench: Bench) -> None:
     figures.update(download_percent=percent, diff_agrees=True, same_as_cold=True, vs_cold=ratio,
                    changed=settings.CHANGED_PATH.read_text().rstrip("\n"), **cold)
     row.note = (f"reused {figures['reused_layers']}, new {figures['new_layers']} of {figures['layers']} layers, "
-                f"{figures['blobs_taken']} blobs taken ({figures['blobs_known']} known to this machine); "
+                f"{figures['blobs_taken']} blobs taken ({figures['blobs_known']} known to this machine), "
+                f"{figures['layers_recognised']} layers recognised by their outline; "
                 f"download {human(download)} = {percent}% of {human(total)}; "
                 f"diff agrees; {ratio}x a cold build ({cold['cold_wall_seconds']} s), same digest")
     row.extra.update(figures)

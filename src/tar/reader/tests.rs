@@ -184,3 +184,64 @@ fn a_corrupt_header_checksum_is_reported_with_its_offset() {
     let err = entries(&tar).unwrap_err().to_string();
     assert!(err.contains("corrupt tar header at offset 512") && err.contains("after entry `a`"), "{err}");
 }
+
+#[test]
+fn a_first_read_records_large_files_and_a_second_read_of_the_same_file_knows_them() {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use crate::tar::file_digests::{DataIndex, DigestSlot, MIN_SIZE};
+
+    let big = vec![5u8; MIN_SIZE as usize + 3];
+    let other = vec![9u8; MIN_SIZE as usize * 2];
+    let mut bytes = with_data(header(b"read", b'0', big.len() as u64), &big);
+    bytes.extend(with_data(header(b"small", b'0', 10), &[1u8; 10]));
+    bytes.extend(with_data(header(b"skipped", b'0', other.len() as u64), &other));
+    bytes.extend(vec![0u8; BLOCK * 2]);
+
+    // The first read reads one file's data and skips the other's: both are recorded, at the end of the archive.
+    let slot = DigestSlot::default();
+    let mut first = TarReader::new(&bytes[..], "t", "uncompressed");
+    first.record_file_digests(Arc::clone(&slot));
+    first.next_entry().unwrap().unwrap();
+    io::copy(&mut first.data(), &mut io::sink()).unwrap();
+    first.next_entry().unwrap().unwrap();
+    first.next_entry().unwrap().unwrap();
+    assert!(slot.get().is_none());
+    assert!(first.next_entry().unwrap().is_none());
+    assert_eq!(slot.get().unwrap().len(), 2);
+
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&bytes).unwrap();
+    let index = DataIndex { digests: slot, file: Arc::new(file) };
+    let mut second = TarReader::new(&bytes[..], "t", "uncompressed").knowing(index);
+    let sha = |data: &[u8]| crate::digest::Digest::of(data).hex().to_string();
+    second.next_entry().unwrap().unwrap();
+    let known = second.known_data().unwrap();
+    assert_eq!((hex::encode(known.digest), known.offset, known.size), (sha(&big), 512, big.len() as u64));
+    // Once some of the data is read it is no longer known from its start.
+    second.data().read_exact(&mut [0u8; 1]).unwrap();
+    assert!(second.known_data().is_none());
+    second.next_entry().unwrap().unwrap();
+    assert!(second.known_data().is_none(), "small files are not recorded");
+    second.next_entry().unwrap().unwrap();
+    assert_eq!(hex::encode(second.known_data().unwrap().digest), sha(&other));
+}
+
+#[test]
+fn a_read_that_fails_before_the_end_publishes_nothing() {
+    use std::sync::Arc;
+
+    use crate::tar::file_digests::{DigestSlot, MIN_SIZE};
+
+    let big = vec![5u8; MIN_SIZE as usize];
+    let mut bytes = with_data(header(b"big", b'0', big.len() as u64), &big);
+    bytes.extend(header(b"cut", b'0', 4096));
+    let slot = DigestSlot::default();
+    let mut reader = TarReader::new(&bytes[..], "t", "uncompressed");
+    reader.record_file_digests(Arc::clone(&slot));
+    reader.next_entry().unwrap().unwrap();
+    reader.next_entry().unwrap().unwrap();
+    assert!(reader.next_entry().is_err());
+    assert!(slot.get().is_none());
+}

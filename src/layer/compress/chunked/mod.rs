@@ -43,7 +43,7 @@ pub mod trailer;
 use self::frames::{ChunkSum, FrameQueue, Output, Piece};
 use self::tar_split::{Crc64, TarSplit};
 use self::toc::{ChunkSpan, TocEntry};
-use crate::digest::{Digest, DigestWriter};
+use crate::digest::{Digest, DigestReader, DigestWriter};
 use crate::layer::compress::FinishWrite;
 use crate::layer::compress::pool::CompressionPool;
 use crate::tar::entry::{Entry, EntryKind};
@@ -198,13 +198,12 @@ impl<W: Write> Written<W> {
 
 /// Compresses a tar stream held as plain bytes (a layer spooled for `--previous`): its entries are read back and
 /// written again through the tar writer, which tells `compressor` where each file's data begins. The canonical
-/// writer gives the same bytes again, which `diff_id`, the digest of the spooled tar, checks.
+/// writer gives the same bytes again, which their digests check.
 pub fn rewrite<'a, W: Write>(
     tar: impl Read,
     compressor: Box<dyn FinishWrite<W> + Send + 'a>,
-    diff_id: &Digest,
 ) -> io::Result<Box<dyn FinishWrite<W> + Send + 'a>> {
-    let mut reader = TarReader::new(tar, "a spooled layer", "uncompressed");
+    let mut reader = TarReader::new(DigestReader::new(tar), "a spooled layer", "uncompressed");
     let mut writer = TarWriter::new(DigestWriter::new(compressor));
     while let Some(mut entry) = reader.next_entry().map_err(io::Error::other)? {
         // The reader keeps a directory's name as the header has it, with the `/` the writer adds.
@@ -214,9 +213,10 @@ pub fn rewrite<'a, W: Write>(
         writer.append(&entry, &mut reader.data())?;
     }
     let (compressor, digest, _) = writer.finish()?.finish();
-    if &digest != diff_id {
+    let (read, _) = reader.into_inner().finish();
+    if digest != read {
         return Err(io::Error::other(format!(
-            "a spooled layer ({diff_id}) read back and written again gave {digest}: not the same tar"
+            "a spooled layer ({read}) read back and written again gave {digest}: not the same tar"
         )));
     }
     Ok(compressor)

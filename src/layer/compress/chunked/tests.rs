@@ -194,13 +194,15 @@ fn a_name_that_is_not_utf8_is_refused_as_input() {
 fn a_spooled_tar_written_again_gives_the_same_layer() {
     let entries = rootfs();
     let plain = tar(&entries);
-    let diff_id = Digest::of(&plain);
     let compressor: Box<dyn FinishWrite<Vec<u8>> + Send> =
         Box::new(ZstdChunkedWriter::new(Vec::new(), 3, CompressionPool::new(2)).unwrap());
-    let compressor = rewrite(&plain[..], compressor, &diff_id).unwrap();
+    let compressor = rewrite(&plain[..], compressor).unwrap();
     assert_eq!(compressor.finish_annotated().unwrap(), chunked(&entries, 1));
+    // A tar the canonical writer does not give back byte for byte: two more zero blocks after its end.
+    let mut padded = plain.clone();
+    padded.extend_from_slice(&[0u8; 1024]);
     let other: Box<dyn FinishWrite<Vec<u8>> + Send> =
         Box::new(ZstdChunkedWriter::new(Vec::new(), 3, CompressionPool::new(1)).unwrap());
-    let err = rewrite(&plain[..], other, &Digest::of(b"another tar")).err().unwrap();
+    let err = rewrite(&padded[..], other).err().unwrap();
     assert!(err.to_string().contains("not the same tar"), "{err}");
 }
