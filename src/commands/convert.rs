@@ -360,6 +360,7 @@ fn write_layers(
         let mut hashed = inventory.hashing(&entry, &mut data);
         layers.append(&entry, &mut hashed, known).map_err(fault)?;
         hashed.finish().map_err(fault)?;
+        data.read_rest_needed().map_err(fault)?;
         let (head, whole) = data.into_captured();
         census.observe(&entry.path, &head);
         if let Some(whole) = whole {

@@ -73,6 +73,11 @@ impl OutlineTracker {
         Some(known.digest)
     }
 
+    /// Takes the data left out of the outline as written when none of it was: the writer writes the padding next.
+    pub fn skip_left_out(&mut self) -> bool {
+        std::mem::take(&mut self.left_out) > 0
+    }
+
     /// Of `len` bytes about to be written, how many at their start are left-out data.
     pub fn left_out(&mut self, len: usize) -> usize {
         let n = len.min(self.left_out.min(usize::MAX as u64) as usize);

@@ -149,6 +149,14 @@ impl TarOutput for Target {
             },
         }
     }
+
+    /// A recipe leaves the data of known files out: they are read again from the rootfs only if needed.
+    fn leaves_data_out(&mut self) -> bool {
+        match self {
+            Target::Recipe(_, tracker) => tracker.skip_left_out(),
+            _ => false,
+        }
+    }
 }
 
 /// How a layer is written: see [`Target`].

@@ -258,6 +258,22 @@ impl<R: Read> ElfSniffer<R> {
         ElfIdent::parse(&self.head).is_some_and(|e| e.architecture() == Some("arm"))
     }
 
+    /// Reads what the census needs that the consumer did not read (it may leave a file's data unread): the head,
+    /// and a 32-bit ARM binary whole.
+    pub fn read_rest_needed(&mut self) -> std::io::Result<()> {
+        let mut scratch = [0u8; 64 << 10];
+        while self.head.len() < ELF_HEAD || self.whole.is_some() {
+            let want = match self.whole.is_some() {
+                true => scratch.len(),
+                false => ELF_HEAD - self.head.len(),
+            };
+            if self.read(&mut scratch[..want])? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The head of the file, and the whole file when it is a 32-bit ARM binary the census still needs.
     pub fn into_captured(self) -> (Vec<u8>, Option<Vec<u8>>) {
         let whole = if self.is_arm32() { self.whole } else { None };

@@ -81,6 +81,8 @@ pub(crate) fn open_path_teeing(
 
 /// Opens a tar of `size` bytes decoded earlier from the input named `name` (see [`crate::rootfs::source`]): read as
 /// the input itself, with its stem and description, without decoding; `index` is what the first read recorded of it.
+/// `decoded` counts its own progress. With an index it is read directly, so that data can be skipped unread;
+/// without one, a thread reads ahead.
 pub(crate) fn open_decoded(
     decoded: Box<dyn Read + Send>,
     size: u64,
@@ -91,12 +93,11 @@ pub(crate) fn open_decoded(
     progress: &Progress,
 ) -> Rootfs {
     progress.start(Some(size), &format!("converting {stem}"));
-    let raw: Box<dyn Read + Send> = Box::new(CountingReader::new(decoded, progress.clone()));
-    let mut reader = TarReader::new(ReadAhead::spawn(raw, None), name, &description);
-    if let Some(index) = index {
-        reader = reader.knowing(index);
-    }
-    Rootfs { name: name.to_string(), stem, entries: Box::new(reader), description }
+    let entries: Box<dyn EntrySource> = match index {
+        Some(index) => Box::new(TarReader::new(decoded, name, &description).knowing(index)),
+        None => Box::new(TarReader::new(ReadAhead::spawn(decoded, None), name, &description)),
+    };
+    Rootfs { name: name.to_string(), stem, entries, description }
 }
 
 fn open_stream(

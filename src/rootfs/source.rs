@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::cleanup::TempFile;
@@ -125,14 +125,16 @@ impl RootfsSource {
                 let copy = file.file().try_clone().map_err(cannot_read)?;
                 let size = copy.metadata().map_err(cannot_read)?.len();
                 // The data the first read hashed is read back from this same descriptor, so it is the data hashed.
+                let cursor = Arc::new(AtomicU64::new(0));
                 let index = match digests.get() {
                     Some(_) => Some(DataIndex {
                         digests: Arc::clone(digests),
                         file: Arc::new(file.file().try_clone().map_err(cannot_read)?),
+                        cursor: Some(Arc::clone(&cursor)),
                     }),
                     None => None,
                 };
-                let reader = Box::new(ReadAt { file: copy, position: 0 });
+                let reader = Box::new(ReadAt { file: copy, cursor, progress: progress.clone(), counted: 0 });
                 let (stem, description) = (stem.clone(), description.clone());
                 return Ok(input::open_decoded(reader, size, &self.name, stem, description, index, progress));
             }
@@ -142,16 +144,23 @@ impl RootfsSource {
 }
 
 /// A file read from its start with positioned reads: the copy's descriptors share one offset, left at the end by
-/// the thread that wrote it.
+/// the thread that wrote it. The position is shared with the tar reader, which moves it past data nobody reads
+/// (see [`DataIndex`]); progress counts what was skipped too.
 struct ReadAt {
     file: File,
-    position: u64,
+    cursor: Arc<AtomicU64>,
+    progress: Progress,
+    /// Bytes counted in the progress so far.
+    counted: u64,
 }
 
 impl Read for ReadAt {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.position)?;
-        self.position += n as u64;
+        let position = self.cursor.load(Ordering::Relaxed);
+        let n = self.file.read_at(buf, position)?;
+        self.cursor.store(position + n as u64, Ordering::Relaxed);
+        self.progress.inc(position + n as u64 - self.counted);
+        self.counted = position + n as u64;
         Ok(n)
     }
 }

@@ -6,6 +6,7 @@
 //! spooling every byte again: on the bench rootfs that hashing and spooling was half of a rebuild's second pass.
 
 use std::fs::File;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use crate::digest::Hasher;
@@ -97,6 +98,9 @@ pub struct KnownData {
 pub struct DataIndex {
     pub digests: DigestSlot,
     pub file: Arc<File>,
+    /// The position the tar is read at in `file`, when it is read there with positioned reads and nothing between
+    /// (no buffer, no read-ahead): data nobody reads is then skipped by moving it, without being read.
+    pub cursor: Option<Arc<AtomicU64>>,
 }
 
 impl DataIndex {

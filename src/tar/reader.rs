@@ -123,6 +123,11 @@ impl<R: Read> TarReader<R> {
     }
 
     fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        if let Some(cursor) = self.index.as_ref().and_then(|index| index.cursor.as_ref()) {
+            cursor.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            self.offset += n;
+            return Ok(());
+        }
         let mut scratch = [0u8; 8192];
         while n > 0 {
             let chunk = n.min(scratch.len() as u64) as usize;

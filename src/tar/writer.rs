@@ -24,6 +24,12 @@ pub trait TarOutput: Write {
         let _ = (entry, name);
         Ok(())
     }
+
+    /// Asked after [`TarOutput::data_follows`]: true when this output leaves the entry's data out (a layer's outline
+    /// holds its digest instead), so that the writer neither reads nor writes it, only its padding.
+    fn leaves_data_out(&mut self) -> bool {
+        false
+    }
 }
 
 impl TarOutput for Vec<u8> {}
@@ -33,6 +39,9 @@ impl<W: Write> TarOutput for io::BufWriter<W> {}
 impl<W: TarOutput> TarOutput for crate::digest::DigestWriter<W> {
     fn data_follows(&mut self, entry: &Entry, name: &[u8]) -> io::Result<()> {
         self.get_mut().data_follows(entry, name)
+    }
+    fn leaves_data_out(&mut self) -> bool {
+        self.get_mut().leaves_data_out()
     }
 }
 
@@ -57,6 +66,10 @@ impl<W: TarOutput> TarWriter<W> {
         let name = self.write_header(entry)?;
         self.out.data_follows(entry, &name)?;
         if let EntryKind::File { size } = entry.kind {
+            if self.out.leaves_data_out() {
+                let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
+                return self.out.write_all(&[0u8; BLOCK][..pad]);
+            }
             self.copy_data(entry, size, data)?;
         }
         Ok(())

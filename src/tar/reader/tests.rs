@@ -213,8 +213,8 @@ fn a_first_read_records_large_files_and_a_second_read_of_the_same_file_knows_the
 
     let mut file = tempfile::tempfile().unwrap();
     file.write_all(&bytes).unwrap();
-    let index = DataIndex { digests: slot, file: Arc::new(file) };
-    let mut second = TarReader::new(&bytes[..], "t", "uncompressed").knowing(index);
+    let index = DataIndex { digests: Arc::clone(&slot), file: Arc::new(file), cursor: None };
+    let mut second = TarReader::new(&bytes[..], "t", "uncompressed").knowing(index.clone());
     let sha = |data: &[u8]| crate::digest::Digest::of(data).hex().to_string();
     second.next_entry().unwrap().unwrap();
     let known = second.known_data().unwrap();
@@ -226,6 +226,26 @@ fn a_first_read_records_large_files_and_a_second_read_of_the_same_file_knows_the
     assert!(second.known_data().is_none(), "small files are not recorded");
     second.next_entry().unwrap().unwrap();
     assert_eq!(hex::encode(second.known_data().unwrap().digest), sha(&other));
+
+    // Read at a shared cursor, data nobody reads is skipped by moving the cursor, without being read.
+    struct At(Arc<std::fs::File>, Arc<std::sync::atomic::AtomicU64>, u64);
+    impl Read for At {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            use std::os::unix::fs::FileExt;
+            let position = self.1.load(std::sync::atomic::Ordering::Relaxed);
+            let n = self.0.read_at(buf, position)?;
+            self.1.store(position + n as u64, std::sync::atomic::Ordering::Relaxed);
+            self.2 += n as u64;
+            Ok(n)
+        }
+    }
+    let cursor = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let index = DataIndex { cursor: Some(Arc::clone(&cursor)), ..index };
+    let mut third = TarReader::new(At(Arc::clone(&index.file), cursor, 0), "t", "uncompressed").knowing(index);
+    let names: Vec<Vec<u8>> = std::iter::from_fn(|| third.next_entry().unwrap()).map(|e| e.path).collect();
+    let read = third.into_inner().2;
+    assert!(read <= (bytes.len() - big.len() - other.len()) as u64, "{read} bytes read of {}", bytes.len());
+    assert_eq!(names, [b"read".to_vec(), b"small".to_vec(), b"skipped".to_vec()]);
 }
 
 #[test]
