@@ -3,7 +3,9 @@
 //!
 //! A layer's diff_id is known only once its tar is written, so with a previous image each layer is spooled
 //! uncompressed to a temporary file (bounded memory, any layer size) and hashed on the way; its compression waits
-//! until the diff_id says whether the previous image has it. Meanwhile a thread of its own reads every layer of the
+//! until the diff_id says whether the previous image has it. When the rootfs's first read recorded its files'
+//! digests, a layer is spooled as its outline instead, and an outline this machine saw before gives the diff_id
+//! without the tar being hashed (see [`crate::layer::outline`]). Meanwhile a thread of its own reads every layer of the
 //! previous image, checking its digest and that it decompresses to the diff_id its config claims, and copies the
 //! blobs that pass into the staging store: the rootfs pass keeps one core busy, this uses another, so the check
 //! costs a rebuild little wall time. A previous blob is taken only when three things hold, so that the output is
