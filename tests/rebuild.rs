@@ -434,6 +434,39 @@ fn unchanged_layers_are_recognised_by_their_outline_and_a_wrong_entry_does_no_ha
 }
 
 #[test]
+fn a_rebuild_from_outlines_writes_what_a_cold_build_writes_whatever_the_threads_or_the_compression() {
+    let ws = Workspace::new();
+    let v1 = tarball(&ws, &rootfs(&ws, "v1", None), "v1.tar.gz");
+    let v2 = tarball(&ws, &rootfs(&ws, "v2", Some("charlie")), "v2.tar.gz");
+    // zstd:chunked is the compression whose layers are put together again entry by entry from the outline.
+    for (compression, threads) in [("gzip", &["1", "2"][..]), ("zstd:chunked", &["2"][..])] {
+        let c = ["--compression", compression];
+        let name = compression.replace(':', "-");
+        let (built, _) = convert_cached(&ws, &v1, &format!("{name}-v1"), &c);
+        let layers = built["layers"].as_array().unwrap().len();
+        let (cold, _) = convert(&ws, &v2, &format!("{name}-cold"), &c);
+        for &threads in threads {
+            let out = format!("{name}-rebuilt-{threads}");
+            let previous = layout_ref(&ws, &format!("{name}-v1"));
+            let extra = [&c[..], &["--previous", &previous, "--threads", threads]].concat();
+            let (rebuilt, stderr) = convert_cached(&ws, &v2, &out, &extra);
+            let what = format!("{compression}, {threads} threads: {rebuilt}");
+            assert_eq!(rebuilt["manifest_digest"], cold["manifest_digest"], "{what}");
+            // Charlie's changed layer is recorded by the first rebuild, and recognised by every later one: an outline
+            // says nothing of compression.
+            let recognised = rebuilt["layers_recognised"].as_u64().unwrap() as usize;
+            let first = compression == "gzip" && threads == "1";
+            assert_eq!(recognised, if first { layers - 1 } else { layers }, "{what}");
+            // zstd:chunked layers are always compressed afresh (their table of contents is written as they are).
+            let taken = if compression == "zstd:chunked" { 0 } else { PACKAGES.len() - 1 };
+            assert_eq!(rebuilt["blobs_taken"], taken, "{what}");
+            assert!(stderr.is_empty(), "{stderr}");
+            assert_same_layout(&ws, &format!("{name}-cold"), &out);
+        }
+    }
+}
+
+#[test]
 fn the_cache_is_under_xdg_cache_home_else_home_and_an_empty_setting_keeps_none() {
     let ws = Workspace::new();
     let v1 = rootfs(&ws, "v1", None);
