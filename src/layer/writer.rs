@@ -223,8 +223,7 @@ impl LayerWriter {
 
     /// Ends the tar stream and stores the blob under its digest: the compressed stream, or for a spooled layer the
     /// previous image's blob of the same content when `previous` has one that passes its checks, else the spool
-    /// compressed now.
-    /// An outlined layer's outline is recorded in `known` with the diff_id, or looked up there.
+    /// compressed now. An outlined layer's outline is recorded in `known` with the diff_id, or looked up there.
     pub fn commit(
         self,
         blobs: &BlobStore,
@@ -249,9 +248,7 @@ impl LayerWriter {
                 annotations,
             })
         };
-        // A recipe's outline, when whole: recorded with the tar's diff_id once that is hashed.
-        let mut outline = None;
-        let (recipe, diff_id, uncompressed_size) = match target {
+        let (recipe, diff_id, uncompressed_size, outline) = match target {
             Target::Compressor(compressor, outline) => {
                 let (compressor, diff_id, uncompressed_size) = compressor.finish();
                 if let Some((tracker, hashed)) = outline.filter(|(tracker, _)| tracker.is_whole()) {
@@ -263,33 +260,9 @@ impl LayerWriter {
             }
             Target::Spool(spool) => {
                 let (file, diff_id, size) = spool.finish().map_err(write_error)?;
-                (Recipe::plain(file), diff_id, size)
+                (Recipe::plain(file), diff_id, size, None)
             }
-            Target::Recipe(spool, tracker) => {
-                let (file, digest, _) = spool.finish().map_err(write_error)?;
-                let size = tracker.tar_size();
-                outline = tracker.is_whole().then_some(digest);
-                let recipe = tracker.into_recipe(file);
-                let recorded = outline.as_ref().and_then(|o| known.tar_of(o)).filter(|tar| tar.size == size);
-                let diff_id = match recorded {
-                    Some(tar) => {
-                        if let Some(previous) = previous {
-                            previous.note_recognised();
-                        }
-                        tar.diff_id
-                    }
-                    None => {
-                        let mut hashed = DigestReader::new(recipe.tar());
-                        io::copy(&mut hashed, &mut io::sink()).map_err(write_error)?;
-                        let (diff_id, _) = hashed.finish();
-                        if let Some(outline) = &outline {
-                            known.record_tar(outline, &KnownTar { diff_id: diff_id.clone(), size });
-                        }
-                        diff_id
-                    }
-                };
-                (recipe, diff_id, size)
-            }
+            Target::Recipe(spool, tracker) => outlined_tar(spool, tracker, known, previous).map_err(write_error)?,
         };
         let previous = previous.filter(|p| p.has(&diff_id) && uncompressed_size >= REUSE_MIN_SIZE);
         if let Some(previous) = previous {
@@ -323,6 +296,34 @@ impl LayerWriter {
         }
         written(compressor, diff_id, uncompressed_size)
     }
+}
+
+/// A layer spooled as its outline: its recipe, the diff_id and size of its tar, and its outline when whole (to be
+/// recorded again once the tar is compressed and hashed). The diff_id is the one recorded with the outline, or else
+/// hashed from the recipe and recorded.
+fn outlined_tar(
+    spool: LayerSpool,
+    tracker: OutlineTracker,
+    known: &KnownLayers,
+    previous: Option<&PreviousBlobs>,
+) -> io::Result<(Recipe, Digest, u64, Option<Digest>)> {
+    let (file, digest, _) = spool.finish()?;
+    let size = tracker.tar_size();
+    let outline = tracker.is_whole().then_some(digest);
+    let recipe = tracker.into_recipe(file);
+    if let Some(tar) = outline.as_ref().and_then(|o| known.tar_of(o)).filter(|tar| tar.size == size) {
+        if let Some(previous) = previous {
+            previous.note_recognised();
+        }
+        return Ok((recipe, tar.diff_id, size, outline));
+    }
+    let mut hashed = DigestReader::new(recipe.tar());
+    io::copy(&mut hashed, &mut io::sink())?;
+    let (diff_id, _) = hashed.finish();
+    if let Some(outline) = &outline {
+        known.record_tar(outline, &KnownTar { diff_id: diff_id.clone(), size });
+    }
+    Ok((recipe, diff_id, size, outline))
 }
 
 /// Layers smaller than this are compressed whatever the previous image holds: checking its blob would cost more.
