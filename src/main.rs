@@ -118,6 +118,9 @@ fn copy(args: &cli::args::CopyArgs) -> Result<(), imgcraft::Error> {
     let options =
         imgcraft::sink::SinkOptions { replace_bundle: args.force, ..signed_sink_options(&args.registry, &args.sign)? };
     let report = imgcraft::commands::copy::copy_image(&args.source, &args.destinations, args.tag.as_ref(), &options)?;
+    for warning in &report.warnings {
+        eprintln!("rootfs2image: warning: {}", imgcraft::error::display_text(warning, imgcraft::error::MAX_ERROR_LINE));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
         return Ok(());

@@ -88,6 +88,31 @@ fn a_bundle_that_cannot_be_finished_leaves_nothing() {
     assert_eq!(ws.listing(), before);
 }
 
+#[test]
+fn a_bundle_output_of_a_copy_or_a_conversion_passes_its_warnings_on_naming_it() {
+    let ws = Workspace::new();
+    let layer = archive(&[Entry::dir("etc"), Entry::file("etc/passwd", b"root:x:0:0::/:/bin/sh\n")]);
+    write_layout(&ws.path("nocmd"), "1", &[layer], json!({}), json!({}));
+    let warned = |output: &std::process::Output, bundle: &str| {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line =
+            format!("rootfs2image: warning: oci-bundle:{}: the image config has neither", ws.path(bundle).display());
+        assert!(stderr.lines().any(|l| l.starts_with(&line)), "{stderr}");
+        let report = common::json(&String::from_utf8_lossy(&output.stdout));
+        assert!(report["warnings"][0].as_str().unwrap().contains("neither an entrypoint nor a command"), "{report}");
+    };
+    let bundle = format!("oci-bundle:{}", ws.path("copied").display());
+    warned(&ws.cmd().args(["copy", "--json", "oci:nocmd:1", &bundle]).output().unwrap(), "copied");
+    // A rootfs without /bin/sh gets no default command either.
+    let rootfs = ws.path("rootfs.tar");
+    std::fs::write(&rootfs, archive(&[Entry::dir("etc"), Entry::file("etc/passwd", b"root:x:0:0::/:/bin/sh\n")]))
+        .unwrap();
+    let bundle = format!("oci-bundle:{}", ws.path("converted").display());
+    let output = ws.cmd().arg(&rootfs).args(["--arch", "amd64", "--json", "-o", &bundle]).output().unwrap();
+    warned(&output, "converted");
+}
+
 /// A command run as `nobody` (uid and gid 65534, no other groups), with a home of its own.
 fn as_nobody(program: &str, home: &Path) -> Command {
     let mut c = Command::new("setpriv");

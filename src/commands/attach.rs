@@ -62,7 +62,7 @@ pub fn attach(reference: &ImageRef, sboms: &[SbomFile], options: &SinkOptions) -
         }
     }
     drop(opened);
-    let pushes = sink::publish(&outputs, &publication, &staging, name.as_ref(), options)?;
+    let pushes = sink::publish(&outputs, &publication, &staging, name.as_ref(), options)?.pushes;
     let reread = {
         let mut source = crate::source::open_with(&output, &options.registry)?;
         source.load_attachments()?;

@@ -223,7 +223,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     let blobs_taken = previous_blobs.as_ref().map_or(0, PreviousBlobs::taken);
     let blobs_known = previous_blobs.as_ref().map_or(0, PreviousBlobs::taken_known);
     let layers_recognised = previous_blobs.as_ref().map_or(0, PreviousBlobs::recognised);
-    let warnings = previous_blobs.as_ref().map(PreviousBlobs::warnings).unwrap_or_default();
+    let mut warnings = previous_blobs.as_ref().map(PreviousBlobs::warnings).unwrap_or_default();
     let reuse = previous.as_ref().map(|previous| {
         let new: Vec<&WrittenLayer> = layers.iter().filter(|l| !previous.digests.contains(&l.digest)).collect();
         Reuse {
@@ -284,7 +284,9 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport> {
     } else {
         output.outputs.clone()
     };
-    let pushes = sink::publish(&outputs, &publication, &staging, output.name.as_ref(), &output.sink)?;
+    let published = sink::publish(&outputs, &publication, &staging, output.name.as_ref(), &output.sink)?;
+    let pushes = published.pushes;
+    warnings.extend(published.warnings);
     options.progress.finish();
     let config = &publication.images[0].config;
     Ok(ConvertReport {

@@ -23,6 +23,9 @@ pub struct CopyReport {
     pub attachments: Vec<Digest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushes: Vec<PushReport>,
+    /// What went otherwise than asked without failing the copy (a bundle's process that will not run as it is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Copies the image `source` names to every output, unchanged.
@@ -54,13 +57,14 @@ pub fn copy_image(
     let staging = BlobStore::open(staging_dir.path())?;
     sink::stage(&publication.images[0], &opened, &staging, outputs, source)?;
     sink::stage_attachments(&publication.attachments, &opened, &staging, source)?;
-    let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
+    let published = sink::publish(outputs, &publication, &staging, name, options)?;
     Ok(CopyReport {
         manifest_digest: publication.top.descriptor.digest.clone(),
         architecture: opened.image.config.architecture.clone(),
         variant: opened.image.config.variant.clone(),
         outputs: outputs.iter().map(ToString::to_string).collect(),
         attachments: publication.attachments.iter().map(|a| a.manifest.descriptor.digest.clone()).collect(),
-        pushes,
+        pushes: published.pushes,
+        warnings: published.warnings,
     })
 }

@@ -78,7 +78,7 @@ pub fn build_index(
     let index = Document::put(&staging, MediaType::OciIndex, index_bytes)?;
     let mut publication = Publication::index(index, images);
     publication.attachments = attachments;
-    let pushes = sink::publish(outputs, &publication, &staging, name, options)?;
+    let pushes = sink::publish(outputs, &publication, &staging, name, options)?.pushes;
     Ok(IndexReport {
         index_digest: publication.top.descriptor.digest.clone(),
         manifests: listed,

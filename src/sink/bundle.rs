@@ -162,9 +162,19 @@ impl PreparedBundle {
     }
 }
 
-impl PreparedOutput for PreparedBundle {
+/// A bundle as an output of a conversion or a copy, with the warnings its report gave, naming it.
+struct BundleOutput {
+    prepared: PreparedBundle,
+    warnings: Vec<String>,
+}
+
+impl PreparedOutput for BundleOutput {
     fn commit(self: Box<Self>) -> Result<Option<crate::registry::PushReport>> {
-        PreparedBundle::commit(*self).map(|()| None)
+        self.prepared.commit().map(|()| None)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 }
 
@@ -180,8 +190,9 @@ pub fn prepare_output(
         return Err(Error::Invalid(format!("cannot write `{shown}`: a runtime bundle holds one image, not an index")));
     };
     let source = SourceImage::from_store(image.clone(), staging.root(), &shown);
-    let (prepared, _) = prepare(&source, dir, &BundleOptions { replace, ..BundleOptions::default() })?;
-    Ok(Box::new(prepared))
+    let (prepared, report) = prepare(&source, dir, &BundleOptions { replace, ..BundleOptions::default() })?;
+    let warnings = report.warnings.iter().map(|warning| format!("{shown}: {warning}")).collect();
+    Ok(Box::new(BundleOutput { prepared, warnings }))
 }
 
 fn shown(text: &str) -> String {

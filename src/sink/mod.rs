@@ -140,22 +140,36 @@ pub fn publish(
     staging: &BlobStore,
     name: Option<&ImageName>,
     options: &SinkOptions,
-) -> Result<Vec<PushReport>> {
+) -> Result<Published> {
     let prepared = outputs
         .iter()
         .map(|output| prepare(output, publication, staging, name, options))
         .collect::<Result<Vec<_>>>()?;
-    let mut pushes = Vec::new();
+    let mut published = Published::default();
     for output in prepared {
-        pushes.extend(output.commit()?);
+        published.warnings.extend(output.warnings());
+        published.pushes.extend(output.commit()?);
     }
-    Ok(pushes)
+    Ok(published)
+}
+
+/// What publishing did besides writing: what each push sent, and what went otherwise than asked (one line each,
+/// naming the output) without failing.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub pushes: Vec<PushReport>,
+    pub warnings: Vec<String>,
 }
 
 /// Work done beside a destination, waiting to be made visible.
 pub trait PreparedOutput {
     /// Makes the output visible; a push reports what it sent.
     fn commit(self: Box<Self>) -> Result<Option<PushReport>>;
+
+    /// What the user should know of the output (a bundle's process that will not run as it is), one line each.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What outputs need besides the image: registry settings.
