@@ -159,7 +159,7 @@ impl TarOutput for Target {
     }
 }
 
-/// How a layer is written: see [`Target`].
+/// How a layer is written: compressed as it comes, or spooled (whole, or as its outline) until its diff_id is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerShape {
     /// Compressed as it is written.

@@ -79,7 +79,7 @@ impl<R: Read> TarReader<R> {
         }
     }
 
-    /// Records the sha256 of every regular file's data of [`file_digests::MIN_SIZE`] bytes or more, published into
+    /// Records the sha256 of every regular file's data of [`crate::tar::file_digests::MIN_SIZE`] bytes or more, published into
     /// `slot` when the end of the archive is reached.
     pub fn record_file_digests(&mut self, slot: DigestSlot) {
         self.recorder = Some(DigestRecorder::new(slot));
