@@ -300,3 +300,23 @@ fn diff_refuses_a_toc_that_does_not_match_its_digest_naming_image_and_layer() {
         bin().args(["diff", &v1.reference(), &v2.reference()]).output().unwrap()
     });
 }
+
+#[test]
+fn diff_of_images_on_a_registry_fetches_their_tables_of_contents_not_their_layers() {
+    let registry = TestRegistry::start(RegistryConfig::default());
+    let versions = Versions::new();
+    let (v1, v2) = push_both(&versions, &registry, "zstd:chunked", "diffed");
+    let local = json(&run(bin().args(["diff", "--json", &v1.reference(), &v2.reference()])));
+    let pushed = |tag: &str| format!("docker://{}/diffed:{tag}", registry.addr);
+    let mark = registry.log_lines();
+    let remote = json(&run(bin().args(["diff", "--json", &pushed("v1"), &pushed("v2")])));
+    let (bytes, requests) = registry.blob_bytes_since(mark);
+    for key in ["download_bytes", "partial_download_bytes", "total_bytes"] {
+        assert_eq!(remote[key], local[key], "{key}: {remote} against {local}");
+    }
+    // The old image's layers and the new ones are asked for from their tables of contents on: the registry sends the
+    // configs and those tails, not the layers.
+    let total = local["total_bytes"].as_u64().unwrap();
+    assert!(bytes * 10 < total, "{bytes} bytes in {requests} requests for images of {total} bytes: {}", registry.log());
+    assert!(registry.log().contains("\" 206 "), "no range was answered: {}", registry.log());
+}

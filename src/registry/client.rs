@@ -276,11 +276,27 @@ impl RegistryClient {
     /// descriptor declares, is refused (the reader is held to `size` by `blob_read::Bounded`, as every blob is).
     /// Redirects to storage are followed without `Authorization`.
     pub fn open_blob(&self, digest: &crate::digest::Digest, size: u64) -> Result<Box<dyn std::io::Read + Send>, Error> {
+        self.open_blob_from(digest, size, 0)
+    }
+
+    /// Opens the blob `digest` (of `size` bytes) from byte `offset` on, asking for that range (distribution-spec
+    /// "Pulling blobs", as a client with zstd:chunked partial pulls does for a table of contents). A registry that
+    /// ignores the range and sends the whole blob has what comes before `offset` read and dropped.
+    pub fn open_blob_from(
+        &self,
+        digest: &crate::digest::Digest,
+        size: u64,
+        offset: u64,
+    ) -> Result<Box<dyn std::io::Read + Send>, Error> {
         let url = self.url(&format!("blobs/{digest}"));
         let mut renewed = false;
+        let ranged = offset > 0 && offset < size;
         let attempt = || {
-            let headers: Vec<(&str, String)> =
+            let mut headers: Vec<(&str, String)> =
                 self.authorization()?.map(|v| ("authorization", v)).into_iter().collect();
+            if ranged {
+                headers.push(("range", format!("bytes={offset}-")));
+            }
             let request = request(Method::GET, &url, &headers).body(()).map_err(|e| self.fail(&e.to_string()))?;
             let response = match self.http.open(request) {
                 Ok(response) => response,
@@ -288,20 +304,30 @@ impl RegistryClient {
             };
             let status = response.status();
             if status.is_success() {
-                let announced = response
-                    .headers()
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                if let Some(announced) = announced.filter(|&announced| announced != size) {
+                let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+                let partial = ranged && status == StatusCode::PARTIAL_CONTENT;
+                let expected = if partial { size - offset } else { size };
+                let announced = header("content-length").and_then(|v| v.parse::<u64>().ok());
+                if let Some(announced) = announced.filter(|&announced| announced != expected) {
                     return Err(self.fail(&format!(
                         "GET blob {digest}: the registry announces {announced} bytes, but the blob's descriptor \
-                         declares {size}"
+                         declares {size}{}",
+                        if partial { format!(" (from byte {offset} on: {expected})") } else { String::new() }
+                    )));
+                }
+                let wanted = format!("bytes {offset}-{}/", size - 1);
+                if partial && !header("content-range").is_some_and(|r| r.starts_with(&wanted)) {
+                    return Err(self.fail(&format!(
+                        "GET blob {digest} from byte {offset}: the registry's answer does not say it holds that range"
                     )));
                 }
                 let what = format!("{}/{}: blob {digest}", self.host, self.repository);
                 let body = response.into_body().into_reader();
-                let blob: Box<dyn std::io::Read + Send> = Box::new(BlobBody::new(body, what, self.options.timeout));
+                let mut blob: Box<dyn std::io::Read + Send> = Box::new(BlobBody::new(body, what, self.options.timeout));
+                if offset > 0 && !partial {
+                    std::io::copy(&mut std::io::Read::take(&mut blob, offset), &mut std::io::sink())
+                        .map_err(|e| self.fail(&format!("GET blob {digest}: {e}")))?;
+                }
                 return Ok(Attempt::Done(blob));
             }
             if status == StatusCode::UNAUTHORIZED && !renewed {

@@ -271,4 +271,21 @@ impl BlobSource for SourceImage {
             .ok_or_else(|| Error::bad_image(&self.reference, format!("the image has no blob {digest}")))?;
         Ok(Box::new(self.blobs.open_within(&self.member(digest), descriptor, &self.reference)?))
     }
+
+    /// From a registry, only the range asked for is fetched (a zstd:chunked table of contents at the end of a layer,
+    /// a chunk of an upload): what is read is held to what is left of the declared size, but, read in part, cannot
+    /// be checked against the blob's digest (a table of contents is checked against its own).
+    fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + Send + '_>> {
+        let Blobs::Registry { client, sizes } = &self.blobs else {
+            let mut reader = self.open_blob(digest)?;
+            std::io::copy(&mut Read::take(&mut reader, offset), &mut std::io::sink())
+                .map_err(|e| Error::bad_image(&self.reference, format!("blob {digest}: {e}")))?;
+            return Ok(reader);
+        };
+        let &size = sizes
+            .get(digest)
+            .ok_or_else(|| Error::bad_image(&self.reference, format!("the image has no blob {digest}")))?;
+        let left = size.saturating_sub(offset);
+        Ok(Box::new(Bounded::new(client.open_blob_from(digest, size, offset.min(size))?, left)))
+    }
 }
