@@ -260,12 +260,18 @@ struct Image {
 
 impl Image {
     fn build() -> Image {
+        Image::build_with(&[])
+    }
+
+    /// The image, converted with `extra` options too.
+    fn build_with(extra: &[&str]) -> Image {
         let dir = tempfile::tempdir().unwrap();
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("etc")).unwrap();
         std::fs::write(rootfs.join("etc/hello"), "hello\n").unwrap();
         let layout = dir.path().join("layout");
-        run(bin().arg(&rootfs).args(["--arch", "amd64", "-q", "-o"]).arg(format!("oci:{}:1", layout.display())));
+        let output = format!("oci:{}:1", layout.display());
+        run(bin().arg(&rootfs).args(["--arch", "amd64", "-q", "-o", &output]).args(extra));
         let json =
             |path: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
         let blob = |digest: &str| std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap();
@@ -534,6 +540,44 @@ fn a_blob_announced_longer_than_its_descriptor_is_refused_before_reading() {
         "announces 10737418240 bytes",
     );
     assert!(took < Duration::from_secs(10), "waited for the body: {took:?}");
+}
+
+#[test]
+fn a_range_answered_whole_is_read_past_and_a_range_answered_wrongly_is_refused() {
+    // A zstd:chunked layer: diff reads its table of contents with a Range request.
+    let image = Arc::new(Image::build_with(&["--compression", "zstd:chunked"]));
+    let home = tempfile::tempdir().unwrap();
+    let local = format!("oci:{}:1", image.layout.display());
+    let figures = |text: String| {
+        let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        ["download_bytes", "partial_download_bytes", "total_bytes"].map(|key| report[key].clone())
+    };
+    let expected = figures(run(bin().args(["diff", "--json", &local, &local])));
+    // This server ignores the Range header: the whole blob comes, and what precedes the range is read past.
+    let whole = image.serve(|_, _| None);
+    let remote = format!("docker://{}/img:1", whole.addr);
+    assert_eq!(figures(run(tool(home.path()).args(["diff", "--json", &remote, &local]))), expected);
+    let ranged: Vec<Seen> = whole.seen().into_iter().filter(|r| r.header("range").is_some()).collect();
+    assert!(!ranged.is_empty(), "diff asked for no range");
+    // This one answers 206 with a range that starts at 0, not where it was asked to.
+    let wrong = image.serve(|request, image| {
+        let offset: usize = request.header("range")?.strip_prefix("bytes=")?.trim_end_matches('-').parse().ok()?;
+        if !request.path.ends_with(&image.layer.0) {
+            return None;
+        }
+        // As many bytes as asked for, but said to be the blob's first ones.
+        let length = image.layer.1.len();
+        let body = image.layer.1[offset..].to_vec();
+        let range = format!("bytes 0-{}/{length}", body.len() - 1);
+        Some(Answer::Full { status: 206, headers: vec![("content-range".into(), range)], body })
+    });
+    let remote = format!("docker://{}/img:1", wrong.addr);
+    refused_within(
+        tool(home.path()).args(["diff", &remote, &local, "--timeout", "5"]),
+        Duration::from_secs(60),
+        &wrong.addr,
+        "does not say it holds that range",
+    );
 }
 
 #[test]
