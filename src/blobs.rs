@@ -25,10 +25,14 @@ pub trait BlobSource: Sync {
     /// The blob from byte `offset` on; sources that can seek do better than reading up to it.
     fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn io::Read + Send + '_>> {
         let mut reader = self.open_blob(digest)?;
-        io::copy(&mut io::Read::take(&mut reader, offset), &mut io::sink())
-            .map_err(|e| Error::Invalid(format!("cannot read blob {digest}: {e}")))?;
+        read_past(&mut reader, offset).map_err(|e| Error::Invalid(format!("cannot read blob {digest}: {e}")))?;
         Ok(reader)
     }
+}
+
+/// Reads and drops the next `n` bytes of `reader`: how a stream that cannot seek reaches an offset.
+pub fn read_past(reader: &mut dyn io::Read, n: u64) -> io::Result<()> {
+    io::copy(&mut io::Read::take(reader, n), &mut io::sink()).map(drop)
 }
 
 pub struct BlobStore {

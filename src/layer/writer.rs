@@ -280,27 +280,37 @@ impl LayerWriter {
             }
         }
         let mut compressor = Self::compressor(blobs, self.compression, self.level, self.threads, self.pool.as_ref())?;
-        // Hashed again as it is compressed, so that the diff_id written is the tar's whatever a cache entry said.
-        let mut tar = DigestReader::new(recipe.tar());
+        // A diff_id the cache gave is checked by hashing the tar as it is compressed, so that the one written is the
+        // tar's whatever the entry said; one hashed from the tar already is not hashed again.
+        let mut plain;
+        let mut hashed = outline.is_some().then(|| DigestReader::new(recipe.tar()));
+        let tar: &mut dyn Read = match &mut hashed {
+            Some(hashed) => hashed,
+            None => {
+                plain = recipe.tar();
+                &mut plain
+            }
+        };
         if self.compression.indexes_entries() {
             // It learns where each file begins from the tar writer: the spool is read back entry by entry and
             // written again (the same bytes, which the diff_id checks).
-            compressor = chunked::rewrite(&mut tar, compressor).map_err(write_error)?;
+            compressor = chunked::rewrite(tar, compressor).map_err(write_error)?;
         } else {
-            io::copy(&mut tar, &mut compressor).map_err(write_error)?;
+            io::copy(tar, &mut compressor).map_err(write_error)?;
         }
-        let (diff_id, uncompressed_size) = tar.finish();
-        if let Some(outline) = &outline {
-            // Corrects an entry that said otherwise: the blob written is right either way, and a cold build's.
-            known.record_tar(outline, &KnownTar { diff_id: diff_id.clone(), size: uncompressed_size });
-        }
+        let (Some(outline), Some(hashed)) = (outline, hashed) else {
+            return written(compressor, diff_id, uncompressed_size);
+        };
+        let (diff_id, uncompressed_size) = hashed.finish();
+        // Corrects an entry that said otherwise: the blob written is right either way, and a cold build's.
+        known.record_tar(&outline, &KnownTar { diff_id: diff_id.clone(), size: uncompressed_size });
         written(compressor, diff_id, uncompressed_size)
     }
 }
 
-/// A layer spooled as its outline: its recipe, the diff_id and size of its tar, and its outline when whole (to be
-/// recorded again once the tar is compressed and hashed). The diff_id is the one recorded with the outline, or else
-/// hashed from the recipe and recorded.
+/// A layer spooled as its outline: its recipe, the diff_id and size of its tar, and the outline when the diff_id is
+/// the one the cache recorded with it (to be checked, and the entry corrected, when the tar is compressed). Any other
+/// diff_id is hashed from the recipe, and recorded when the outline is whole.
 fn outlined_tar(
     spool: LayerSpool,
     tracker: OutlineTracker,
@@ -323,7 +333,7 @@ fn outlined_tar(
     if let Some(outline) = &outline {
         known.record_tar(outline, &KnownTar { diff_id: diff_id.clone(), size });
     }
-    Ok((recipe, diff_id, size, outline))
+    Ok((recipe, diff_id, size, None))
 }
 
 /// Layers smaller than this are compressed whatever the previous image holds: checking its blob would cost more.

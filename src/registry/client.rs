@@ -325,7 +325,7 @@ impl RegistryClient {
                 let body = response.into_body().into_reader();
                 let mut blob: Box<dyn std::io::Read + Send> = Box::new(BlobBody::new(body, what, self.options.timeout));
                 if offset > 0 && !partial {
-                    std::io::copy(&mut std::io::Read::take(&mut blob, offset), &mut std::io::sink())
+                    crate::blobs::read_past(&mut blob, offset)
                         .map_err(|e| self.fail(&format!("GET blob {digest}: {e}")))?;
                 }
                 return Ok(Attempt::Done(blob));

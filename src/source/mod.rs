@@ -278,7 +278,7 @@ impl BlobSource for SourceImage {
     fn open_blob_at(&self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + Send + '_>> {
         let Blobs::Registry { client, sizes } = &self.blobs else {
             let mut reader = self.open_blob(digest)?;
-            std::io::copy(&mut Read::take(&mut reader, offset), &mut std::io::sink())
+            crate::blobs::read_past(&mut reader, offset)
                 .map_err(|e| Error::bad_image(&self.reference, format!("blob {digest}: {e}")))?;
             return Ok(reader);
         };
