@@ -444,6 +444,16 @@ fn a_rebuild_from_outlines_writes_what_a_cold_build_writes_whatever_the_threads_
         let name = compression.replace(':', "-");
         let (built, _) = convert_cached(&ws, &v1, &format!("{name}-v1"), &c);
         let layers = built["layers"].as_array().unwrap().len();
+        // The same rootfs converted again, with the cache recording outlines or without it, at 1 and 2 threads:
+        // the same image, byte for byte.
+        let (plain, _) = convert(&ws, &v1, &format!("{name}-v1-plain"), &c);
+        assert_eq!(built["manifest_digest"], plain["manifest_digest"], "{compression}");
+        for threads in ["1", "2"] {
+            let extra = [&c[..], &["--threads", threads]].concat();
+            let (again, _) = convert_cached(&ws, &v1, &format!("{name}-v1-{threads}"), &extra);
+            assert_eq!(again["manifest_digest"], plain["manifest_digest"], "{compression}, {threads} threads");
+            assert_same_layout(&ws, &format!("{name}-v1-plain"), &format!("{name}-v1-{threads}"));
+        }
         let (cold, _) = convert(&ws, &v2, &format!("{name}-cold"), &c);
         for &threads in threads {
             let out = format!("{name}-rebuilt-{threads}");
